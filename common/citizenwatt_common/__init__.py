@@ -1,0 +1,1 @@
+"""Shared by every CitizenWatt service: the MQTT contract, settings, schema and energy arithmetic."""

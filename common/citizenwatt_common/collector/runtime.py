@@ -1,0 +1,141 @@
+"""The run loop every collector shares: settings, signals, device outages and backoff.
+
+A collector supplies a transport (talks to the hardware) and a pure decoder; this module turns
+their output into published readings and handles everything that is the same for all of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+from pydantic import Field
+
+from ..contract import SENSOR_ID_PATTERN, Reading
+from ..logs import setup_logging
+from ..settings import MqttSettings
+from .publisher import ReadingPublisher
+
+log = logging.getLogger(__name__)
+
+
+class CollectorSettings(MqttSettings):
+    sensor_id: str = Field(pattern=f"^{SENSOR_ID_PATTERN}$", description="MQTT <sensor_id> of this collector")
+    period_seconds: float = Field(default=8.0, gt=0, le=3600, description="seconds between readings")
+    buffer_size: int = Field(default=100_000, ge=1, description="readings kept while the broker is away")
+
+
+class DeviceUnavailable(Exception):
+    """The device cannot be reached. The message names the device and what the user should check."""
+
+
+class Backoff:
+    """1 s, 2 s, 4 s ... up to ``maximum``; reset after a success."""
+
+    def __init__(self, initial: float = 1.0, maximum: float = 60.0) -> None:
+        self.initial, self.maximum, self._next = initial, maximum, initial
+
+    def next_delay(self) -> float:
+        delay, self._next = self._next, min(self._next * 2, self.maximum)
+        return delay
+
+    def reset(self) -> None:
+        self._next = self.initial
+
+
+class CollectorRuntime:
+    def __init__(self, settings: CollectorSettings, kind: str, publisher: ReadingPublisher | None = None) -> None:
+        self.settings = settings
+        self.kind = kind
+        self.stop_event = threading.Event()
+        self.publisher = publisher or ReadingPublisher(
+            settings, settings.sensor_id, buffer_size=settings.buffer_size
+        )
+        # Increasing within a run and, being derived from the clock, across restarts too.
+        self._seq = int(time.time() * 1000)
+        self._device_error: str | None = None
+        self._backoff = Backoff()
+
+    def reading(self, power: float, ts: float | None = None, **optional: Any) -> Reading:
+        """A reading of this collector's sensor, stamped now unless ``ts`` is given."""
+        self._seq += 1
+        return Reading(
+            sensor=self.settings.sensor_id,
+            kind=self.kind,  # type: ignore[arg-type]
+            ts=time.time() if ts is None else ts,
+            power=power,
+            seq=self._seq,
+            **optional,
+        )
+
+    def publish(self, reading: Reading) -> None:
+        self.publisher.submit(reading)
+
+    # -- device health -------------------------------------------------------------------------
+    def device_ok(self) -> None:
+        if self._device_error is not None:
+            log.info("%s: device is back", self.settings.sensor_id)
+        self._device_error = None
+        self._backoff.reset()
+        self.publisher.set_device_online(True)
+
+    def device_failed(self, error: DeviceUnavailable) -> None:
+        """Log once per outage, report ``offline`` and wait (with backoff) before the next try."""
+        message = str(error)
+        if message != self._device_error:
+            log.error("%s: %s", self.settings.sensor_id, message)
+        self._device_error = message
+        self.publisher.set_device_online(False)
+        self.stop_event.wait(self._backoff.next_delay())
+
+    # -- running -------------------------------------------------------------------------------
+    def poll(self, read_once: Callable[[], Reading | None]) -> None:
+        """Call ``read_once`` every period until stopped; it raises DeviceUnavailable on trouble."""
+        next_at = time.monotonic()
+        while not self.stop_event.is_set():
+            try:
+                reading = read_once()
+            except DeviceUnavailable as exc:
+                self.device_failed(exc)
+                next_at = time.monotonic()
+                continue
+            self.device_ok()
+            if reading is not None:
+                self.publish(reading)
+            next_at += self.settings.period_seconds
+            # Waiting for the next period (or a stop request), not synchronising with anything.
+            self.stop_event.wait(max(0.0, next_at - time.monotonic()))
+
+    def run(self, work: Callable[[CollectorRuntime], None]) -> None:
+        """Start publishing, run ``work`` until SIGTERM/SIGINT, then announce offline and exit."""
+        self._install_signal_handlers()
+        self.publisher.start()
+        try:
+            work(self)
+        finally:
+            self.stop_event.set()
+            self.publisher.stop()
+            log.info("%s stopped", self.settings.sensor_id)
+
+    def _install_signal_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def request_stop(signum: int, frame: FrameType | None) -> None:
+            log.info("%s: %s received, stopping", self.settings.sensor_id, signal.Signals(signum).name)
+            self.stop_event.set()
+
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
+
+
+def main_for(kind: str, settings_type: type[CollectorSettings], work: Callable[[CollectorRuntime], None]) -> None:
+    """The body of every collector's ``python -m citizenwatt_<kind>``."""
+    settings = settings_type()
+    setup_logging(settings.log_level)
+    CollectorRuntime(settings, kind).run(work)

@@ -1,0 +1,156 @@
+"""Energy arithmetic on power samples: pure functions, shared by the aggregator's rollups and the API.
+
+Power readings are samples of a continuous signal, linear between two consecutive samples of
+one sensor. The energy of a segment is its trapezoid; a segment longer than the gap limit (a
+sensor that was offline) carries none. A segment takes the tariff (day/night) of the sample
+that ends it. Part of a segment inside an interval is the integral of the linear signal over
+that part, so splitting an interval in two never changes the sum.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+ROLLUP_SECONDS = 900
+"""Width of a stored rollup bucket. 15 min divides every real UTC offset, so local hours and days
+are whole numbers of buckets in every time zone."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    ts: float
+    power: float
+    night: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    t0: float
+    t1: float
+    p0: float
+    p1: float
+    night: bool
+
+    def power_at(self, t: float) -> float:
+        return self.p0 + (self.p1 - self.p0) * (t - self.t0) / (self.t1 - self.t0)
+
+    def part_in(self, lo: float, hi: float) -> tuple[float, float]:
+        """(joules, seconds) of this segment that lie inside [lo, hi)."""
+        a, b = max(lo, self.t0), min(hi, self.t1)
+        if b <= a:
+            return 0.0, 0.0
+        if a == self.t0 and b == self.t1:
+            return (self.p0 + self.p1) / 2 * (b - a), b - a
+        return (self.power_at(a) + self.power_at(b)) / 2 * (b - a), b - a
+
+
+def segments_of(samples: Iterable[Sample], max_gap: float) -> Iterator[Segment]:
+    """Consecutive pairs of time-sorted samples that bound energy (0 < dt <= max_gap)."""
+    previous: Sample | None = None
+    for sample in samples:
+        if previous is not None and 0 < sample.ts - previous.ts <= max_gap:
+            yield Segment(previous.ts, sample.ts, previous.power, sample.power, sample.night)
+        previous = sample
+
+
+@dataclass(slots=True)
+class Energy:
+    """Energy and covered time, split by tariff. Also used for signed deltas of rollups."""
+
+    day_wh: float = 0.0
+    night_wh: float = 0.0
+    day_seconds: float = 0.0
+    night_seconds: float = 0.0
+
+    def add_segment_part(self, segment: Segment, lo: float = -math.inf, hi: float = math.inf) -> None:
+        joules, seconds = segment.part_in(lo, hi)
+        if seconds <= 0:
+            return
+        if segment.night:
+            self.night_wh += joules / 3600
+            self.night_seconds += seconds
+        else:
+            self.day_wh += joules / 3600
+            self.day_seconds += seconds
+
+    def __iadd__(self, other: Energy) -> Energy:
+        self.day_wh += other.day_wh
+        self.night_wh += other.night_wh
+        self.day_seconds += other.day_seconds
+        self.night_seconds += other.night_seconds
+        return self
+
+    def scaled(self, factor: float) -> Energy:
+        return Energy(
+            self.day_wh * factor, self.night_wh * factor, self.day_seconds * factor, self.night_seconds * factor
+        )
+
+    @property
+    def total_wh(self) -> float:
+        return self.day_wh + self.night_wh
+
+    @property
+    def seconds(self) -> float:
+        return self.day_seconds + self.night_seconds
+
+    @property
+    def is_empty(self) -> bool:
+        # Rollups are kept by adding and subtracting deltas, so allow for float dust.
+        return self.seconds < 1e-6
+
+    def mean_power(self) -> tuple[float | None, float | None, float | None]:
+        """(all, day, night) mean power in W over the time each part covers; None where none."""
+
+        def mean(wh: float, seconds: float) -> float | None:
+            return wh * 3600 / seconds if seconds >= 1e-6 else None
+
+        return mean(self.total_wh, self.seconds), mean(self.day_wh, self.day_seconds), mean(
+            self.night_wh, self.night_seconds
+        )
+
+
+def energy_between(segments: Iterable[Segment], lo: float, hi: float) -> Energy:
+    total = Energy()
+    for segment in segments:
+        total.add_segment_part(segment, lo, hi)
+    return total
+
+
+def bucket_start(ts: float, width: int = ROLLUP_SECONDS) -> int:
+    return math.floor(ts / width) * width
+
+
+def split_by_bucket(segments: Iterable[Segment], width: int = ROLLUP_SECONDS) -> dict[int, Energy]:
+    """Each segment's energy, cut at every multiple of ``width`` seconds since the epoch."""
+    buckets: dict[int, Energy] = {}
+    for segment in segments:
+        start = bucket_start(segment.t0, width)
+        while start < segment.t1:
+            buckets.setdefault(start, Energy()).add_segment_part(segment, start, start + width)
+            start += width
+    return buckets
+
+
+@dataclass
+class RollupDelta:
+    """Signed change of per-bucket energy when some samples join (or leave) a sensor's series."""
+
+    buckets: dict[int, Energy] = field(default_factory=dict)
+
+    def add(self, other: dict[int, Energy], sign: float) -> None:
+        for start, energy in other.items():
+            self.buckets.setdefault(start, Energy()).__iadd__(energy.scaled(sign))
+
+
+def chain_delta(chain: Sequence[Sample], changed: set[float], max_gap: float) -> dict[int, Energy]:
+    """Per-bucket energy of ``chain`` minus that of ``chain`` without the samples at ``changed`` times.
+
+    ``chain`` must hold every sample from the one before the first changed sample to the one
+    after the last, so every segment whose energy moves is inside it.
+    """
+    delta = RollupDelta()
+    delta.add(split_by_bucket(segments_of(chain, max_gap)), +1)
+    delta.add(split_by_bucket(segments_of([s for s in chain if s.ts not in changed], max_gap)), -1)
+    return delta.buckets

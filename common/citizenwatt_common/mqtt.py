@@ -1,0 +1,39 @@
+"""A paho-mqtt client configured from the shared settings, identically for every service."""
+
+from __future__ import annotations
+
+import ssl
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.packettypes import PacketTypes
+
+from .settings import MqttSettings
+
+RECONNECT_MIN_S = 1
+RECONNECT_MAX_S = 60
+
+
+def make_client(settings: MqttSettings, client_id: str, *, manual_ack: bool = False) -> paho.Client:
+    client = paho.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=paho.MQTTv5,
+        manual_ack=manual_ack,
+    )
+    if settings.mqtt_username:
+        password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+        client.username_pw_set(settings.mqtt_username, password)
+    if settings.mqtt_tls:
+        client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+    # paho retries the connection itself, doubling the wait from 1 s up to 60 s.
+    client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+    return client
+
+
+def session_properties(expiry_seconds: int) -> Properties:
+    """CONNECT properties asking the broker to keep our session (subscriptions, queued messages)."""
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = expiry_seconds
+    return props

@@ -1,0 +1,225 @@
+"""Writing readings, with the energy rollups kept exact in the same transaction.
+
+Both the aggregator (readings from MQTT) and the api (legacy insert/delete routes) change the
+series through these functions, so rollups can never drift from the rows they summarise.
+Callers own the transaction; these functions take a per-sensor advisory lock inside it so two
+writers never compute deltas from the same stale neighbours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+from zoneinfo import ZoneInfo
+
+import psycopg
+
+from .contract import Reading
+from .energy import Energy, Sample, chain_delta
+from .night import NightWindow, night_flag
+
+_SENSOR_LOCK_CLASS: Final = 0x4357  # first key of pg_advisory_xact_lock(int, int)
+# Changed samples further apart than this are handled as separate stretches, so one late reading
+# from last week does not make us load a week of rows.
+_CLUSTER_SECONDS: Final = 3600.0
+
+Conn = psycopg.Connection[Any]
+
+
+@dataclass(frozen=True)
+class Household:
+    night_window: NightWindow | None
+    max_gap_seconds: float
+    provider_id: int | None
+
+
+def load_household(conn: Conn) -> Household:
+    row = conn.execute(
+        "SELECT night_start_minute, night_end_minute, max_gap_seconds, provider_id FROM household"
+    ).fetchone()
+    if row is None:
+        raise RuntimeError("household settings row missing: run the schema migration first")
+    window = NightWindow(row[0], row[1]) if row[0] is not None else None
+    return Household(night_window=window, max_gap_seconds=float(row[2]), provider_id=row[3])
+
+
+def register_sensors(conn: Conn, readings: Iterable[Reading]) -> dict[str, int]:
+    """Create unknown sensors (named after their MQTT id) and return key -> legacy integer id."""
+    kinds: dict[str, str] = {}
+    for reading in readings:
+        kinds[reading.sensor] = reading.kind
+    if not kinds:
+        return {}
+    keys = sorted(kinds)
+    rows = conn.execute(
+        "INSERT INTO sensors (key, name, kind) SELECT k, k, kd FROM unnest(%s::text[], %s::text[]) AS t(k, kd)"
+        " ON CONFLICT (key) DO UPDATE SET kind = excluded.kind RETURNING key, id",
+        (keys, [kinds[k] for k in keys]),
+    ).fetchall()
+    return {str(key): int(sensor_id) for key, sensor_id in rows}
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    inserted: int
+    duplicates: int
+
+
+def store_readings(conn: Conn, readings: Sequence[Reading], household: Household, zone: ZoneInfo) -> StoreResult:
+    """Insert readings (ignoring ones already stored) and update the rollups by the exact change."""
+    if not readings:
+        return StoreResult(0, 0)
+    ids = register_sensors(conn, readings)
+    _lock_sensors(conn, ids.values())
+    columns: dict[str, list[Any]] = {name: [] for name in _READING_COLUMNS}
+    for r in readings:
+        columns["sensor_id"].append(ids[r.sensor])
+        columns["ts"].append(r.ts)
+        columns["power"].append(r.power)
+        columns["night_rate"].append(night_flag(household.night_window, r.ts, zone))
+        for name in ("voltage", "current", "battery", "soc", "energy", "state", "seq"):
+            columns[name].append(getattr(r, name))
+    # One statement for the whole batch; ON CONFLICT makes redelivery harmless and RETURNING tells
+    # exactly which rows are new, so rollups move only for those.
+    rows = conn.execute(
+        """
+        INSERT INTO readings (sensor_id, ts, power, night_rate, voltage, current, battery, soc,
+                              energy, state, seq)
+        SELECT sensor_id, to_timestamp(ts), power, night_rate, voltage, current, battery, soc,
+               energy, state, seq
+        FROM unnest(%s::int[], %s::float8[], %s::float8[], %s::bool[], %s::float8[], %s::float8[],
+                    %s::float8[], %s::float8[], %s::float8[], %s::bool[], %s::int8[])
+             AS t(sensor_id, ts, power, night_rate, voltage, current, battery, soc, energy, state, seq)
+        ORDER BY sensor_id, ts
+        ON CONFLICT (sensor_id, ts) DO NOTHING
+        RETURNING sensor_id, extract(epoch FROM ts)::float8
+        """,
+        [columns[name] for name in _READING_COLUMNS],
+    ).fetchall()
+    changed: dict[int, list[float]] = {}
+    for sensor_id, ts in rows:
+        changed.setdefault(int(sensor_id), []).append(float(ts))
+    for sensor_id, stamps in changed.items():
+        _apply_delta(conn, sensor_id, stamps, sign=+1)
+    last_seen = [(sid, max(stamps)) for sid, stamps in changed.items()]
+    if last_seen:
+        conn.execute(
+            "UPDATE sensors s SET last_seen = greatest(s.last_seen, to_timestamp(t.ts))"
+            " FROM unnest(%s::int[], %s::float8[]) AS t(id, ts) WHERE s.id = t.id",
+            ([sid for sid, _ in last_seen], [ts for _, ts in last_seen]),
+        )
+    return StoreResult(inserted=len(rows), duplicates=len(readings) - len(rows))
+
+
+_READING_COLUMNS: Final = (
+    "sensor_id", "ts", "power", "night_rate", "voltage", "current", "battery", "soc", "energy", "state", "seq",
+)
+
+
+def delete_readings(conn: Conn, sensor_id: int, reading_ids: Sequence[int]) -> int:
+    """Delete readings by legacy id, taking their energy out of the rollups first."""
+    if not reading_ids:
+        return 0
+    _lock_sensors(conn, [sensor_id])
+    rows = conn.execute(
+        "SELECT extract(epoch FROM ts)::float8 FROM readings WHERE sensor_id = %s AND id = ANY(%s)",
+        (sensor_id, list(reading_ids)),
+    ).fetchall()
+    stamps = [float(r[0]) for r in rows]
+    if not stamps:
+        return 0
+    _apply_delta(conn, sensor_id, stamps, sign=-1)
+    deleted = conn.execute(
+        "DELETE FROM readings WHERE sensor_id = %s AND id = ANY(%s)", (sensor_id, list(reading_ids))
+    ).rowcount
+    return deleted
+
+
+def insert_reading(conn: Conn, sensor_id: int, ts: float, power: float, night: bool) -> bool:
+    """The legacy insert route: one measure with an explicit tariff flag. False if (sensor, ts) exists."""
+    _lock_sensors(conn, [sensor_id])
+    row = conn.execute(
+        "INSERT INTO readings (sensor_id, ts, power, night_rate) VALUES (%s, to_timestamp(%s), %s, %s)"
+        " ON CONFLICT (sensor_id, ts) DO NOTHING RETURNING extract(epoch FROM ts)::float8",
+        (sensor_id, ts, power, night),
+    ).fetchone()
+    if row is None:
+        return False
+    _apply_delta(conn, sensor_id, [float(row[0])], sign=+1)
+    conn.execute(
+        "UPDATE sensors SET last_seen = greatest(last_seen, to_timestamp(%s)) WHERE id = %s", (ts, sensor_id)
+    )
+    return True
+
+
+def _lock_sensors(conn: Conn, sensor_ids: Iterable[int]) -> None:
+    # Sorted, so two writers locking overlapping sets cannot deadlock.
+    for sensor_id in sorted(set(sensor_ids)):
+        conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (_SENSOR_LOCK_CLASS, sensor_id))
+
+
+def _apply_delta(conn: Conn, sensor_id: int, stamps: list[float], sign: int) -> None:
+    """Add (sign=+1, rows just inserted) or remove (sign=-1, rows about to be deleted) their energy.
+
+    Must be called while the changed rows are in the table.
+    """
+    max_gap = load_household(conn).max_gap_seconds
+    totals: dict[int, Energy] = {}
+    for cluster in _clusters(sorted(stamps)):
+        chain = _chain_around(conn, sensor_id, cluster[0], cluster[-1])
+        for bucket, energy in chain_delta(chain, set(cluster), max_gap).items():
+            totals.setdefault(bucket, Energy()).__iadd__(energy.scaled(sign))
+    if not totals:
+        return
+    buckets = sorted(totals)
+    conn.execute(
+        """
+        INSERT INTO energy_rollups AS r (sensor_id, bucket, day_wh, night_wh, day_seconds, night_seconds)
+        SELECT %s, to_timestamp(b), dw, nw, ds, ns
+        FROM unnest(%s::int8[], %s::float8[], %s::float8[], %s::float8[], %s::float8[]) AS t(b, dw, nw, ds, ns)
+        ON CONFLICT (sensor_id, bucket) DO UPDATE SET
+            day_wh = r.day_wh + excluded.day_wh,
+            night_wh = r.night_wh + excluded.night_wh,
+            day_seconds = r.day_seconds + excluded.day_seconds,
+            night_seconds = r.night_seconds + excluded.night_seconds
+        """,
+        (
+            sensor_id,
+            buckets,
+            [totals[b].day_wh for b in buckets],
+            [totals[b].night_wh for b in buckets],
+            [totals[b].day_seconds for b in buckets],
+            [totals[b].night_seconds for b in buckets],
+        ),
+    )
+
+
+def _clusters(stamps: list[float]) -> list[list[float]]:
+    clusters: list[list[float]] = []
+    for ts in stamps:
+        if clusters and ts - clusters[-1][-1] <= _CLUSTER_SECONDS:
+            clusters[-1].append(ts)
+        else:
+            clusters.append([ts])
+    return clusters
+
+
+def _chain_around(conn: Conn, sensor_id: int, first: float, last: float) -> list[Sample]:
+    """Samples from the one before ``first`` to the one after ``last``, inclusive, by time."""
+    rows = conn.execute(
+        """
+        (SELECT extract(epoch FROM ts)::float8, power, night_rate FROM readings
+          WHERE sensor_id = %(s)s AND ts < to_timestamp(%(a)s) ORDER BY ts DESC LIMIT 1)
+        UNION ALL
+        (SELECT extract(epoch FROM ts)::float8, power, night_rate FROM readings
+          WHERE sensor_id = %(s)s AND ts BETWEEN to_timestamp(%(a)s) AND to_timestamp(%(b)s))
+        UNION ALL
+        (SELECT extract(epoch FROM ts)::float8, power, night_rate FROM readings
+          WHERE sensor_id = %(s)s AND ts > to_timestamp(%(b)s) ORDER BY ts ASC LIMIT 1)
+        """,
+        {"s": sensor_id, "a": first, "b": last},
+    ).fetchall()
+    return sorted((Sample(float(ts), float(p), bool(n)) for ts, p, n in rows), key=lambda s: s.ts)
+

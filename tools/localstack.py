@@ -1,0 +1,161 @@
+"""Start a real Mosquitto and a real PostgreSQL in folders we own, for `make run` and the tests.
+
+Nothing here is a stand-in: these are the Debian binaries, on free loopback ports. When run as
+root (CI, containers) PostgreSQL refuses to start, so its processes run as the ``postgres``
+user and Mosquitto drops to ``mosquitto``.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PG_BIN_CANDIDATES = ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+def _pg_bin(name: str) -> str:
+    for folder in PG_BIN_CANDIDATES:
+        path = Path(folder) / name
+        if path.exists():
+            return str(path)
+    found = shutil.which(name)
+    if not found:
+        raise FileNotFoundError(f"PostgreSQL's {name} not found: apt-get install postgresql")
+    return found
+
+
+def _as_user(user: str) -> list[str]:
+    """Command prefix that runs as ``user`` when we are root, and as ourselves otherwise."""
+    return ["runuser", "-u", user, "--"] if os.geteuid() == 0 else []
+
+
+def _chown(path: Path, user: str) -> None:
+    if os.geteuid() == 0:
+        # The service user must be able to walk down to its folder (mkdtemp makes 0700 folders).
+        for parent in path.resolve().parents:
+            mode = parent.stat().st_mode
+            if not mode & 0o001:
+                parent.chmod(mode | 0o001)
+        entry = pwd.getpwnam(user)
+        for p in [path, *path.rglob("*")]:
+            os.chown(p, entry.pw_uid, entry.pw_gid)
+
+
+class LocalPostgres:
+    def __init__(self, folder: Path, port: int | None = None, *, durable: bool = True) -> None:
+        self.folder = folder
+        self.data = folder / "data"
+        self.port = port or free_port()
+        self.durable = durable
+        self.user = "citizenwatt"
+        self.database = "citizenwatt"
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{self.database}"
+
+    def start(self) -> str:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        _chown(self.folder, "postgres")
+        prefix = _as_user("postgres")
+        if not (self.data / "PG_VERSION").exists():
+            subprocess.run(
+                [*prefix, _pg_bin("initdb"), "-D", str(self.data), "-U", self.user, "--auth=trust",
+                 "-E", "UTF8", "--locale=C.UTF-8"],
+                check=True, capture_output=True,
+            )
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1"
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        subprocess.run(
+            [*prefix, _pg_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.folder / "postgres.log"),
+             "-o", options, "-w", "-t", "60", "start"],
+            check=True, capture_output=True,
+        )
+        exists = subprocess.run(
+            [*prefix, _pg_bin("psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, "-d", "postgres",
+             "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'"],
+            check=True, capture_output=True, text=True,
+        ).stdout.strip()
+        if exists != "1":
+            subprocess.run(
+                [*prefix, _pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user,
+                 self.database],
+                check=True, capture_output=True,
+            )
+        return self.url
+
+    def stop(self, mode: str = "fast") -> None:
+        subprocess.run(
+            [*_as_user("postgres"), _pg_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"],
+            check=False, capture_output=True,
+        )
+
+
+class LocalMosquitto:
+    def __init__(self, folder: Path, port: int | None = None, *, extra_config: str = "") -> None:
+        self.folder = folder
+        self.port = port or free_port()
+        self.extra_config = extra_config
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def write_config(self) -> Path:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        config = self.folder / "mosquitto.conf"
+        user_line = "user mosquitto\n" if os.geteuid() == 0 else ""
+        config.write_text(
+            f"{user_line}"
+            f"listener {self.port} 127.0.0.1\n"
+            f"persistence_location {self.folder}/\n"
+            f"log_dest file {self.folder}/mosquitto.log\n"
+            "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
+            "connection_messages true\n"
+            f"{self.extra_config or 'allow_anonymous true'}\n"
+            f"include_dir {REPO / 'mosquitto' / 'conf.d'}\n"
+        )
+        _chown(self.folder, "mosquitto")
+        return config
+
+    def start(self) -> str:
+        config = self.write_config()
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self.process = subprocess.Popen([binary, "-c", str(config)], stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+        wait_for_port(self.port)
+        return self.url
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(timeout=30)
+        self.process = None
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
