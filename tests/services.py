@@ -1,0 +1,79 @@
+"""Run CitizenWatt services as real child processes for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class ServiceProcess:
+    def __init__(self, module: str, env: dict[str, str], log_path: Path) -> None:
+        self.module = module
+        self.env = env
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ServiceProcess:
+        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", self.module], env=full_env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO
+        )
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        code = self.process.wait(timeout=timeout)
+        return code
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@contextmanager
+def service(module: str, env: dict[str, str], log_path: Path) -> Iterator[ServiceProcess]:
+    proc = ServiceProcess(module, env, log_path).start()
+    try:
+        yield proc
+    finally:
+        if proc.running:
+            proc.stop()
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05,
+               message: str = "condition") -> Any:
+    """Poll ``condition`` until it returns something truthy (for state in another process)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{message} not reached after {timeout} s")
+        time.sleep(interval)
+
+
+def count_rows(database_url: str, sql: str = "SELECT count(*) FROM readings", params: Any = None) -> int:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        row = conn.execute(sql, params).fetchone()
+        return int(row[0]) if row else 0
