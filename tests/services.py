@@ -60,8 +60,9 @@ def service(module: str, env: dict[str, str], log_path: Path) -> Iterator[Servic
             proc.stop()
 
 
-def wait_until(condition: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05,
-               message: str = "condition") -> Any:
+def wait_until(
+    condition: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05, message: str = "condition"
+) -> Any:
     """Poll ``condition`` until it returns something truthy (for state in another process)."""
     deadline = time.monotonic() + timeout
     while True:

@@ -83,35 +83,74 @@ class LocalPostgres:
         prefix = _as_user("postgres")
         if not (self.data / "PG_VERSION").exists():
             subprocess.run(
-                [*prefix, _pg_bin("initdb"), "-D", str(self.data), "-U", self.user, "--auth=trust",
-                 "-E", "UTF8", "--locale=C.UTF-8"],
-                check=True, capture_output=True,
+                [
+                    *prefix,
+                    _pg_bin("initdb"),
+                    "-D",
+                    str(self.data),
+                    "-U",
+                    self.user,
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                ],
+                check=True,
+                capture_output=True,
             )
         options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1"
         if not self.durable:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         subprocess.run(
-            [*prefix, _pg_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.folder / "postgres.log"),
-             "-o", options, "-w", "-t", "60", "start"],
-            check=True, capture_output=True,
+            [
+                *prefix,
+                _pg_bin("pg_ctl"),
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.folder / "postgres.log"),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+            check=True,
+            capture_output=True,
         )
         exists = subprocess.run(
-            [*prefix, _pg_bin("psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, "-d", "postgres",
-             "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'"],
-            check=True, capture_output=True, text=True,
+            [
+                *prefix,
+                _pg_bin("psql"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                self.user,
+                "-d",
+                "postgres",
+                "-tAc",
+                f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout.strip()
         if exists != "1":
             subprocess.run(
-                [*prefix, _pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user,
-                 self.database],
-                check=True, capture_output=True,
+                [*prefix, _pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, self.database],
+                check=True,
+                capture_output=True,
             )
         return self.url
 
     def stop(self, mode: str = "fast") -> None:
         subprocess.run(
             [*_as_user("postgres"), _pg_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"],
-            check=False, capture_output=True,
+            check=False,
+            capture_output=True,
         )
 
 
@@ -146,8 +185,9 @@ class LocalMosquitto:
     def start(self) -> str:
         config = self.write_config()
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        self.process = subprocess.Popen([binary, "-c", str(config)], stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            [binary, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         wait_for_port(self.port)
         return self.url
 

@@ -106,8 +106,10 @@ class Energy:
         def mean(wh: float, seconds: float) -> float | None:
             return wh * 3600 / seconds if seconds >= 1e-6 else None
 
-        return mean(self.total_wh, self.seconds), mean(self.day_wh, self.day_seconds), mean(
-            self.night_wh, self.night_seconds
+        return (
+            mean(self.total_wh, self.seconds),
+            mean(self.day_wh, self.day_seconds),
+            mean(self.night_wh, self.night_seconds),
         )
 
 

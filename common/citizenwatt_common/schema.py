@@ -31,7 +31,9 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         kind text NOT NULL,
         type_id smallint NOT NULL DEFAULT 1 REFERENCES measure_types (id),
         created_at timestamptz NOT NULL DEFAULT now(),
-        last_seen timestamptz
+        last_seen timestamptz,
+        energy_total_wh double precision NOT NULL DEFAULT 0,  -- exact sum of its rollups
+        meter_wh double precision NOT NULL DEFAULT 0          -- never decreases (for dashboards)
     );
 
     CREATE SEQUENCE readings_id_seq AS bigint;
@@ -154,9 +156,7 @@ def migrate(conn: psycopg.Connection[tuple[object, ...]], default_max_gap_second
 def _try_hypertable(conn: psycopg.Connection[tuple[object, ...]]) -> None:
     """Make ``readings`` a TimescaleDB hypertable when the extension can be loaded."""
     with conn.transaction():
-        available = conn.execute(
-            "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'"
-        ).fetchone()
+        available = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
     if not available:
         log.info("timescaledb extension not available: readings stay a plain PostgreSQL table")
         return
@@ -164,8 +164,7 @@ def _try_hypertable(conn: psycopg.Connection[tuple[object, ...]]) -> None:
         with conn.transaction():
             conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
             conn.execute(
-                "SELECT create_hypertable('readings', by_range('ts'), if_not_exists => TRUE,"
-                " migrate_data => TRUE)"
+                "SELECT create_hypertable('readings', by_range('ts'), if_not_exists => TRUE, migrate_data => TRUE)"
             )
     except psycopg.Error as exc:
         # Typically: the library is not in shared_preload_libraries. Plain tables work the same.

@@ -14,9 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class CommonSettings(BaseSettings):
-    model_config: ClassVar[SettingsConfigDict] = SettingsConfigDict(
-        env_prefix="CW_", extra="ignore", frozen=True
-    )
+    model_config: ClassVar[SettingsConfigDict] = SettingsConfigDict(env_prefix="CW_", extra="ignore", frozen=True)
 
     log_level: str = Field(default="INFO", description="Python logging level")
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
@@ -114,7 +113,17 @@ def store_readings(conn: Conn, readings: Sequence[Reading], household: Household
 
 
 _READING_COLUMNS: Final = (
-    "sensor_id", "ts", "power", "night_rate", "voltage", "current", "battery", "soc", "energy", "state", "seq",
+    "sensor_id",
+    "ts",
+    "power",
+    "night_rate",
+    "voltage",
+    "current",
+    "battery",
+    "soc",
+    "energy",
+    "state",
+    "seq",
 )
 
 
@@ -148,9 +157,7 @@ def insert_reading(conn: Conn, sensor_id: int, ts: float, power: float, night: b
     if row is None:
         return False
     _apply_delta(conn, sensor_id, [float(row[0])], sign=+1)
-    conn.execute(
-        "UPDATE sensors SET last_seen = greatest(last_seen, to_timestamp(%s)) WHERE id = %s", (ts, sensor_id)
-    )
+    conn.execute("UPDATE sensors SET last_seen = greatest(last_seen, to_timestamp(%s)) WHERE id = %s", (ts, sensor_id))
     return True
 
 
@@ -194,6 +201,13 @@ def _apply_delta(conn: Conn, sensor_id: int, stamps: list[float], sign: int) -> 
             [totals[b].night_seconds for b in buckets],
         ),
     )
+    # A late reading can lower a segment's energy, so the exact total may dip; the meter that
+    # dashboards see keeps its highest value, as an electricity meter would.
+    conn.execute(
+        "UPDATE sensors SET energy_total_wh = energy_total_wh + %(d)s,"
+        " meter_wh = greatest(meter_wh, energy_total_wh + %(d)s) WHERE id = %(s)s",
+        {"d": sum(e.total_wh for e in totals.values()), "s": sensor_id},
+    )
 
 
 def _clusters(stamps: list[float]) -> list[list[float]]:
@@ -222,4 +236,3 @@ def _chain_around(conn: Conn, sensor_id: int, first: float, last: float) -> list
         {"s": sensor_id, "a": first, "b": last},
     ).fetchall()
     return sorted((Sample(float(ts), float(p), bool(n)) for ts, p, n in rows), key=lambda s: s.ts)
-

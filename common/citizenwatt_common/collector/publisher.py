@@ -9,6 +9,7 @@ from there would deadlock.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -163,8 +164,12 @@ class ReadingPublisher:
             self._buffer.popleft()
             self._dropped += 1
             if self._dropped == 1 or self._dropped % 1000 == 0:
-                log.warning("%s buffer full (%d readings): dropped %d oldest so far",
-                            self.sensor_id, self._buffer_size, self._dropped)
+                log.warning(
+                    "%s buffer full (%d readings): dropped %d oldest so far",
+                    self.sensor_id,
+                    self._buffer_size,
+                    self._dropped,
+                )
         self._buffer.append(reading)
 
     def _fill_window(self) -> None:
@@ -199,13 +204,12 @@ class ReadingPublisher:
 
     def _finish(self) -> None:
         if self._buffer or self._inflight:
-            log.warning("%s stopping with %d readings undelivered", self.sensor_id,
-                        len(self._buffer) + len(self._inflight))
+            log.warning(
+                "%s stopping with %d readings undelivered", self.sensor_id, len(self._buffer) + len(self._inflight)
+            )
         if self._connected:
             info = self._client.publish(self.topics.status(self.sensor_id), STATUS_OFFLINE, qos=1, retain=True)
-            try:
+            with contextlib.suppress(RuntimeError, ValueError):
                 info.wait_for_publish(timeout=2)
-            except (RuntimeError, ValueError):
-                pass
         self._client.disconnect()
         self._stopped.set()

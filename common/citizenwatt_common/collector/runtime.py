@@ -53,9 +53,7 @@ class CollectorRuntime:
         self.settings = settings
         self.kind = kind
         self.stop_event = threading.Event()
-        self.publisher = publisher or ReadingPublisher(
-            settings, settings.sensor_id, buffer_size=settings.buffer_size
-        )
+        self.publisher = publisher or ReadingPublisher(settings, settings.sensor_id, buffer_size=settings.buffer_size)
         # Increasing within a run and, being derived from the clock, across restarts too.
         self._seq = int(time.time() * 1000)
         self._device_error: str | None = None

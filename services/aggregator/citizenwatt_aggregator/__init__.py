@@ -1,0 +1,1 @@
+"""The aggregator: MQTT readings in, validated rows and exact energy rollups out."""

@@ -1,0 +1,42 @@
+"""Start command: ``python -m citizenwatt_aggregator`` (settings from CW_* environment variables)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from types import FrameType
+
+from citizenwatt_common.logs import setup_logging
+
+from .health import serve_health
+from .service import Aggregator
+from .settings import AggregatorSettings
+
+log = logging.getLogger("citizenwatt_aggregator")
+
+
+def main() -> None:
+    settings = AggregatorSettings()
+    setup_logging(settings.log_level)
+    aggregator = Aggregator(settings)
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        log.info("%s received: finishing the current batch, then stopping", signal.Signals(signum).name)
+        aggregator.stop_event.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    server = None
+    if settings.health_port:
+        server = serve_health(
+            settings.health_port, lambda: (aggregator.health()["status"] == "ok", aggregator.health_json())
+        )
+    try:
+        aggregator.run()
+    finally:
+        if server is not None:
+            server.shutdown()
+
+
+if __name__ == "__main__":
+    main()

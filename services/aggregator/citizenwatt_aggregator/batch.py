@@ -1,0 +1,70 @@
+"""Turning a batch of MQTT messages into one committed transaction."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import psycopg
+from citizenwatt_common.contract import Reading, Rejection, Topics, parse_reading
+from citizenwatt_common.store import load_household, store_readings
+
+log = logging.getLogger(__name__)
+
+_PREVIEW_BYTES = 120
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A message as received, with what is needed to acknowledge it after the commit."""
+
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    generation: int  # which MQTT connection delivered it; acks are only valid on that one
+
+
+@dataclass
+class BatchOutcome:
+    stored: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    sensors: dict[str, Reading] = field(default_factory=dict)
+
+
+def write_batch(conn: psycopg.Connection[Any], topics: Topics, batch: list[Incoming], zone: ZoneInfo) -> BatchOutcome:
+    """Validate and store a batch in one transaction; raises psycopg.Error if it did not commit."""
+    outcome = BatchOutcome()
+    readings: list[Reading] = []
+    rejections: list[tuple[Incoming, Rejection]] = []
+    for message in batch:
+        result = parse_reading(topics.sensor_of(message.topic), message.payload)
+        if isinstance(result, Rejection):
+            rejections.append((message, result))
+        else:
+            readings.append(result)
+            outcome.sensors[result.sensor] = result
+    with conn.transaction():
+        household = load_household(conn)
+        stored = store_readings(conn, readings, household, zone)
+        if rejections:
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO rejected_messages (topic, payload, reason) VALUES (%s, %s, %s)",
+                    [(m.topic, m.payload, r.reason) for m, r in rejections],
+                )
+    # Logged after the commit so each line describes something that is really kept.
+    for message, rejection in rejections:
+        preview = message.payload[:_PREVIEW_BYTES]
+        log.warning(
+            "rejected message on %s: %s (payload %r%s)",
+            message.topic,
+            rejection.reason,
+            preview,
+            "..." if len(message.payload) > _PREVIEW_BYTES else "",
+        )
+    outcome.stored, outcome.duplicates, outcome.rejected = stored.inserted, stored.duplicates, len(rejections)
+    return outcome

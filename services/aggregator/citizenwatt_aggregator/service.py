@@ -1,0 +1,218 @@
+"""The aggregator's run loop: receive, batch, commit, then acknowledge.
+
+A message is acknowledged to the broker only after the transaction holding it committed
+(paho's manual acknowledgement), and the broker keeps our session between runs, so a crash at
+any moment loses nothing: whatever was not acknowledged comes back and the (sensor, ts) key
+turns the redelivery into a no-op.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import queue
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import paho.mqtt.client as paho
+import psycopg
+from citizenwatt_common.collector.runtime import Backoff
+from citizenwatt_common.contract import STATUS_OFFLINE, STATUS_ONLINE, Topics
+from citizenwatt_common.mqtt import make_client
+from citizenwatt_common.schema import migrate
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from .batch import BatchOutcome, Incoming, write_batch
+from .settings import AggregatorSettings
+from .state import publish_states
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Counters:
+    stored: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    batches: int = 0
+    db_errors: int = 0
+
+
+class Aggregator:
+    def __init__(self, settings: AggregatorSettings) -> None:
+        self.settings = settings
+        self.topics = Topics(settings.base_topic)
+        self.counters = Counters()
+        self.stop_event = threading.Event()
+        self.db_ok = False
+        self.mqtt_connected = False
+        self.last_commit_at: float | None = None
+        self._inbox: queue.SimpleQueue[Incoming] = queue.SimpleQueue()
+        self._generation = 0
+        self._conn: psycopg.Connection[Any] | None = None
+        self._client = make_client(settings, settings.client_id, manual_ack=True)
+        self._client.will_set(self.topics.service_status("aggregator"), STATUS_OFFLINE, qos=1, retain=True)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+
+    # -- MQTT (paho's thread) -----------------------------------------------------------------
+    def _connect_properties(self) -> Properties:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self.settings.session_expiry_seconds
+        # How many unacknowledged messages the broker may hand us: enough for two full batches.
+        props.ReceiveMaximum = min(65_535, 2 * self.settings.batch_size)
+        return props
+
+    def _on_connect(self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any) -> None:
+        if reason.is_failure:
+            log.error("broker refused the aggregator: %s", reason)
+            return
+        self._generation += 1
+        self.mqtt_connected = True
+        log.info("connected to %s (session present: %s)", self.settings.mqtt_url, flags.session_present)
+        client.subscribe(self.topics.all_readings, qos=1)
+        client.publish(self.topics.service_status("aggregator"), STATUS_ONLINE, qos=1, retain=True)
+
+    def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any) -> None:
+        self.mqtt_connected = False
+        if not self.stop_event.is_set():
+            log.warning("lost the broker (%s); unacknowledged messages will be redelivered", reason)
+
+    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        self._inbox.put(Incoming(message.topic, bytes(message.payload), message.mid, message.qos, self._generation))
+
+    # -- database -----------------------------------------------------------------------------
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self.settings.database_url, autocommit=True, connect_timeout=10)
+            migrate(self._conn, self.settings.max_gap_seconds)
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._conn.close()
+        self._conn = None
+
+    # -- the writer loop (main thread) ---------------------------------------------------------
+    def _next_batch(self) -> list[Incoming]:
+        try:
+            first = self._inbox.get(timeout=0.5)
+        except queue.Empty:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + self.settings.batch_delay_seconds
+        while len(batch) < self.settings.batch_size:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(self._inbox.get(timeout=remaining))
+            except queue.Empty:
+                break
+        return batch
+
+    def _commit_with_retry(self, batch: list[Incoming]) -> BatchOutcome | None:
+        """Keep trying until the batch commits (the database may be down for a while)."""
+        backoff = Backoff(0.5, 30.0)
+        while True:
+            try:
+                outcome = write_batch(self._connection(), self.topics, batch, self.settings.zone)
+            except (
+                psycopg.OperationalError,
+                psycopg.errors.DiskFull,
+                psycopg.errors.ReadOnlySqlTransaction,
+                psycopg.errors.AdminShutdown,
+                psycopg.InterfaceError,
+            ) as exc:
+                self.counters.db_errors += 1
+                if self.db_ok or self.counters.db_errors == 1:
+                    log.error(
+                        "database unavailable, holding %d messages unacknowledged: %s", len(batch), str(exc).strip()
+                    )
+                self.db_ok = False
+                self._drop_connection()
+                if self.stop_event.wait(backoff.next_delay()):
+                    return None
+                continue
+            if not self.db_ok:
+                log.info("database available")
+            self.db_ok = True
+            return outcome
+
+    def _acknowledge(self, batch: list[Incoming]) -> None:
+        # In arrival order, and only on the connection that delivered them: after a reconnect the
+        # broker resends anything unacknowledged, and the unique key makes that harmless.
+        for message in batch:
+            if message.generation == self._generation and message.qos > 0:
+                self._client.ack(message.mid, message.qos)
+
+    def run(self) -> None:
+        self._client.manual_ack_set(True)
+        self._client.connect_async(
+            self.settings.mqtt_host,
+            self.settings.mqtt_port,
+            keepalive=30,
+            clean_start=False,
+            properties=self._connect_properties(),
+        )
+        self._client.loop_start()
+        try:
+            self._connection_or_wait()
+            while not self.stop_event.is_set():
+                batch = self._next_batch()
+                if not batch:
+                    continue
+                outcome = self._commit_with_retry(batch)
+                if outcome is None:
+                    break  # stopping while the database was down: nothing acknowledged, nothing lost
+                self._acknowledge(batch)
+                self._account(outcome)
+                if outcome.sensors and self._conn is not None:
+                    try:
+                        publish_states(self._conn, self._client, self.topics, sorted(outcome.sensors))
+                    except psycopg.Error as exc:
+                        log.warning("could not publish sensor states: %s", exc)
+        finally:
+            self._client.publish(self.topics.service_status("aggregator"), STATUS_OFFLINE, qos=1, retain=True)
+            self._client.disconnect()
+            self._client.loop_stop()
+            self._drop_connection()
+            log.info("aggregator stopped: %s", asdict(self.counters))
+
+    def _connection_or_wait(self) -> None:
+        backoff = Backoff(0.5, 30.0)
+        while not self.stop_event.is_set():
+            try:
+                self._connection()
+                self.db_ok = True
+                return
+            except psycopg.Error as exc:
+                log.error("cannot reach the database yet: %s", str(exc).strip())
+                self.stop_event.wait(backoff.next_delay())
+
+    def _account(self, outcome: BatchOutcome) -> None:
+        self.counters.batches += 1
+        self.counters.stored += outcome.stored
+        self.counters.duplicates += outcome.duplicates
+        self.counters.rejected += outcome.rejected
+        self.last_commit_at = time.time()
+
+    def health(self) -> dict[str, Any]:
+        healthy = self.db_ok and self.mqtt_connected
+        return {
+            "status": "ok" if healthy else "unhealthy",
+            "database": "ok" if self.db_ok else "unavailable",
+            "mqtt": "connected" if self.mqtt_connected else "disconnected",
+            "last_commit_at": self.last_commit_at,
+            **asdict(self.counters),
+        }
+
+    def health_json(self) -> bytes:
+        return json.dumps(self.health()).encode()

@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from citizenwatt_common.settings import DatabaseSettings, MqttSettings
+from pydantic import Field
+
+
+class AggregatorSettings(MqttSettings, DatabaseSettings):
+    client_id: str = Field(default="citizenwatt-aggregator", description="MQTT client id (names the session)")
+    session_expiry_seconds: int = Field(
+        default=7 * 86_400, ge=60, description="how long the broker keeps our queue while we are away"
+    )
+    batch_size: int = Field(default=500, ge=1, le=10_000, description="readings per transaction at most")
+    batch_delay_seconds: float = Field(
+        default=0.25, gt=0, le=10, description="a batch commits this long after its first reading"
+    )
+    health_port: int = Field(default=8081, ge=0, le=65535, description="HTTP /healthz port (0: off)")

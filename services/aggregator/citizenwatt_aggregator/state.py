@@ -1,0 +1,36 @@
+"""Each sensor's retained ``state`` topic: what Home Assistant and dashboards read."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import paho.mqtt.client as paho
+import psycopg
+from citizenwatt_common.contract import SCHEMA_VERSION, Topics
+
+
+def publish_states(conn: psycopg.Connection[Any], client: paho.Client, topics: Topics, sensors: Sequence[str]) -> None:
+    rows = conn.execute(
+        """
+        SELECT s.key, s.meter_wh, last.ts, last.power, last.night_rate
+        FROM sensors s
+        CROSS JOIN LATERAL (
+            SELECT extract(epoch FROM r.ts)::float8 AS ts, r.power, r.night_rate FROM readings r
+            WHERE r.sensor_id = s.id ORDER BY r.ts DESC LIMIT 1
+        ) AS last
+        WHERE s.key = ANY(%s)
+        """,
+        (list(sensors),),
+    ).fetchall()
+    for key, meter_wh, ts, power, night in rows:
+        payload = {
+            "v": SCHEMA_VERSION,
+            "sensor": key,
+            "ts": ts,
+            "power": power,
+            "energy_kwh": round(float(meter_wh) / 1000, 6),
+            "rate": "night" if night else "day",
+        }
+        client.publish(topics.state(key), json.dumps(payload), qos=1, retain=True)
