@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -78,3 +79,52 @@ def count_rows(database_url: str, sql: str = "SELECT count(*) FROM readings", pa
     with psycopg.connect(database_url, autocommit=True) as conn:
         row = conn.execute(sql, params).fetchone()
         return int(row[0]) if row else 0
+
+
+class MqttObserver:
+    """A real MQTT subscriber that records what the broker delivers, for tests to await."""
+
+    def __init__(self, url: str, topic: str, client_id: str = "test-observer") -> None:
+        from urllib.parse import urlsplit
+
+        import paho.mqtt.client as paho
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self._changed = threading.Condition()
+        self._subscribed = threading.Event()
+        parts = urlsplit(url)
+        self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
+
+        def on_connect(client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+            client.subscribe(topic, qos=1)
+
+        def on_subscribe(client: Any, userdata: Any, mid: Any, reasons: Any, props: Any) -> None:
+            self._subscribed.set()
+
+        def on_message(client: Any, userdata: Any, message: Any) -> None:
+            with self._changed:
+                self.messages.append((message.topic, bytes(message.payload), bool(message.retain)))
+                self._changed.notify_all()
+
+        self._client.on_connect = on_connect
+        self._client.on_subscribe = on_subscribe
+        self._client.on_message = on_message
+        self._client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
+        self._client.loop_start()
+        if not self._subscribed.wait(10):
+            raise TimeoutError("observer could not subscribe")
+
+    def wait_for(self, predicate: Callable[[list[tuple[str, bytes, bool]]], Any], timeout: float = 30) -> Any:
+        with self._changed:
+            result = self._changed.wait_for(lambda: predicate(self.messages), timeout)
+        if not result:
+            raise TimeoutError(f"expected MQTT messages not seen after {timeout} s; got {len(self.messages)}")
+        return result
+
+    def publish(self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False) -> None:
+        self._client.publish(topic, payload, qos=qos, retain=retain).wait_for_publish(10)
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()

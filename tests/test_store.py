@@ -1,0 +1,79 @@
+"""Rollups stay exact whatever order readings arrive in, and survive redelivery and deletion."""
+
+from __future__ import annotations
+
+import itertools
+from zoneinfo import ZoneInfo
+
+import psycopg
+import pytest
+
+from citizenwatt_common.contract import Reading
+from citizenwatt_common.store import delete_readings, load_household, store_readings
+
+B = 1_794_600_000  # a multiple of 900: rollup buckets start at B and B + 900
+PARIS = ZoneInfo("Europe/Paris")
+# B+700: 100 W, B+800: 300 W, B+1000: 300 W, B+1100: 500 W (gap limit 300 s: all segments count)
+TRACE = [(700, 100.0), (800, 300.0), (1000, 300.0), (1100, 500.0)]
+# Segments: (700,800) 200 W*100 s = 20000 J; (800,1000) 300 W*200 s = 60000 J; (1000,1100) 400 W*100 s = 40000 J.
+# Bucket B: 20000 + 300 W*100 s = 50000 J over 200 s.  Bucket B+900: 30000 + 40000 = 70000 J over 200 s.
+EXPECTED_WH = {B: 50_000 / 3600, B + 900: 70_000 / 3600}
+
+
+def reading(offset: int, power: float) -> Reading:
+    return Reading(sensor="meter", kind="simulator", ts=B + offset, power=power)
+
+
+def store(conn: psycopg.Connection[tuple[object, ...]], readings: list[Reading]) -> int:
+    with conn.transaction():
+        return store_readings(conn, readings, load_household(conn), PARIS).inserted
+
+
+def rollups(conn: psycopg.Connection[tuple[object, ...]]) -> dict[int, tuple[float, float]]:
+    rows = conn.execute(
+        "SELECT extract(epoch FROM bucket)::int8, day_wh + night_wh, day_seconds + night_seconds FROM energy_rollups"
+    ).fetchall()
+    return {int(str(b)): (float(str(wh)), float(str(s))) for b, wh, s in rows}
+
+
+def assert_rollups(conn: psycopg.Connection[tuple[object, ...]], expected_wh: dict[int, float]) -> None:
+    got = rollups(conn)
+    assert sorted(got) == sorted(expected_wh)
+    for bucket, wh in expected_wh.items():
+        assert got[bucket][0] == pytest.approx(wh, abs=1e-9)
+        assert got[bucket][1] == pytest.approx(200)
+
+
+def test_in_order_batch(db: psycopg.Connection[tuple[object, ...]]) -> None:
+    assert store(db, [reading(o, p) for o, p in TRACE]) == 4
+    assert_rollups(db, EXPECTED_WH)
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(4)))[::5])
+def test_any_arrival_order_gives_the_same_rollups(
+    db: psycopg.Connection[tuple[object, ...]], order: tuple[int, ...]
+) -> None:
+    for index in order:
+        store(db, [reading(*TRACE[index])])
+    assert_rollups(db, EXPECTED_WH)
+
+
+def test_redelivery_stores_once_and_changes_nothing(db: psycopg.Connection[tuple[object, ...]]) -> None:
+    store(db, [reading(o, p) for o, p in TRACE])
+    assert store(db, [reading(o, p) for o, p in TRACE] + [reading(700, 100.0)]) == 0
+    assert db.execute("SELECT count(*) FROM readings").fetchone() == (4,)
+    assert_rollups(db, EXPECTED_WH)
+
+
+def test_deleting_a_reading_bridges_its_neighbours(db: psycopg.Connection[tuple[object, ...]]) -> None:
+    store(db, [reading(o, p) for o, p in TRACE])
+    row = db.execute("SELECT id FROM readings WHERE ts = to_timestamp(%s)", (B + 800,)).fetchone()
+    assert row is not None
+    with db.transaction():
+        assert delete_readings(db, 1, [int(str(row[0]))]) == 1
+    # Now (700,1000) is one 300 s segment from 100 W to 300 W. Power at B+900 is 100 + 200*200/300 = 233.33 W.
+    # Bucket B: (100 + 233.33)/2 * 200 s = 33333.3 J; bucket B+900: (233.33 + 300)/2 * 100 s + 40000 J = 66666.7 J.
+    assert_rollups(db, {B: 100_000 / 3 / 3600, B + 900: 200_000 / 3 / 3600})
+    total, meter = db.execute("SELECT energy_total_wh, meter_wh FROM sensors").fetchone() or (0, 0)
+    assert float(str(total)) == pytest.approx(100_000 / 3600)  # 33333.3 + 66666.7 J
+    assert float(str(meter)) == pytest.approx(120_000 / 3600)  # the meter never goes back
