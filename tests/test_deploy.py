@@ -1,0 +1,38 @@
+"""The Pi's way in must stay valid: the compose file, the Dockerfiles it names, the broker config."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_docker_compose_file_is_valid() -> None:
+    binary = shutil.which("docker-compose")
+    assert binary, "docker-compose (Debian package) is needed to validate docker-compose.yml"
+    result = subprocess.run([binary, "config", "-q"], cwd=REPO, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+
+
+def test_every_built_service_has_its_dockerfile_and_a_non_root_user() -> None:
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    built = {name: spec["build"] for name, spec in compose["services"].items() if "build" in spec}
+    assert {"aggregator", "api", "simulator"} <= set(built)
+    for name, build in built.items():
+        dockerfile = REPO / build["context"] / build["dockerfile"]
+        assert dockerfile.is_file(), f"{name}: {dockerfile} missing"
+        assert "\nUSER " in dockerfile.read_text(), f"{name} runs as root"
+
+
+def test_simulator_is_started_by_default_and_collectors_only_by_profile() -> None:
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    services = compose["services"]
+    for name in ("mosquitto", "timescaledb", "aggregator", "api", "simulator"):
+        assert "profiles" not in services[name], f"{name} should start with a plain `docker compose up`"
+    for name, spec in services.items():
+        if name.startswith("collector-"):
+            assert spec.get("profiles"), f"{name} needs hardware: it must be behind a profile"

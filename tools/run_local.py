@@ -1,0 +1,95 @@
+"""`make run`: the whole system on this machine, without Docker, on the simulator.
+
+Starts PostgreSQL and Mosquitto with their data in ./var (kept between runs), then the
+aggregator, the api (http://localhost:8080) and the simulator collector. Ctrl-C stops
+everything in reverse order.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from tools.localstack import REPO, LocalMosquitto, LocalPostgres, wait_for_port
+
+
+def main() -> int:
+    data = Path(os.environ.get("CW_DATA_DIR", REPO / "var")).resolve()
+    pg_port = int(os.environ.get("CW_RUN_PG_PORT", "55432"))
+    mqtt_port = int(os.environ.get("CW_RUN_MQTT_PORT", "1883"))
+    api_port = os.environ.get("CW_API_PORT", "8080")
+    postgres = LocalPostgres(data / "postgres", pg_port)
+    broker = LocalMosquitto(data / "mosquitto", mqtt_port)
+    children: list[tuple[str, subprocess.Popen[bytes]]] = []
+    stopping = False
+
+    def request_stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        print(f"PostgreSQL  {postgres.start()}  (data in {postgres.data})", flush=True)
+        print(f"Mosquitto   {broker.start()}", flush=True)
+        env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "CW_DATABASE_URL": postgres.url,
+            "CW_MQTT_URL": broker.url,
+            "CW_API_PORT": api_port,
+        }
+        children.append(("aggregator", _spawn("citizenwatt_aggregator", env)))
+        children.append(("api", _spawn("citizenwatt_api", env)))
+        wait_for_port(int(api_port), timeout=60)
+        # The simulator comes last: the aggregator's subscription must exist before readings flow.
+        _wait_healthy(f"http://127.0.0.1:{env.get('CW_HEALTH_PORT', '8081')}/healthz")
+        sim_env = {"CW_SENSOR_ID": "simulator", "CW_HEALTH_PORT": "0", **env}
+        children.append(("simulator", _spawn("citizenwatt_simulator", sim_env)))
+        print(f"\nCitizenWatt is running: http://localhost:{api_port}  (Ctrl-C to stop)\n", flush=True)
+        while not stopping:
+            for name, child in children:
+                if child.poll() is not None:
+                    print(f"{name} exited with code {child.returncode}; stopping everything", flush=True)
+                    stopping = True
+            time.sleep(0.5)
+    finally:
+        for name, child in reversed(children):
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+                try:
+                    child.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    print(f"{name} did not stop in 20 s; killing it", flush=True)
+                    child.kill()
+        broker.stop()
+        postgres.stop()
+        print("stopped", flush=True)
+    return 0
+
+
+def _wait_healthy(url: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (our own loopback URL)
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"the aggregator did not report healthy at {url} within {timeout} s")
+
+
+def _spawn(module: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    # Children ignore the terminal's Ctrl-C themselves (new process group) so that we stop them in order.
+    return subprocess.Popen([sys.executable, "-m", module], env=env, cwd=REPO, start_new_session=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
