@@ -1,0 +1,106 @@
+"""`make bench`: prints figures, asserts nothing. Runs on the same real parts as the tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import paho.mqtt.client as paho
+import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
+
+from citizenwatt_common.energy import Sample, segments_of, split_by_bucket
+from tools.localstack import REPO, LocalMosquitto, LocalPostgres
+
+
+def bench_energy_arithmetic(samples: int = 200_000) -> None:
+    trace = [Sample(1_700_000_000 + 8 * i, 100 + (i % 50), i % 3 == 0) for i in range(samples)]
+    start = time.perf_counter()
+    buckets = split_by_bucket(segments_of(trace, 300))
+    elapsed = time.perf_counter() - start
+    print(
+        f"energy: {samples} samples -> {len(buckets)} rollup buckets in {elapsed * 1000:.0f} ms "
+        f"({samples / elapsed:,.0f} samples/s)"
+    )
+
+
+def bench_aggregator_throughput(readings: int = 20_000) -> None:
+    with tempfile.TemporaryDirectory(prefix="cw-bench-") as folder:
+        root = Path(folder)
+        postgres = LocalPostgres(root / "pg")  # durable: fsync on, as on a Pi
+        broker = LocalMosquitto(root / "mq")
+        postgres.start()
+        broker.start()
+        env = {**os.environ, "CW_DATABASE_URL": postgres.url, "CW_MQTT_URL": broker.url, "CW_HEALTH_PORT": "0"}
+        aggregator = subprocess.Popen(
+            [sys.executable, "-m", "citizenwatt_aggregator"], env=env, cwd=REPO, stderr=subprocess.DEVNULL
+        )
+        try:
+            client = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench", protocol=paho.MQTTv5)
+            client.max_inflight_messages_set(200)
+            client.connect("127.0.0.1", broker.port)
+            client.loop_start()
+            _wait_rows(postgres.url, "SELECT count(*) FROM pg_tables WHERE tablename = 'readings'", 1)
+            time.sleep(1)  # let the aggregator subscribe (bench only; tests await its status topic)
+            sensors = 4
+            t0 = 1_790_000_000.0
+            start = time.perf_counter()
+            last = None
+            for i in range(readings):
+                sensor = f"bench-{i % sensors}"
+                payload = {
+                    "v": 1,
+                    "sensor": sensor,
+                    "kind": "simulator",
+                    "ts": t0 + (i // sensors) * 1.0,
+                    "power": 100.0 + i % 97,
+                    "seq": i,
+                }
+                last = client.publish(f"citizenwatt/{sensor}/reading", json.dumps(payload), qos=1)
+            assert last is not None
+            last.wait_for_publish(60)
+            published = time.perf_counter() - start
+            _wait_rows(postgres.url, "SELECT count(*) FROM readings", readings)
+            stored = time.perf_counter() - start
+            print(
+                f"aggregator: {readings} readings from {sensors} sensors published in {published:.1f} s, "
+                f"all stored with rollups in {stored:.1f} s ({readings / stored:,.0f} readings/s, fsync on)"
+            )
+            with psycopg.connect(postgres.url) as conn:
+                q0 = time.perf_counter()
+                conn.execute("SELECT sum(day_wh + night_wh) FROM energy_rollups WHERE sensor_id = 1").fetchone()
+                q1 = time.perf_counter()
+                rows = conn.execute("SELECT count(*) FROM energy_rollups").fetchone()
+            print(
+                f"rollups: {rows[0] if rows else 0} rows; one sensor's total from rollups in {(q1 - q0) * 1000:.1f} ms"
+            )
+            client.loop_stop()
+        finally:
+            aggregator.terminate()
+            aggregator.wait(30)
+            broker.stop()
+            postgres.stop()
+
+
+def _wait_rows(url: str, sql: str, expected: int, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with psycopg.connect(url) as conn:
+                row = conn.execute(sql).fetchone()
+                if row and int(row[0]) >= expected:
+                    return
+        except psycopg.Error:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(sql)
+
+
+if __name__ == "__main__":
+    bench_energy_arithmetic()
+    bench_aggregator_throughput()
