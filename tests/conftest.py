@@ -14,8 +14,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from citizenwatt_common.schema import migrate
 
+from citizenwatt_common.schema import migrate
 from tools.localstack import LocalMosquitto, LocalPostgres
 
 _db_numbers = itertools.count()

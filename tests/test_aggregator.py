@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import psycopg
@@ -23,6 +25,10 @@ def reading(sensor: str, ts: float, power: float, seq: int | None = None) -> byt
     if seq is not None:
         body["seq"] = seq
     return json.dumps(body).encode()
+
+
+def reached(database_url: str, target: int) -> bool:
+    return count_rows(database_url) >= target
 
 
 def wait_for_aggregator(observer: MqttObserver) -> None:
@@ -55,7 +61,7 @@ def test_simulated_readings_reach_the_database_and_the_state_topic(
     assert stored == published
     states = [json.loads(p) for t, p, _ in observer.messages if t == "citizenwatt/house/state"]
     assert states and states[-1]["energy_kwh"] > 0
-    assert all(a["energy_kwh"] <= b["energy_kwh"] for a, b in zip(states, states[1:], strict=False))
+    assert all(a["energy_kwh"] <= b["energy_kwh"] for a, b in itertools.pairwise(states))
 
 
 def test_a_malformed_payload_is_kept_aside_and_the_next_reading_stored(
@@ -120,7 +126,7 @@ def test_sigkill_mid_stream_loses_nothing_and_duplicates_nothing(
     try:
         for round_number in range(3):
             target = count_rows(database_url) + 30
-            wait_until(lambda t=target: count_rows(database_url) >= t, message=f"progress in round {round_number}")
+            wait_until(partial(reached, database_url, target), message=f"progress in round {round_number}")
             aggregator.kill()
             aggregator = ServiceProcess("citizenwatt_aggregator", env, tmp_path / "agg.log").start()
         wait_until(lambda: count_rows(database_url) >= target + 30, message="progress after the last restart")

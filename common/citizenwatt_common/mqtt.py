@@ -34,6 +34,6 @@ def make_client(settings: MqttSettings, client_id: str, *, manual_ack: bool = Fa
 
 def session_properties(expiry_seconds: int) -> Properties:
     """CONNECT properties asking the broker to keep our session (subscriptions, queued messages)."""
-    props = Properties(PacketTypes.CONNECT)
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     props.SessionExpiryInterval = expiry_seconds
     return props

@@ -101,7 +101,7 @@ class ReadingPublisher:
     def wait_for(self, predicate: Any, timeout: float) -> bool:
         """Block until ``predicate(stats)`` holds (tests and shutdown use it); False on timeout."""
         with self._stats_changed:
-            return self._stats_changed.wait_for(lambda: predicate(self._stats), timeout)
+            return bool(self._stats_changed.wait_for(lambda: predicate(self._stats), timeout))
 
     def stop(self, drain_seconds: float = 5.0) -> None:
         """Try to deliver what is buffered, announce ``offline``, disconnect."""

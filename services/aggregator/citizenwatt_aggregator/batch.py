@@ -8,6 +8,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import psycopg
+
 from citizenwatt_common.contract import Reading, Rejection, Topics, parse_reading
 from citizenwatt_common.store import load_household, store_readings
 

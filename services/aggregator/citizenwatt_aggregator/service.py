@@ -19,13 +19,14 @@ from typing import Any
 
 import paho.mqtt.client as paho
 import psycopg
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
 from citizenwatt_common.collector.runtime import Backoff
 from citizenwatt_common.contract import STATUS_OFFLINE, STATUS_ONLINE, Topics
 from citizenwatt_common.mqtt import make_client
 from citizenwatt_common.schema import migrate
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
 
 from .batch import BatchOutcome, Incoming, write_batch
 from .settings import AggregatorSettings
@@ -63,7 +64,7 @@ class Aggregator:
 
     # -- MQTT (paho's thread) -----------------------------------------------------------------
     def _connect_properties(self) -> Properties:
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self.settings.session_expiry_seconds
         # How many unacknowledged messages the broker may hand us: enough for two full batches.
         props.ReceiveMaximum = min(65_535, 2 * self.settings.batch_size)

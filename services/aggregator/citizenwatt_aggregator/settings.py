@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-from citizenwatt_common.settings import DatabaseSettings, MqttSettings
 from pydantic import Field
+
+from citizenwatt_common.settings import DatabaseSettings, MqttSettings
 
 
 class AggregatorSettings(MqttSettings, DatabaseSettings):

@@ -8,6 +8,7 @@ from typing import Any
 
 import paho.mqtt.client as paho
 import psycopg
+
 from citizenwatt_common.contract import SCHEMA_VERSION, Topics
 
 

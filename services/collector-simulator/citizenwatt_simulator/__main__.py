@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from zoneinfo import ZoneInfo
 
+from pydantic import Field
+
 from citizenwatt_common.collector.runtime import CollectorRuntime, CollectorSettings, main_for
 from citizenwatt_common.contract import Reading
-from pydantic import Field
 
 from .household import SimulatedHousehold
 
