@@ -37,7 +37,7 @@ def wait_for_aggregator(observer: MqttObserver) -> None:
 
 @pytest.fixture
 def observer(mosquitto: LocalMosquitto) -> Iterator[MqttObserver]:
-    obs = MqttObserver(mosquitto.url, "citizenwatt/#")
+    obs = MqttObserver(mosquitto.url, "#")
     yield obs
     obs.close()
 
@@ -62,6 +62,10 @@ def test_simulated_readings_reach_the_database_and_the_state_topic(
     states = [json.loads(p) for t, p, _ in observer.messages if t == "citizenwatt/house/state"]
     assert states and states[-1]["energy_kwh"] > 0
     assert all(a["energy_kwh"] <= b["energy_kwh"] for a, b in itertools.pairwise(states))
+    discovery = {t: json.loads(p) for t, p, retained in observer.messages if t.startswith("homeassistant/")}
+    energy = discovery["homeassistant/sensor/citizenwatt_house/energy/config"]
+    assert (energy["state_topic"], energy["state_class"], energy["unit_of_measurement"]) == (
+        "citizenwatt/house/state", "total_increasing", "kWh")
 
 
 def test_a_malformed_payload_is_kept_aside_and_the_next_reading_stored(

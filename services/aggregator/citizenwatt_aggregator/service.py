@@ -14,6 +14,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -30,7 +31,7 @@ from citizenwatt_common.schema import migrate
 
 from .batch import BatchOutcome, Incoming, write_batch
 from .settings import AggregatorSettings
-from .state import publish_states
+from .state import publish_discovery, publish_states
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ class Aggregator:
         self.last_commit_at: float | None = None
         self._inbox: queue.SimpleQueue[Incoming] = queue.SimpleQueue()
         self._generation = 0
+        self._announced: set[str] = set()  # sensors whose Home Assistant discovery went out this run
         self._conn: psycopg.Connection[Any] | None = None
         self._client = make_client(settings, settings.client_id, manual_ack=True)
         self._client.will_set(self.topics.service_status("aggregator"), STATUS_OFFLINE, qos=1, retain=True)
@@ -175,6 +177,7 @@ class Aggregator:
                     break  # stopping while the database was down: nothing acknowledged, nothing lost
                 self._acknowledge(batch)
                 self._account(outcome)
+                self._announce_new_sensors(outcome.sensors)
                 if outcome.sensors and self._conn is not None:
                     try:
                         publish_states(self._conn, self._client, self.topics, sorted(outcome.sensors))
@@ -186,6 +189,13 @@ class Aggregator:
             self._client.loop_stop()
             self._drop_connection()
             log.info("aggregator stopped: %s", asdict(self.counters))
+
+    def _announce_new_sensors(self, sensors: Iterable[str]) -> None:
+        if not self.settings.ha_discovery:
+            return
+        for sensor in sorted(set(sensors) - self._announced):
+            publish_discovery(self._client, self.topics, sensor, self.settings.ha_discovery_prefix)
+            self._announced.add(sensor)
 
     def _connection_or_wait(self) -> None:
         backoff = Backoff(0.5, 30.0)

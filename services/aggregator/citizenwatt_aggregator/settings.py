@@ -15,3 +15,5 @@ class AggregatorSettings(MqttSettings, DatabaseSettings):
         default=0.25, gt=0, le=10, description="a batch commits this long after its first reading"
     )
     health_port: int = Field(default=8081, ge=0, le=65535, description="HTTP /healthz port (0: off)")
+    ha_discovery: bool = Field(default=True, description="publish Home Assistant MQTT discovery for each sensor")
+    ha_discovery_prefix: str = Field(default="homeassistant", description="Home Assistant's discovery prefix")

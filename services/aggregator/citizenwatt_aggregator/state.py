@@ -35,3 +35,36 @@ def publish_states(conn: psycopg.Connection[Any], client: paho.Client, topics: T
             "rate": "night" if night else "day",
         }
         client.publish(topics.state(key), json.dumps(payload), qos=1, retain=True)
+
+
+def publish_discovery(client: paho.Client, topics: Topics, sensor: str, prefix: str) -> None:
+    """Home Assistant MQTT discovery: a power and an energy entity per sensor, read from ``state``.
+
+    Energy is ``total_increasing`` so Home Assistant's energy dashboard can use it directly;
+    that is why the state's ``energy_kwh`` never decreases.
+    """
+    device = {"identifiers": [f"citizenwatt_{sensor}"], "name": f"CitizenWatt {sensor}", "manufacturer": "CitizenWatt"}
+    entities = {
+        "power": {
+            "unit_of_measurement": "W",
+            "device_class": "power",
+            "state_class": "measurement",
+            "value_template": "{{ value_json.power }}",
+        },
+        "energy": {
+            "unit_of_measurement": "kWh",
+            "device_class": "energy",
+            "state_class": "total_increasing",
+            "value_template": "{{ value_json.energy_kwh }}",
+        },
+    }
+    for name, fields in entities.items():
+        config = {
+            "name": name.capitalize(),
+            "unique_id": f"citizenwatt_{sensor}_{name}",
+            "state_topic": topics.state(sensor),
+            "availability_topic": topics.status(sensor),
+            "device": device,
+            **fields,
+        }
+        client.publish(f"{prefix}/sensor/citizenwatt_{sensor}/{name}/config", json.dumps(config), qos=1, retain=True)
