@@ -87,6 +87,64 @@ def bench_aggregator_throughput(readings: int = 20_000) -> None:
             postgres.stop()
 
 
+def bench_sigkill_recovery(kills: int = 5, seconds_between: float = 6.0) -> None:
+    """The simulator at 10 readings/s while the aggregator is SIGKILLed repeatedly: count what survived."""
+    with tempfile.TemporaryDirectory(prefix="cw-bench-") as folder:
+        root = Path(folder)
+        postgres, broker = LocalPostgres(root / "pg"), LocalMosquitto(root / "mq")
+        postgres.start()
+        broker.start()
+        env = {
+            **os.environ,
+            "CW_DATABASE_URL": postgres.url,
+            "CW_MQTT_URL": broker.url,
+            "CW_HEALTH_PORT": "0",
+            "CW_SENSOR_ID": "kill-test",
+            "CW_PERIOD_SECONDS": "0.1",
+        }
+        seen: set[int] = set()
+        observer = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-observer", protocol=paho.MQTTv5)
+        observer.on_message = lambda c, u, m: seen.add(json.loads(m.payload)["seq"])
+        observer.connect("127.0.0.1", broker.port)
+        observer.subscribe("citizenwatt/kill-test/reading", qos=1)
+        observer.loop_start()
+
+        def spawn(module: str) -> subprocess.Popen[bytes]:
+            return subprocess.Popen([sys.executable, "-m", module], env=env, cwd=REPO, stderr=subprocess.DEVNULL)
+
+        aggregator = spawn("citizenwatt_aggregator")
+        _wait_rows(postgres.url, "SELECT count(*) FROM pg_tables WHERE tablename = 'readings'", 1)
+        time.sleep(1)
+        simulator = spawn("citizenwatt_simulator")
+        for _ in range(kills):
+            time.sleep(seconds_between)
+            aggregator.kill()
+            aggregator.wait()
+            aggregator = spawn("citizenwatt_aggregator")
+        time.sleep(seconds_between)
+        simulator.terminate()
+        simulator.wait(30)
+        time.sleep(1)
+        published = len(seen)
+        start = time.perf_counter()
+        _wait_rows(postgres.url, "SELECT count(*) FROM readings", published, timeout=120)
+        caught_up = time.perf_counter() - start
+        with psycopg.connect(postgres.url) as conn:
+            row = conn.execute("SELECT count(*), count(DISTINCT seq), max(seq) - min(seq) + 1 FROM readings").fetchone()
+        assert row is not None
+        stored, distinct, span = (int(v) for v in row)
+        print(
+            f"sigkill: aggregator killed {kills}x at 10 readings/s: published {published}, stored {stored}, "
+            f"distinct seq {distinct}, seq span {span} (lost {published - stored}, duplicates {stored - distinct},"
+            f" gaps {span - stored}); caught up {caught_up:.1f} s after the simulator stopped"
+        )
+        aggregator.terminate()
+        aggregator.wait(30)
+        observer.loop_stop()
+        broker.stop()
+        postgres.stop()
+
+
 def _wait_rows(url: str, sql: str, expected: int, timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -104,3 +162,4 @@ def _wait_rows(url: str, sql: str, expected: int, timeout: float = 600) -> None:
 if __name__ == "__main__":
     bench_energy_arithmetic()
     bench_aggregator_throughput()
+    bench_sigkill_recovery()
