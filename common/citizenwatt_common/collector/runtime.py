@@ -56,6 +56,7 @@ class CollectorRuntime:
         self.publisher = publisher or ReadingPublisher(settings, settings.sensor_id, buffer_size=settings.buffer_size)
         # Increasing within a run and, being derived from the clock, across restarts too.
         self._seq = int(time.time() * 1000)
+        self.first_seq = self._seq + 1
         self._device_error: str | None = None
         self._backoff = Backoff()
 
@@ -118,7 +119,15 @@ class CollectorRuntime:
         finally:
             self.stop_event.set()
             self.publisher.stop()
-            log.info("%s stopped", self.settings.sensor_id)
+            stats = self.publisher.stats()
+            log.info(
+                "%s stopped: seq %d..%d produced, %d acknowledged by the broker, %d dropped",
+                self.settings.sensor_id,
+                self.first_seq,
+                self._seq,
+                stats.acknowledged,
+                stats.dropped,
+            )
 
     def _install_signal_handlers(self) -> None:
         if threading.current_thread() is not threading.main_thread():
