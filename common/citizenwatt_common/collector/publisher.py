@@ -1,15 +1,17 @@
 """Publishes a collector's readings with QoS 1, in order, surviving broker outages.
 
-Readings wait in a bounded buffer while the broker is unreachable and go out, oldest first, when
-it comes back; when the buffer is full the oldest reading is dropped and counted. One thread
-(the pump) owns the buffer and the in-flight set; paho's callbacks only post events to it,
-because paho calls ``on_publish`` while holding its own lock and calling back into ``publish``
-from there would deadlock.
+Every reading goes into the outbox (see outbox.py) and is sent, oldest first, whenever the broker
+is reachable; it leaves the outbox only when the aggregator confirms it is stored. When the
+outbox is full the oldest reading is dropped and counted. One thread (the pump) owns the outbox,
+the send queue and the in-flight set; paho's callbacks only post events to it, because paho
+calls ``on_publish`` while holding its own lock and calling back into ``publish`` from there
+would deadlock.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import queue
 import threading
@@ -24,17 +26,26 @@ from paho.mqtt.reasoncodes import ReasonCode
 from ..contract import STATUS_OFFLINE, STATUS_ONLINE, Reading, Topics
 from ..mqtt import make_client
 from ..settings import MqttSettings
+from .outbox import Outbox
 
 log = logging.getLogger(__name__)
+
+_TICK_SECONDS = 5.0
+_REPLAY_CHECK_SECONDS = 30.0
+# A reading acknowledged by the broker but not confirmed stored this long after, while the
+# aggregator is online, was lost on the way (a broker crash): send it again.
+_UNCONFIRMED_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
 class PublisherStats:
-    buffered: int
-    inflight: int
-    acknowledged: int
-    dropped: int
+    buffered: int  # waiting to be sent
+    inflight: int  # sent, broker acknowledgement pending
+    acknowledged: int  # acknowledged by the broker (this run)
+    dropped: int  # removed unsent because the outbox was full
     connected: bool
+    outbox: int = 0  # kept until the aggregator confirms them
+    confirmed: int = 0  # confirmed stored by the aggregator (this run)
 
 
 class ReadingPublisher:
@@ -46,6 +57,7 @@ class ReadingPublisher:
         buffer_size: int = 100_000,
         inflight_window: int = 100,
         client_id: str | None = None,
+        outbox_path: str | None = None,
     ) -> None:
         self.sensor_id = sensor_id
         self.topics = Topics(settings.base_topic)
@@ -59,13 +71,22 @@ class ReadingPublisher:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
+        self._client.message_callback_add(self.topics.committed(sensor_id), self._on_committed)
+        self._client.message_callback_add(self.topics.service_status("aggregator"), self._on_aggregator_status)
+        self._outbox_path = outbox_path
         self._events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         # Owned by the pump thread only:
-        self._buffer: deque[Reading] = deque()
-        self._inflight: set[int] = set()
+        self._outbox: Outbox | None = None
+        self._buffer: deque[tuple[int, bytes]] = deque()  # (seq, payload) not yet handed to paho
+        self._inflight: dict[int, int] = {}  # paho mid -> seq
+        self._kept: set[int] = set()  # seqs in the outbox, mirrored in memory
+        self._acked_at: dict[int, float] = {}  # seq -> when the broker acknowledged it, until confirmed
+        self._aggregator_online = False
+        self._last_replay_check = time.monotonic()
         self._connected = False
         self._device_online = True
         self._acknowledged = 0
+        self._confirmed = 0
         self._dropped = 0
         self._stats = PublisherStats(0, 0, 0, 0, False)
         self._stats_changed = threading.Condition()
@@ -84,7 +105,9 @@ class ReadingPublisher:
         self._client.loop_start()
 
     def submit(self, reading: Reading) -> None:
-        self._events.put(("reading", reading))
+        if reading.seq is None:
+            raise ValueError("a published reading needs a seq: the outbox is keyed by it")
+        self._events.put(("reading", (reading.seq, reading.to_payload())))
 
     def set_device_online(self, online: bool) -> None:
         """Status is ``online`` only while both the broker and the device are reachable."""
@@ -114,6 +137,7 @@ class ReadingPublisher:
         if reason.is_failure:
             log.warning("broker refused connection for %s: %s", self.sensor_id, reason)
             return
+        client.subscribe([(self.topics.committed(self.sensor_id), 1), (self.topics.service_status("aggregator"), 1)])
         self._events.put(("connected", None))
 
     def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any) -> None:
@@ -122,25 +146,56 @@ class ReadingPublisher:
     def _on_publish(self, client: paho.Client, userdata: Any, mid: int, reason: ReasonCode, props: Any) -> None:
         self._events.put(("acked", mid))
 
+    def _on_committed(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        try:
+            ranges = [(int(low), int(high)) for low, high in json.loads(message.payload)["seqs"]]
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignoring malformed commit confirmation on %s", message.topic)
+            return
+        self._events.put(("committed", ranges))
+
+    def _on_aggregator_status(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        self._events.put(("aggregator", message.payload == STATUS_ONLINE.encode()))
+
     # -- the pump ----------------------------------------------------------------------------------
     def _run_pump(self) -> None:
+        self._outbox = Outbox(self._outbox_path, self._buffer_size)
+        self._buffer.extend(self._outbox.all_in_order())
+        self._kept = {seq for seq, _ in self._buffer}
+        if self._buffer:
+            log.info("%s: %d readings from a previous run wait in the outbox", self.sensor_id, len(self._buffer))
         drain_deadline: float | None = None
         while True:
-            timeout = None if drain_deadline is None else max(0.0, drain_deadline - time.monotonic())
+            timeout = _TICK_SECONDS if drain_deadline is None else max(0.0, drain_deadline - time.monotonic())
             try:
                 kind, value = self._events.get(timeout=timeout)
             except queue.Empty:
                 kind, value = "tick", None
             if kind == "reading":
-                self._enqueue(value)
+                self._enqueue(*value)
+            elif kind == "committed":
+                self._confirm(value)
             elif kind == "acked":
-                if value in self._inflight:
-                    self._inflight.discard(value)
+                seq = self._inflight.pop(value, None)
+                if seq is not None:
                     self._acknowledged += 1
+                    if seq in self._kept:
+                        self._acked_at[seq] = time.monotonic()
+            elif kind == "aggregator":
+                self._aggregator_online = bool(value)
+                if value:
+                    # It (re)connected: maybe after a broker crash that lost what it had not fetched yet.
+                    self._replay_unconfirmed(older_than=0.0)
+
             elif kind == "connected":
                 self._connected = True
                 log.info("%s connected to broker %s", self.sensor_id, self._settings.mqtt_url)
                 self._announce()
+                # Send again everything not yet confirmed stored, oldest first: a broker that was
+                # killed may have forgotten readings it had acknowledged.
+                self._buffer = deque(self._outbox.all_in_order())
+                self._inflight.clear()
+                self._acked_at.clear()
             elif kind == "disconnected":
                 if self._connected:
                     log.warning("%s lost the broker (%s); buffering readings", self.sensor_id, value)
@@ -151,6 +206,10 @@ class ReadingPublisher:
                     self._announce()
             elif kind == "stop" and drain_deadline is None:
                 drain_deadline = time.monotonic() + float(value)
+            now = time.monotonic()
+            if self._aggregator_online and now - self._last_replay_check >= _REPLAY_CHECK_SECONDS:
+                self._last_replay_check = now
+                self._replay_unconfirmed(older_than=_UNCONFIRMED_SECONDS)
             self._fill_window()
             self._publish_stats()
             if drain_deadline is not None and (
@@ -159,29 +218,63 @@ class ReadingPublisher:
                 self._finish()
                 return
 
-    def _enqueue(self, reading: Reading) -> None:
-        if len(self._buffer) >= self._buffer_size:
-            self._buffer.popleft()
-            self._dropped += 1
-            if self._dropped == 1 or self._dropped % 1000 == 0:
+    def _enqueue(self, seq: int, payload: bytes) -> None:
+        assert self._outbox is not None
+        dropped = self._outbox.add(seq, payload)
+        self._buffer.append((seq, payload))
+        self._kept.add(seq)
+        if dropped:
+            oldest_kept = self._outbox.oldest_seq() or seq
+            self._kept = {s for s in self._kept if s >= oldest_kept}
+            while self._buffer and self._buffer[0][0] < oldest_kept:
+                self._buffer.popleft()
+            before = self._dropped
+            self._dropped += dropped
+            if before == 0 or before // 1000 != self._dropped // 1000:
                 log.warning(
-                    "%s buffer full (%d readings): dropped %d oldest so far",
+                    "%s outbox full (%d readings): dropped %d oldest so far",
                     self.sensor_id,
                     self._buffer_size,
                     self._dropped,
                 )
-        self._buffer.append(reading)
+
+    def _confirm(self, ranges: list[tuple[int, int]]) -> None:
+        assert self._outbox is not None
+        self._confirmed += self._outbox.confirm(ranges)
+
+        def confirmed(seq: int) -> bool:
+            return any(low <= seq <= high for low, high in ranges)
+
+        self._kept = {s for s in self._kept if not confirmed(s)}
+        for seq in [s for s in self._acked_at if confirmed(s)]:
+            del self._acked_at[seq]
+
+    def _replay_unconfirmed(self, older_than: float) -> None:
+        """Send again readings the broker acknowledged long ago but the aggregator never confirmed."""
+        assert self._outbox is not None
+        now = time.monotonic()
+        due = {seq for seq, at in self._acked_at.items() if now - at >= older_than}
+        if not due:
+            return
+        for seq in due:
+            del self._acked_at[seq]
+        log.info("%s: sending %d unconfirmed readings again", self.sensor_id, len(due))
+        again = [(seq, payload) for seq, payload in self._outbox.all_in_order() if seq in due]
+        self._buffer = deque(sorted([*again, *self._buffer]))
 
     def _fill_window(self) -> None:
         topic = self.topics.reading(self.sensor_id)
         while self._connected and self._buffer and len(self._inflight) < self._window:
-            info = self._client.publish(topic, self._buffer[0].to_payload(), qos=1)
+            if self._buffer[0][0] not in self._kept:
+                self._buffer.popleft()  # confirmed stored while it waited here
+                continue
+            info = self._client.publish(topic, self._buffer[0][1], qos=1)
             if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
                 break  # paho refused it (queue full): keep it here and retry on the next event
             # Accepted: from now on paho owns the message and resends it after any reconnect,
             # even when the connection dropped just before this call (MQTT_ERR_NO_CONN).
-            self._buffer.popleft()
-            self._inflight.add(info.mid)
+            seq, _ = self._buffer.popleft()
+            self._inflight[info.mid] = seq
             if info.rc == paho.MQTT_ERR_NO_CONN:
                 self._connected = False
 
@@ -197,6 +290,8 @@ class ReadingPublisher:
             acknowledged=self._acknowledged,
             dropped=self._dropped,
             connected=self._connected,
+            outbox=len(self._kept),
+            confirmed=self._confirmed,
         )
         with self._stats_changed:
             self._stats = stats
@@ -212,4 +307,6 @@ class ReadingPublisher:
             with contextlib.suppress(RuntimeError, ValueError):
                 info.wait_for_publish(timeout=2)
         self._client.disconnect()
+        if self._outbox is not None:
+            self._outbox.close()
         self._stopped.set()

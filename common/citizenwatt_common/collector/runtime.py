@@ -19,6 +19,7 @@ from pydantic import Field
 from ..contract import SENSOR_ID_PATTERN, Reading
 from ..logs import setup_logging
 from ..settings import MqttSettings
+from .outbox import newest_seq_in
 from .publisher import ReadingPublisher
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,10 @@ log = logging.getLogger(__name__)
 class CollectorSettings(MqttSettings):
     sensor_id: str = Field(pattern=f"^{SENSOR_ID_PATTERN}$", description="MQTT <sensor_id> of this collector")
     period_seconds: float = Field(default=8.0, gt=0, le=3600, description="seconds between readings")
-    buffer_size: int = Field(default=100_000, ge=1, description="readings kept while the broker is away")
+    buffer_size: int = Field(default=100_000, ge=1, description="readings kept until confirmed stored")
+    outbox_path: str | None = Field(
+        default=None, description="SQLite file keeping unconfirmed readings across restarts (none: memory)"
+    )
 
 
 class DeviceUnavailable(Exception):
@@ -53,9 +57,12 @@ class CollectorRuntime:
         self.settings = settings
         self.kind = kind
         self.stop_event = threading.Event()
-        self.publisher = publisher or ReadingPublisher(settings, settings.sensor_id, buffer_size=settings.buffer_size)
-        # Increasing within a run and, being derived from the clock, across restarts too.
-        self._seq = int(time.time() * 1000)
+        self.publisher = publisher or ReadingPublisher(
+            settings, settings.sensor_id, buffer_size=settings.buffer_size, outbox_path=settings.outbox_path
+        )
+        # Increasing within a run and across restarts: from the clock, but never below what the
+        # outbox of a previous run still holds (a Pi without a clock battery boots in the past).
+        self._seq = max(int(time.time() * 1000), (newest_seq_in(settings.outbox_path) or 0) + 1)
         self.first_seq = self._seq + 1
         self._device_error: str | None = None
         self._backoff = Backoff()

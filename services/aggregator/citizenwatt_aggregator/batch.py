@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,9 @@ class BatchOutcome:
     duplicates: int = 0
     rejected: int = 0
     sensors: dict[str, Reading] = field(default_factory=dict)
+    # seqs now safely kept (stored, already stored, or kept as rejected), per sensor: the
+    # collectors prune their outboxes with these.
+    kept_seqs: dict[str, list[int]] = field(default_factory=dict)
 
 
 def write_batch(conn: psycopg.Connection[Any], topics: Topics, batch: list[Incoming], zone: ZoneInfo) -> BatchOutcome:
@@ -43,11 +47,17 @@ def write_batch(conn: psycopg.Connection[Any], topics: Topics, batch: list[Incom
     rejections: list[tuple[Incoming, Rejection]] = []
     for message in batch:
         result = parse_reading(topics.sensor_of(message.topic), message.payload)
+        sensor = topics.sensor_of(message.topic)
         if isinstance(result, Rejection):
             rejections.append((message, result))
+            seq = _seq_of_rejected(message.payload)
+            if sensor is not None and seq is not None:
+                outcome.kept_seqs.setdefault(sensor, []).append(seq)
         else:
             readings.append(result)
             outcome.sensors[result.sensor] = result
+            if result.seq is not None:
+                outcome.kept_seqs.setdefault(result.sensor, []).append(result.seq)
     with conn.transaction():
         household = load_household(conn)
         stored = store_readings(conn, readings, household, zone)
@@ -69,3 +79,23 @@ def write_batch(conn: psycopg.Connection[Any], topics: Topics, batch: list[Incom
         )
     outcome.stored, outcome.duplicates, outcome.rejected = stored.inserted, stored.duplicates, len(rejections)
     return outcome
+
+
+def _seq_of_rejected(payload: bytes) -> int | None:
+    """A rejected message's seq, when it has a readable one (so its collector stops resending it)."""
+    try:
+        seq = json.loads(payload).get("seq")
+    except (ValueError, AttributeError, RecursionError):
+        return None
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) and 0 <= seq < 2**63 else None
+
+
+def seq_ranges(seqs: list[int]) -> list[list[int]]:
+    """[5, 1, 2, 3, 7] -> [[1, 3], [5, 5], [7, 7]]: compact commit confirmations."""
+    ranges: list[list[int]] = []
+    for seq in sorted(set(seqs)):
+        if ranges and seq == ranges[-1][1] + 1:
+            ranges[-1][1] = seq
+        else:
+            ranges.append([seq, seq])
+    return ranges

@@ -29,7 +29,7 @@ from citizenwatt_common.contract import STATUS_OFFLINE, STATUS_ONLINE, Topics
 from citizenwatt_common.mqtt import make_client
 from citizenwatt_common.schema import migrate
 
-from .batch import BatchOutcome, Incoming, write_batch
+from .batch import BatchOutcome, Incoming, seq_ranges, write_batch
 from .settings import AggregatorSettings
 from .state import publish_discovery, publish_states
 
@@ -176,6 +176,7 @@ class Aggregator:
                 if outcome is None:
                     break  # stopping while the database was down: nothing acknowledged, nothing lost
                 self._acknowledge(batch)
+                self._confirm_to_collectors(outcome)
                 self._account(outcome)
                 self._announce_new_sensors(outcome.sensors)
                 if outcome.sensors and self._conn is not None:
@@ -189,6 +190,11 @@ class Aggregator:
             self._client.loop_stop()
             self._drop_connection()
             log.info("aggregator stopped: %s", asdict(self.counters))
+
+    def _confirm_to_collectors(self, outcome: BatchOutcome) -> None:
+        for sensor, seqs in outcome.kept_seqs.items():
+            payload = json.dumps({"seqs": seq_ranges(seqs)})
+            self._client.publish(self.topics.committed(sensor), payload, qos=1)
 
     def _announce_new_sensors(self, sensors: Iterable[str]) -> None:
         if not self.settings.ha_discovery:
