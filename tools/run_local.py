@@ -49,7 +49,7 @@ def main() -> int:
         wait_for_port(int(api_port), timeout=60)
         # The simulator comes last: the aggregator's subscription must exist before readings flow.
         _wait_healthy(f"http://127.0.0.1:{env.get('CW_HEALTH_PORT', '8081')}/healthz")
-        sim_env = {"CW_SENSOR_ID": "simulator", "CW_HEALTH_PORT": "0", **env}
+        sim_env = {"CW_SENSOR_ID": "simulator", "CW_OUTBOX_PATH": str(data / "outbox-simulator.sqlite"), **env}
         children.append(("simulator", _spawn("citizenwatt_simulator", sim_env)))
         print(f"\nCitizenWatt is running: http://localhost:{api_port}  (Ctrl-C to stop)\n", flush=True)
         while not stopping:
