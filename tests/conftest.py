@@ -40,13 +40,17 @@ def postgres_server(tmp_root: Path) -> Iterator[LocalPostgres]:
     server.stop("immediate")
 
 
-@pytest.fixture
-def database_url(postgres_server: LocalPostgres) -> str:
-    """A fresh, migrated, empty database for this test."""
+def _fresh_database(postgres_server: LocalPostgres) -> str:
     name = f"cw_test_{os.getpid()}_{next(_db_numbers)}"
     with psycopg.connect(postgres_server.url, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name} TEMPLATE cw_template")
     return postgres_server.url.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture
+def database_url(postgres_server: LocalPostgres) -> str:
+    """A fresh, migrated, empty database for this test."""
+    return _fresh_database(postgres_server)
 
 
 @pytest.fixture

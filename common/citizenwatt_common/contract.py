@@ -134,6 +134,9 @@ def parse_reading(topic_sensor: str | None, payload: bytes) -> Reading | Rejecti
         return Rejection(f"payload is not JSON: {exc}")
     if not isinstance(raw, dict):
         return Rejection(f"payload is JSON {type(raw).__name__}, not an object")
+    if "v" not in raw:
+        # The model defaults v for readings built in code; on the wire it is required.
+        return Rejection("v: Field required (schema version)")
     try:
         reading = Reading.model_validate(raw)
     except ValidationError as exc:
