@@ -84,7 +84,14 @@ def count_rows(database_url: str, sql: str = "SELECT count(*) FROM readings", pa
 class MqttObserver:
     """A real MQTT subscriber that records what the broker delivers, for tests to await."""
 
-    def __init__(self, url: str, topic: str, client_id: str = "test-observer") -> None:
+    def __init__(
+        self,
+        url: str,
+        topic: str,
+        client_id: str = "test-observer",
+        username: str | None = None,
+        password: str | None = None,
+    ) -> None:
         from urllib.parse import urlsplit
 
         import paho.mqtt.client as paho
@@ -107,6 +114,8 @@ class MqttObserver:
                 self.messages.append((message.topic, bytes(message.payload), bool(message.retain)))
                 self._changed.notify_all()
 
+        if username:
+            self._client.username_pw_set(username, password)
         self._client.on_connect = on_connect
         self._client.on_subscribe = on_subscribe
         self._client.on_message = on_message

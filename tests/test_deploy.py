@@ -36,3 +36,14 @@ def test_simulator_is_started_by_default_and_collectors_only_by_profile() -> Non
     for name, spec in services.items():
         if name.startswith("collector-"):
             assert spec.get("profiles"), f"{name} needs hardware: it must be behind a profile"
+
+
+def test_the_shipped_broker_refuses_anonymous_clients_and_applies_the_acl() -> None:
+    config = (REPO / "mosquitto" / "mosquitto.conf").read_text().splitlines()
+    assert "allow_anonymous false" in config
+    assert any(line.startswith("acl_file ") for line in config)
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    for name, spec in compose["services"].items():
+        env = spec.get("environment", {})
+        if "CW_MQTT_URL" in env:
+            assert env.get("CW_MQTT_USERNAME") and env.get("CW_MQTT_PASSWORD_FILE"), f"{name} has no broker account"

@@ -23,8 +23,7 @@ def make_client(settings: MqttSettings, client_id: str, *, manual_ack: bool = Fa
         manual_ack=manual_ack,
     )
     if settings.mqtt_username:
-        password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
-        client.username_pw_set(settings.mqtt_username, password)
+        client.username_pw_set(settings.mqtt_username, settings.mqtt_secret())
     if settings.mqtt_tls:
         client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
     # paho retries the connection itself, doubling the wait from 1 s up to 60 s.

@@ -23,6 +23,9 @@ class MqttSettings(CommonSettings):
     mqtt_url: str = Field(default="mqtt://localhost:1883", description="mqtt://host:port or mqtts://host:port")
     mqtt_username: str | None = Field(default=None, description="broker account (none: anonymous)")
     mqtt_password: SecretStr | None = Field(default=None, description="broker password")
+    mqtt_password_file: str | None = Field(
+        default=None, description="file holding the broker password (generated secrets, docker secrets)"
+    )
     base_topic: str = Field(default="citizenwatt", description="first level(s) of every topic")
 
     @field_validator("mqtt_url")
@@ -32,6 +35,15 @@ class MqttSettings(CommonSettings):
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
             raise ValueError("CW_MQTT_URL must look like mqtt://host:1883 or mqtts://host:8883")
         return url
+
+    def mqtt_secret(self) -> str | None:
+        """The broker password, from CW_MQTT_PASSWORD or else from CW_MQTT_PASSWORD_FILE."""
+        if self.mqtt_password is not None:
+            return self.mqtt_password.get_secret_value()
+        if self.mqtt_password_file:
+            with open(self.mqtt_password_file, encoding="utf-8") as handle:
+                return handle.read().strip()
+        return None
 
     @property
     def mqtt_host(self) -> str:

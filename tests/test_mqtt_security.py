@@ -1,0 +1,134 @@
+"""The shipped broker security: no anonymous access, one account per service, ACLs that hold."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+from tests.services import MqttObserver, ServiceProcess, count_rows, wait_until
+from tools.localstack import REPO, LocalMosquitto
+
+ACCOUNTS = ("_aggregator", "_homeassistant", "meter1")
+
+
+@pytest.fixture
+def secured(tmp_path: Path) -> Iterator[tuple[LocalMosquitto, Path]]:
+    folder = tmp_path / "mq"
+    secrets = folder / "secrets"
+    subprocess.run(
+        ["sh", str(REPO / "mosquitto" / "init-accounts.sh"), str(secrets), *ACCOUNTS], check=True, capture_output=True
+    )
+    broker = LocalMosquitto(
+        folder,
+        extra_config=(
+            f"allow_anonymous false\npassword_file {secrets / 'mosquitto.passwd'}\n"
+            f"acl_file {REPO / 'mosquitto' / 'acl'}"
+        ),
+    )
+    broker.start()
+    yield broker, secrets
+    broker.stop()
+
+
+def secret(secrets: Path, account: str) -> str:
+    return (secrets / f"{account}.password").read_text().strip()
+
+
+def connect_result(port: int, username: str | None, password: str | None) -> int:
+    outcome: list[int] = []
+    done = threading.Event()
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"probe-{username}", protocol=paho.MQTTv5)
+    if username:
+        client.username_pw_set(username, password)
+
+    def on_connect(c: paho.Client, u: object, f: object, reason: ReasonCode, p: object) -> None:
+        outcome.append(reason.value)
+        done.set()
+
+    client.on_connect = on_connect
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    done.wait(10)
+    client.disconnect()
+    client.loop_stop()
+    return outcome[0]
+
+
+def test_secrets_are_generated_once_and_differ(secured: tuple[LocalMosquitto, Path]) -> None:
+    _, secrets = secured
+    values = {account: secret(secrets, account) for account in ACCOUNTS}
+    assert len(set(values.values())) == len(ACCOUNTS) and all(len(v) >= 20 for v in values.values())
+    subprocess.run(
+        ["sh", str(REPO / "mosquitto" / "init-accounts.sh"), str(secrets), *ACCOUNTS], check=True, capture_output=True
+    )
+    assert {account: secret(secrets, account) for account in ACCOUNTS} == values
+
+
+def test_anonymous_and_wrong_passwords_are_refused(secured: tuple[LocalMosquitto, Path]) -> None:
+    broker, secrets = secured
+    assert connect_result(broker.port, None, None) == 135  # MQTT v5 "Not authorized"
+    assert connect_result(broker.port, "meter1", "guess") == 135  # Mosquitto 2.0 answers the same for both
+    assert connect_result(broker.port, "meter1", secret(secrets, "meter1")) == 0
+
+
+def test_a_collector_can_publish_only_its_own_sensor(secured: tuple[LocalMosquitto, Path]) -> None:
+    broker, secrets = secured
+    home = MqttObserver(broker.url, "citizenwatt/#", "ha", "_homeassistant", secret(secrets, "_homeassistant"))
+    meter = MqttObserver(broker.url, "citizenwatt/meter1/set", "meter1", "meter1", secret(secrets, "meter1"))
+    now = time.time()
+    forged = {"v": 1, "sensor": "meter2", "kind": "simulator", "ts": now, "power": 1.0}
+    meter.publish("citizenwatt/meter2/reading", json.dumps(forged))
+    meter.publish("citizenwatt/meter1/state", "{}")
+    own = {"v": 1, "sensor": "meter1", "kind": "simulator", "ts": now, "power": 2.0}
+    meter.publish("citizenwatt/meter1/reading", json.dumps(own))
+    # Messages from one publisher arrive in order: once the last one is seen, the others were dropped.
+    home.wait_for(lambda ms: any(t == "citizenwatt/meter1/reading" for t, _, _ in ms))
+    assert [t for t, _, _ in home.messages] == ["citizenwatt/meter1/reading"]
+    # Home Assistant may switch a relay but not forge a reading.
+    home.publish("citizenwatt/meter1/reading", json.dumps({**own, "ts": now + 1}))
+    home.publish("citizenwatt/meter1/set", "ON")
+    meter.wait_for(lambda ms: ("citizenwatt/meter1/set", b"ON", False) in ms)
+    assert [t for t, _, _ in home.messages if t.endswith("/reading")] == ["citizenwatt/meter1/reading"]
+    home.close()
+    meter.close()
+
+
+def test_services_work_end_to_end_with_their_accounts(
+    secured: tuple[LocalMosquitto, Path], database_url: str, tmp_path: Path
+) -> None:
+    broker, secrets = secured
+    common = {"CW_MQTT_URL": broker.url, "CW_DATABASE_URL": database_url, "CW_HEALTH_PORT": "0"}
+    aggregator_env = {
+        **common,
+        "CW_MQTT_USERNAME": "_aggregator",
+        "CW_MQTT_PASSWORD_FILE": str(secrets / "_aggregator.password"),
+    }
+    collector_env = {
+        **common,
+        "CW_MQTT_USERNAME": "meter1",
+        "CW_SENSOR_ID": "meter1",
+        "CW_PERIOD_SECONDS": "0.1",
+        "CW_MQTT_PASSWORD_FILE": str(secrets / "meter1.password"),
+    }
+    home = MqttObserver(broker.url, "citizenwatt/#", "ha", "_homeassistant", secret(secrets, "_homeassistant"))
+    aggregator = ServiceProcess("citizenwatt_aggregator", aggregator_env, tmp_path / "agg.log").start()
+    home.wait_for(lambda ms: ("citizenwatt/_services/aggregator/status", b"online") in [(t, p) for t, p, _ in ms])
+    simulator = ServiceProcess("citizenwatt_simulator", collector_env, tmp_path / "sim.log").start()
+    try:
+        wait_until(lambda: count_rows(database_url) >= 20, message="readings stored")
+        home.wait_for(lambda ms: any(t == "citizenwatt/meter1/state" for t, _, _ in ms))
+        assert simulator.stop() == 0
+    finally:
+        aggregator.stop()
+        home.close()
+    log = (tmp_path / "sim.log").read_text()
+    assert "not authorized" not in log.lower()
