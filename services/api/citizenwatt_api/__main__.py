@@ -1,0 +1,46 @@
+"""Start command: ``python -m citizenwatt_api`` (serves on CW_API_HOST:CW_API_PORT).
+
+``python -m citizenwatt_api create-admin --login NAME`` creates an administrator for automated
+deployments; the password comes from CW_ADMIN_PASSWORD or standard input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import psycopg
+import uvicorn
+
+from citizenwatt_common.logs import setup_logging
+from citizenwatt_common.schema import migrate
+
+from .app import create_app
+from .auth import create_user
+from .settings import ApiSettings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m citizenwatt_api")
+    commands = parser.add_subparsers(dest="command")
+    admin = commands.add_parser("create-admin", help="create an administrator account")
+    admin.add_argument("--login", required=True)
+    args = parser.parse_args()
+    settings = ApiSettings()
+    setup_logging(settings.log_level)
+    if args.command == "create-admin":
+        password = os.environ.get("CW_ADMIN_PASSWORD") or sys.stdin.readline().rstrip("\n")
+        if len(password) < 8:
+            sys.exit("the password must have at least 8 characters")
+        with psycopg.connect(settings.database_url, autocommit=True) as conn:
+            migrate(conn, settings.max_gap_seconds)
+            create_user(conn, args.login, password, is_admin=True)
+        print(f"administrator {args.login} created")
+        return
+    # uvicorn handles SIGTERM/SIGINT: it finishes in-flight requests, then runs the lifespan exit.
+    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="info")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""The FastAPI application: legacy API, account pages, settings, health, and the web page."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from citizenwatt_common.schema import migrate
+
+from . import legacy, pages
+from .auth import create_user
+from .db import open_pool
+from .settings import ApiSettings
+
+log = logging.getLogger(__name__)
+
+_PLACEHOLDER = """<!doctype html><html><head><meta charset="utf-8"><title>CitizenWatt</title></head>
+<body><h1>CitizenWatt</h1><p>The API is running. <a href="/docs">API documentation</a>,
+<a href="/install">first-run install</a>, <a href="/login">log in</a>.</p></body></html>"""
+
+
+def create_app(settings: ApiSettings | None = None) -> FastAPI:
+    settings = settings or ApiSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        with psycopg.connect(settings.database_url, autocommit=True) as conn:
+            migrate(conn, settings.max_gap_seconds)
+            _ensure_admin(conn, settings)
+        app.state.pool = open_pool(settings.database_url, settings.pool_size)
+        try:
+            yield
+        finally:
+            app.state.pool.close()
+
+    app = FastAPI(
+        title="CitizenWatt",
+        version="2.0.0",
+        lifespan=lifespan,
+        description="Home electricity monitor: the legacy CitizenWatt API and the modern one.",
+    )
+    app.state.settings = settings
+    app.include_router(legacy.router)
+    app.include_router(pages.router)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> JSONResponse:
+        try:
+            with app.state.pool.connection(timeout=3) as conn:
+                conn.execute("SELECT 1")
+        except Exception as exc:
+            return JSONResponse({"status": "unavailable", "database": str(exc)}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"error": "Invalid parameters"}, status_code=400)
+
+    @app.exception_handler(psycopg.OperationalError)
+    async def database_down(request: Request, exc: psycopg.OperationalError) -> JSONResponse:
+        return JSONResponse({"error": "Database unavailable, try again shortly"}, status_code=503)
+
+    _serve_ui(app, Path(settings.ui_dir))
+    return app
+
+
+def _serve_ui(app: FastAPI, folder: Path) -> None:
+    if (folder / "index.html").is_file():
+        app.mount("/", StaticFiles(directory=folder, html=True), name="ui")
+        return
+
+    @app.get("/", include_in_schema=False)
+    def placeholder() -> HTMLResponse:
+        return HTMLResponse(_PLACEHOLDER)
+
+
+def _ensure_admin(conn: psycopg.Connection[Any], settings: ApiSettings) -> None:
+    """CW_ADMIN_LOGIN/CW_ADMIN_PASSWORD: create that admin at start (never overwrites a password)."""
+    if not settings.admin_login or settings.admin_password is None:
+        return
+    if conn.execute("SELECT 1 FROM users WHERE login = %s", (settings.admin_login,)).fetchone():
+        return
+    create_user(conn, settings.admin_login, settings.admin_password.get_secret_value(), is_admin=True)
+    log.info("created administrator %s from the environment", settings.admin_login)

@@ -1,0 +1,174 @@
+"""First-run install, login, logout and household settings (provider, night window)."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import psycopg
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from citizenwatt_common.night import parse_hhmm
+
+from .auth import (
+    ApiError,
+    User,
+    admin_allowed_to_change,
+    check_credentials,
+    create_user,
+    end_session,
+    same_origin,
+    start_session,
+)
+from .db import get_conn
+
+router = APIRouter(tags=["account"])
+Conn = psycopg.Connection[Any]
+
+_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>CitizenWatt - {title}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:24rem;margin:3rem auto;padding:0 1rem}}
+label{{display:block;margin:.8rem 0}}input{{width:100%;padding:.5rem;font-size:1rem}}
+button{{padding:.6rem 1.2rem;font-size:1rem}}.error{{color:#b00020}}</style></head>
+<body><h1>{title}</h1>{message}<form method="post" action="{action}">
+<label>Login <input name="login" autocomplete="username" required></label>
+<label>Password <input name="password" type="password" autocomplete="{pw_hint}" required
+ minlength="{minlength}"></label>
+<button type="submit">{button}</button></form></body></html>"""
+
+
+def _page(title: str, action: str, button: str, message: str = "", new_password: bool = False) -> HTMLResponse:
+    body = _PAGE.format(
+        title=title,
+        action=action,
+        button=button,
+        message=f'<p class="error">{html.escape(message)}</p>' if message else "",
+        pw_hint="new-password" if new_password else "current-password",
+        minlength=8 if new_password else 1,
+    )
+    return HTMLResponse(body)
+
+
+def has_users(conn: Conn) -> bool:
+    return conn.execute("SELECT 1 FROM users LIMIT 1").fetchone() is not None
+
+
+@router.get("/install", response_class=HTMLResponse)
+def install_page(conn: Conn = Depends(get_conn)) -> Response:
+    if has_users(conn):
+        return RedirectResponse("/login", status_code=303)
+    return _page("Welcome: create the administrator", "/install", "Create", new_password=True)
+
+
+@router.post("/install")
+def install(
+    request: Request,
+    login: str = Form(...),
+    password: str = Form(...),
+    conn: Conn = Depends(get_conn),
+) -> Response:
+    login = login.strip()
+    if not login or len(password) < 8:
+        return _page(
+            "Welcome: create the administrator",
+            "/install",
+            "Create",
+            "A login and a password of at least 8 characters, please.",
+            new_password=True,
+        )
+    with conn.transaction():
+        conn.execute("LOCK TABLE users IN EXCLUSIVE MODE")  # two first visitors: only one becomes admin
+        if has_users(conn):
+            raise ApiError(403, "Already installed: log in instead")
+        user_id = create_user(conn, login, password, is_admin=True)
+    response = RedirectResponse("/", status_code=303)
+    start_session(conn, response, user_id, request.app.state.settings.session_days)
+    return response
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(conn: Conn = Depends(get_conn)) -> Response:
+    if not has_users(conn):
+        return RedirectResponse("/install", status_code=303)
+    return _page("Log in", "/login", "Log in")
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    login: str = Form(...),
+    password: str = Form(...),
+    conn: Conn = Depends(get_conn),
+) -> Response:
+    user = check_credentials(conn, login, password)
+    wants_json = "application/json" in request.headers.get("accept", "")
+    if user is None:
+        if wants_json:
+            return JSONResponse({"error": "Access forbidden"}, status_code=403)
+        page = _page("Log in", "/login", "Log in", "Wrong login or password.")
+        page.status_code = 403
+        return page
+    response: Response = (
+        JSONResponse({"data": {"login": user.login, "is_admin": user.is_admin}})
+        if wants_json
+        else RedirectResponse("/", status_code=303)
+    )
+    start_session(conn, response, user.id, request.app.state.settings.session_days)
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, conn: Conn = Depends(get_conn)) -> Response:
+    if request.cookies and not same_origin(request):
+        raise ApiError(403, "Cross-site request refused")
+    response = RedirectResponse("/login", status_code=303)
+    end_session(conn, request, response)
+    return response
+
+
+@router.post("/settings/provider")
+async def choose_provider(
+    request: Request,
+    user: User = Depends(admin_allowed_to_change),
+    conn: Conn = Depends(get_conn),
+) -> dict[str, Any]:
+    fields = await _fields(request)
+    try:
+        provider_id = int(str(fields.get("provider_id")))
+    except ValueError:
+        raise ApiError(400, "provider_id must be an integer") from None
+    if conn.execute("SELECT 1 FROM energy_providers WHERE id = %s", (provider_id,)).fetchone() is None:
+        raise ApiError(404, f"No provider {provider_id}")
+    conn.execute("UPDATE household SET provider_id = %s", (provider_id,))
+    return {"data": {"provider_id": provider_id}}
+
+
+@router.post("/settings/night-window")
+async def set_night_window(
+    request: Request,
+    user: User = Depends(admin_allowed_to_change),
+    conn: Conn = Depends(get_conn),
+) -> dict[str, Any]:
+    """Readings stored from now on are tagged with the new window; stored ones keep their tariff."""
+    fields = await _fields(request)
+    start, end = str(fields.get("start") or ""), str(fields.get("end") or "")
+    if not start and not end:
+        conn.execute("UPDATE household SET night_start_minute = NULL, night_end_minute = NULL")
+        return {"data": None}
+    try:
+        start_minute, end_minute = parse_hhmm(start), parse_hhmm(end)
+    except ValueError as exc:
+        raise ApiError(400, str(exc)) from None
+    conn.execute("UPDATE household SET night_start_minute = %s, night_end_minute = %s", (start_minute, end_minute))
+    return {"data": {"start": start, "end": end}}
+
+
+async def _fields(request: Request) -> dict[str, Any]:
+    if request.headers.get("content-type", "").startswith("application/json"):
+        try:
+            body = await request.json()
+        except ValueError:
+            raise ApiError(400, "Body is not JSON") from None
+        return body if isinstance(body, dict) else {}
+    return dict(await request.form())

@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+
+from citizenwatt_common.settings import DatabaseSettings
+
+_DEFAULT_UI = Path(__file__).resolve().parents[2] / "ui"
+
+
+class ApiSettings(DatabaseSettings):
+    api_host: str = Field(default="0.0.0.0", description="address to listen on")  # noqa: S104 (a LAN service)
+    api_port: int = Field(default=8080, ge=1, le=65535, description="HTTP port")
+    ui_dir: str = Field(default=str(_DEFAULT_UI), description="folder of the static web page served at /")
+    max_buckets: int = Field(default=10_000, ge=1, description="most buckets one by_time/.../<step> call may ask")
+    max_returned_values: int = Field(default=500, ge=1, description="most measures one by_id range may return")
+    session_days: int = Field(default=30, ge=1, description="how long a login lasts")
+    admin_login: str | None = Field(default=None, description="create this admin at start if missing")
+    admin_password: SecretStr | None = Field(default=None, description="its password")
+    pool_size: int = Field(default=4, ge=1, le=50, description="database connections")
