@@ -1,0 +1,136 @@
+"""Nobody gets data without logging in; the first-run install happens once; passwords are scrypt."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+
+from citizenwatt_api import legacy, pages
+from citizenwatt_api.app import create_app
+from citizenwatt_api.passwords import hash_password, verify_password
+from citizenwatt_api.settings import ApiSettings
+
+ADMIN = {"login": "admin", "password": "correct horse battery"}
+
+
+@pytest.fixture
+def app_client(database_url: str) -> Iterator[TestClient]:
+    with TestClient(create_app(ApiSettings(database_url=database_url, ui_dir="/nonexistent"))) as client:
+        yield client
+
+
+def concrete(path: str) -> str:
+    """A route template with plausible values in every parameter."""
+    return re.sub(r"{[^}]+}", "1", path).replace("/get/1/", "/get/watts/")
+
+
+def test_every_data_route_refuses_anonymous_requests(app_client: TestClient) -> None:
+    open_paths = {
+        "/healthz",
+        "/install",
+        "/login",
+        "/logout",
+        "/",
+        "/docs",
+        "/openapi.json",
+        "/redoc",
+        "/docs/oauth2-redirect",
+    }
+    checked = 0
+    for route in [*legacy.router.routes, *pages.router.routes]:
+        if not isinstance(route, APIRoute) or route.path in open_paths:
+            continue
+        for method in route.methods:
+            response = app_client.request(method, concrete(route.path))
+            assert response.status_code in (401, 405), (method, route.path, response.status_code)
+            assert "data" not in response.json()
+            checked += 1
+    assert checked >= 20
+
+
+def test_install_happens_once_and_then_login_works(app_client: TestClient, database_url: str) -> None:
+    assert app_client.get("/install", follow_redirects=False).status_code == 200
+    assert app_client.post("/install", data={"login": "a", "password": "short"}).status_code == 200  # form again
+    assert app_client.post("/install", data=ADMIN, follow_redirects=False).status_code == 303
+    cookie = app_client.cookies.get("cw_session")
+    assert cookie and len(cookie) >= 40
+    set_cookie = app_client.post("/login", data=ADMIN, follow_redirects=False).headers["set-cookie"].lower()
+    assert "httponly" in set_cookie and "samesite=lax" in set_cookie
+    app_client.cookies.clear()
+    assert app_client.post("/install", data={"login": "mallory", "password": "12345678"}).status_code == 403
+    assert app_client.get("/install", follow_redirects=False).status_code == 303
+    assert app_client.post("/login", data={**ADMIN, "password": "wrong"}).status_code == 403
+    assert app_client.get("/api/sensors").status_code == 401
+    assert app_client.post("/api/sensors", data={**ADMIN, "password": "wrong"}).status_code == 403
+    assert app_client.post("/api/sensors", data=ADMIN).json() == {"data": None}
+    with psycopg.connect(database_url) as conn:
+        stored = conn.execute("SELECT password_hash FROM users WHERE login = 'admin'").fetchone()
+    assert stored is not None and ADMIN["password"] not in stored[0] and stored[0].startswith("scrypt$16384$8$1$")
+
+
+def test_logout_ends_the_session(app_client: TestClient) -> None:
+    app_client.post("/install", data=ADMIN)
+    assert app_client.get("/api/time").status_code == 200
+    assert app_client.post("/logout", headers={"Origin": "http://evil.example"}).status_code == 403
+    app_client.post("/logout", headers={"Origin": "http://testserver"})
+    assert app_client.get("/api/time").status_code == 401
+
+
+def test_scrypt_hashes_are_salted_and_verify() -> None:
+    first, second = hash_password("pw-123456"), hash_password("pw-123456")
+    assert first != second
+    assert verify_password("pw-123456", first) and not verify_password("pw-123457", first)
+    assert not verify_password("pw-123456", "sha256$garbage")
+
+
+def test_admin_from_environment_and_from_the_cli(database_url: str) -> None:
+    settings = ApiSettings(
+        database_url=database_url, ui_dir="/nonexistent", admin_login="robot", admin_password="from-the-env-1"
+    )  # type: ignore[arg-type]
+    with TestClient(create_app(settings)) as client:
+        assert client.post("/api/time", data={"login": "robot", "password": "from-the-env-1"}).status_code == 200
+    result = subprocess.run(
+        [sys.executable, "-m", "citizenwatt_api", "create-admin", "--login", "ops"],
+        input="from-stdin-pw\n",
+        text=True,
+        capture_output=True,
+        env={**os.environ, "CW_DATABASE_URL": database_url},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    with TestClient(create_app(ApiSettings(database_url=database_url, ui_dir="/nonexistent"))) as client:
+        assert client.post("/api/time", data={"login": "ops", "password": "from-stdin-pw"}).status_code == 200
+
+
+def test_settings_need_an_admin_and_valid_values(app_client: TestClient, database_url: str) -> None:
+    app_client.post("/install", data=ADMIN)
+    same = {"Origin": "http://testserver"}
+    assert (
+        app_client.post("/settings/night-window", data={"start": "25:00", "end": "06:00"}, headers=same).status_code
+        == 400
+    )
+    assert app_client.post("/settings/provider", data={"provider_id": "77"}, headers=same).status_code == 404
+    assert app_client.post("/settings/night-window", data={"start": "23:30", "end": "07:15"}, headers=same).json() == {
+        "data": {"start": "23:30", "end": "07:15"}
+    }
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO users (login, password_hash) VALUES ('guest', %s)", (hash_password("guest-pw-1"),))
+    response = app_client.post(
+        "/settings/provider", data={"provider_id": "2", "login": "guest", "password": "guest-pw-1"}
+    )
+    assert response.status_code == 403
+
+
+def test_health_and_openapi(app_client: TestClient) -> None:
+    assert app_client.get("/healthz").json() == {"status": "ok"}
+    paths = app_client.get("/openapi.json").json()["paths"]
+    assert "/api/{sensor}/get/{unit}/by_time/{t1}/{t2}/{step}" in paths
+    assert app_client.get("/docs").status_code == 200

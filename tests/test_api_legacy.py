@@ -1,0 +1,263 @@
+"""The legacy API against values worked out by hand (see the comment above each trace).
+
+Readings go in through store.py, exactly as the aggregator writes them, so the night flags and
+the rollups are the real ones.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from citizenwatt_api.app import create_app
+from citizenwatt_api.settings import ApiSettings
+from citizenwatt_common.contract import Reading
+from citizenwatt_common.store import load_household, store_readings
+
+PARIS = ZoneInfo("Europe/Paris")
+ADMIN = {"login": "admin", "password": "correct horse battery"}
+SAME_ORIGIN = {"Origin": "http://testserver"}
+
+# 2026-01-15, Paris is UTC+1. T0 = 20:58 UTC = 21:58 local. Night window 22:00-06:00.
+T0 = datetime(2026, 1, 15, 20, 58, tzinfo=UTC).timestamp()
+TRACE = [(0, 1000.0), (60, 1000.0), (120, 2000.0), (180, 2000.0), (600, 500.0), (660, 500.0)]
+# Night flags: 21:58 day, 21:59 day, 22:00 night, 22:01 night, 22:08 night, 22:09 night.
+# Segments (gap limit 300 s):
+#   (0,60)    1000 W * 60 s           =  60000 J, ends on a day reading
+#   (60,120)  (1000+2000)/2 W * 60 s  =  90000 J, night
+#   (120,180) 2000 W * 60 s           = 120000 J, night
+#   (180,600) 420 s > 300 s           =      0 J
+#   (600,660) 500 W * 60 s            =  30000 J, night
+# Day 60000 J = 0.0166667 kWh, night 240000 J = 0.0666667 kWh, total 300000 J = 0.0833333 kWh.
+DAY_KWH, NIGHT_KWH = 60_000 / 3.6e6, 240_000 / 3.6e6
+
+
+def approx(value: float) -> object:
+    return pytest.approx(value, rel=1e-9, abs=1e-12)
+
+
+@pytest.fixture
+def client(database_url: str) -> Iterator[TestClient]:
+    app = create_app(ApiSettings(database_url=database_url, ui_dir="/nonexistent"))
+    with TestClient(app) as test_client:
+        response = test_client.post("/install", data=ADMIN, follow_redirects=False)
+        assert response.status_code == 303
+        yield test_client
+
+
+def store(database_url: str, sensor: str, points: list[tuple[float, float]]) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn, conn.transaction():
+        readings = [Reading(sensor=sensor, kind="simulator", ts=ts, power=p) for ts, p in points]
+        store_readings(conn, readings, load_household(conn), PARIS)
+
+
+@pytest.fixture
+def trace(client: TestClient, database_url: str) -> TestClient:
+    window = client.post("/settings/night-window", data={"start": "22:00", "end": "06:00"}, headers=SAME_ORIGIN)
+    assert window.status_code == 200
+    store(database_url, "meter", [(T0 + offset, power) for offset, power in TRACE])
+    return client
+
+
+def data(client: TestClient, path: str) -> object:
+    response = client.get(path)
+    assert response.status_code == 200, response.text
+    return response.json()["data"]
+
+
+def test_sensors_types_and_time(trace: TestClient) -> None:
+    assert data(trace, "/api/sensors") == [{"id": 1, "name": "meter", "type": "electricity", "type_id": 1}]
+    assert data(trace, "/api/sensors/1") == {"id": 1, "name": "meter", "type": "electricity", "type_id": 1}
+    assert data(trace, "/api/sensors/2") is None
+    assert data(trace, "/api/types") == [{"id": 1, "name": "electricity"}]
+    before = time.time()
+    assert before - 5 <= float(data(trace, "/api/time")) <= time.time() + 5  # type: ignore[arg-type]
+    assert trace.get("/api/sensors/x").status_code == 400
+
+
+def test_rate_says_which_tariff_is_in_force_now(trace: TestClient) -> None:
+    hour = datetime.now(PARIS).hour
+    expected = "night" if hour >= 22 or hour < 6 else "day"
+    assert trace.get("/api/1/get/watts/by_id/1").json()["rate"] == expected
+
+
+def test_measures_by_id(trace: TestClient) -> None:
+    first = {"id": 1, "sensor_id": 1, "value": 1000.0, "timestamp": T0, "night_rate": 0}
+    newest = {"id": 6, "sensor_id": 1, "value": 500.0, "timestamp": T0 + 660, "night_rate": 1}
+    assert data(trace, "/api/1/get/watts/by_id/1") == first
+    assert data(trace, "/api/1/get/watts/by_id/-1") == newest  # the original answered null here
+    assert data(trace, "/api/1/get/watts/by_id/-6") == first
+    assert data(trace, "/api/1/get/watts/by_id/-7") is None
+    assert data(trace, "/api/1/get/watts/by_id/99") is None
+    assert [m["id"] for m in data(trace, "/api/1/get/watts/by_id/1/3")] == [1, 2]  # type: ignore[union-attr, index]
+    assert [m["id"] for m in data(trace, "/api/1/get/watts/by_id/-2/0")] == [5, 6]  # type: ignore[union-attr, index]
+    assert [m["night_rate"] for m in data(trace, "/api/1/get/watts/by_id/1/7")] == [0, 0, 1, 1, 1, 1]  # type: ignore
+
+
+def test_energy_and_cost_by_id(trace: TestClient) -> None:
+    # Measures 1, 2, 3: segments (0,60) 60000 J day + (60,120) 90000 J night.
+    assert data(trace, "/api/1/get/kwatthours/by_id/1/4") == {
+        "value": approx(150_000 / 3.6e6),
+        "day_rate": approx(DAY_KWH),
+        "night_rate": approx(90_000 / 3.6e6),
+    }
+    # Groups {1,2} {3,4} {5,6}: a segment belongs to the group of the measure ending it, so the
+    # energy between groups is kept: 60000 J, 90000 + 120000 J, 0 + 30000 J; they add up to the total.
+    groups = data(trace, "/api/1/get/kwatthours/by_id/1/7/2")
+    assert [g["value"] for g in groups] == [
+        approx(60_000 / 3.6e6),
+        approx(210_000 / 3.6e6),  # type: ignore
+        approx(30_000 / 3.6e6),
+    ]
+    # Mean power per group: group 2 covers 120 s with 210000 J -> 1750 W.
+    assert data(trace, "/api/1/get/watts/by_id/1/7/2")[1]["value"] == approx(1750)  # type: ignore[index]
+    # Base provider (0.1940 EUR/kWh, day and night): 0.0833333 kWh -> 0.0161667 EUR.
+    assert data(trace, "/api/1/get/euros/by_id/1/7")["value"] == approx((DAY_KWH + NIGHT_KWH) * 0.1940)  # type: ignore
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/api/1/get/watts/by_id/3/1", 400),
+        ("/api/1/get/watts/by_id/-1/2", 400),
+        ("/api/1/get/watts/by_id/0/600", 403),
+        ("/api/1/get/watts/by_id/1/3/0", 400),
+        ("/api/1/get/watts/by_id/2/2/1", 400),
+        ("/api/1/get/volts/by_id/1", 400),
+        ("/api/1/get/watts/by_id/x", 400),
+        ("/api/1/get/watts/by_time/-1", 400),
+        ("/api/1/get/watts/by_time/nan", 400),
+        ("/api/1/get/watts/by_time/10/5", 400),
+        ("/api/1/get/watts/by_time/10/20/0", 400),
+        ("/api/1/get/watts/by_time/-5/20/1", 400),
+        ("/api/1/get/watts/by_time/0/700000/0.001", 400),
+        ("/api/energy_providers/abc", 400),
+        ("/api/1/watt_to_euros/noon/3", 400),
+    ],
+)
+def test_bad_parameters_get_the_legacy_errors(trace: TestClient, path: str, status: int) -> None:
+    response = trace.get(path)
+    assert response.status_code == status
+    assert "error" in response.json()
+
+
+def test_measures_by_time(trace: TestClient) -> None:
+    assert data(trace, f"/api/1/get/watts/by_time/{T0 + 60}")["id"] == 2  # type: ignore[index]
+    assert data(trace, f"/api/1/get/watts/by_time/{T0 + 61}") is None
+    assert [m["id"] for m in data(trace, f"/api/1/get/watts/by_time/{T0}/{T0 + 120}")] == [1, 2]  # type: ignore
+    assert data(trace, f"/api/1/get/watts/by_time/{T0 - 100}/{T0 - 50}") is None
+    assert data(trace, f"/api/1/get/kwatthours/by_time/{T0}/{T0 + 700}") == {
+        "value": approx(DAY_KWH + NIGHT_KWH),
+        "day_rate": approx(DAY_KWH),
+        "night_rate": approx(NIGHT_KWH),
+    }
+    # [T0+30, T0+90): 1000 W * 30 s (day) + power 1000 -> 1500 W over 30 s = 37500 J (night).
+    assert data(trace, f"/api/1/get/kwatthours/by_time/{T0 + 30}/{T0 + 90}") == {
+        "value": approx(67_500 / 3.6e6),
+        "day_rate": approx(30_000 / 3.6e6),
+        "night_rate": approx(37_500 / 3.6e6),
+    }
+
+
+def test_buckets_of_mean_power_energy_and_cost(trace: TestClient) -> None:
+    buckets = data(trace, f"/api/1/get/watts/by_time/{T0}/{T0 + 720}/120")
+    # [0,120): 150000 J over 120 s = 1250 W; day 60000 J / 60 s, night 90000 J / 60 s.
+    # [120,240): 2000 W (night only). [240,600): nothing covered. [600,720): 500 W.
+    assert buckets == [
+        {"value": approx(1250), "day_rate": approx(1000), "night_rate": approx(1500)},
+        {"value": approx(2000), "day_rate": None, "night_rate": approx(2000)},
+        None,
+        None,
+        None,
+        {"value": approx(500), "day_rate": None, "night_rate": approx(500)},
+    ]
+    # The last bucket is cut at t2: [600, 630) holds half of (600,660) = 15000 J.
+    cut = data(trace, f"/api/1/get/kwatthours/by_time/{T0 + 480}/{T0 + 630}/120")
+    assert cut == [None, {"value": approx(15_000 / 3.6e6), "day_rate": 0.0, "night_rate": approx(15_000 / 3.6e6)}]
+    # Heures creuses: day 0.2065, night 0.1579 EUR/kWh.
+    assert trace.post("/settings/provider", data={"provider_id": "2"}, headers=SAME_ORIGIN).status_code == 200
+    cost = data(trace, f"/api/1/get/euros/by_time/{T0}/{T0 + 720}/720")
+    assert cost == [
+        {
+            "value": approx(DAY_KWH * 0.2065 + NIGHT_KWH * 0.1579),
+            "day_rate": approx(DAY_KWH * 0.2065),
+            "night_rate": approx(NIGHT_KWH * 0.1579),
+        }
+    ]
+
+
+def test_long_periods_are_read_from_the_rollups(trace: TestClient, database_url: str) -> None:
+    day_start = datetime(2026, 1, 15, tzinfo=UTC).timestamp()
+    path = f"/api/1/get/kwatthours/by_time/{day_start}/{day_start + 86400}/86400"
+    assert data(trace, path)[0]["value"] == approx(DAY_KWH + NIGHT_KWH)  # type: ignore[index]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE energy_rollups SET day_wh = day_wh + 1000")  # +1 kWh per bucket: detectable
+        buckets = conn.execute("SELECT count(*) FROM energy_rollups").fetchone()
+    assert buckets is not None
+    assert data(trace, path)[0]["value"] == approx(DAY_KWH + NIGHT_KWH + buckets[0])  # type: ignore[index]
+    # A short unaligned window is integrated from raw readings, so the tampering does not show.
+    assert data(trace, f"/api/1/get/kwatthours/by_time/{T0}/{T0 + 700}")["value"] == approx(  # type: ignore[index]
+        DAY_KWH + NIGHT_KWH
+    )
+
+
+def test_a_dst_day_has_23_hours_and_a_wrapping_night(client: TestClient, database_url: str) -> None:
+    assert (
+        client.post("/settings/night-window", data={"start": "22:00", "end": "06:00"}, headers=SAME_ORIGIN).status_code
+        == 200
+    )
+    # 2026-03-29 in Paris: local midnight is 23:00 UTC the day before; the next one 22:00 UTC: 82800 s.
+    t1 = datetime(2026, 3, 29, tzinfo=PARIS).timestamp()
+    t2 = datetime(2026, 3, 30, tzinfo=PARIS).timestamp()
+    assert t2 - t1 == 82_800
+    store(database_url, "dst", [(t1 + 240 * k, 100.0) for k in range(346)])  # every 4 min, 100 W, t1..t2
+    hours = data(client, f"/api/1/get/kwatthours/by_time/{t1}/{t2}/3600")
+    assert len(hours) == 23  # type: ignore[arg-type]
+    assert all(h["value"] == approx(0.1) for h in hours)  # type: ignore[union-attr, index]
+    # Night segments end on readings before 06:00 CEST (5 real hours after t1: k = 1..74) or at/after
+    # 22:00 CEST (k = 315..345): 105 segments of 240 s at 100 W = 0.7 kWh; the other 240 are day: 1.6 kWh.
+    total = data(client, f"/api/1/get/kwatthours/by_time/{t1}/{t2}")
+    assert total == {"value": approx(2.3), "day_rate": approx(1.6), "night_rate": approx(0.7)}
+
+
+def test_changes_need_post_and_same_origin(trace: TestClient, database_url: str) -> None:
+    assert trace.get("/api/1/delete/by_id/6").status_code == 405
+    assert trace.get("/api/1/insert/5/100/0").status_code == 405
+    assert trace.post("/api/1/delete/by_id/6", headers={"Origin": "http://evil.example"}).status_code == 403
+    assert trace.post("/api/1/delete/by_id/6").status_code == 403  # a cookie alone proves nothing
+    assert len(data(trace, "/api/1/get/watts/by_id/1/7")) == 6  # type: ignore[arg-type]
+    # Scripts send credentials; that is not something a cross-site link can do.
+    deleted = trace.post("/api/1/delete/by_id/6", data=ADMIN)
+    assert deleted.json()["data"] == 1
+    # Without reading 6 the segment (600,660) is gone: 300000 - 30000 J.
+    assert data(trace, f"/api/1/get/kwatthours/by_time/{T0}/{T0 + 700}")["value"] == approx(  # type: ignore[index]
+        270_000 / 3.6e6
+    )
+    assert trace.post(f"/api/1/delete/by_time/{T0}/{T0 + 61}", headers=SAME_ORIGIN).json()["data"] == 2
+    assert trace.post("/api/1/delete/by_id/1", headers=SAME_ORIGIN).json()["data"] is None
+    inserted = trace.post(f"/api/1/insert/750/{int(T0) + 700}/1", headers=SAME_ORIGIN).json()["data"]
+    assert inserted is True
+    assert trace.post(f"/api/1/insert/750/{int(T0) + 700}/1", headers=SAME_ORIGIN).json()["data"] is False
+    assert data(trace, "/api/1/get/watts/by_id/-1")["night_rate"] == 1  # type: ignore[index]
+
+
+def test_providers_and_prices(trace: TestClient) -> None:
+    providers = data(trace, "/api/energy_providers")
+    assert [p["name"] for p in providers] == ["EDF Tarif Bleu - Base", "EDF Tarif Bleu - Heures creuses"]  # type: ignore
+    assert "start_night_rate" not in providers[0]  # type: ignore[index]
+    assert (providers[1]["start_night_rate"], providers[1]["end_night_rate"]) == ("22:00", "06:00")  # type: ignore
+    assert data(trace, "/api/energy_providers/current")["id"] == 1  # type: ignore[index]
+    trace.post("/settings/provider", data={"provider_id": "2"}, headers=SAME_ORIGIN)
+    assert data(trace, "/api/energy_providers/current")["current"] == 1  # type: ignore[index]
+    assert data(trace, "/api/energy_providers/2")["night_slope_watt_euros"] == 0.1579  # type: ignore[index]
+    assert data(trace, "/api/energy_providers/9") is None
+    # Subscription constant + price per kWh: 17.32 + 0.1579 * 10 = 18.899; 17.32 + 0.2065 * 2 = 17.733.
+    assert data(trace, "/api/2/watt_to_euros/night/10") == approx(18.899)
+    assert data(trace, "/api/current/watt_to_euros/day/2") == approx(17.733)
+    assert data(trace, "/api/9/watt_to_euros/day/2") is None
