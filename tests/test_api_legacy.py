@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -38,7 +39,7 @@ TRACE = [(0, 1000.0), (60, 1000.0), (120, 2000.0), (180, 2000.0), (600, 500.0), 
 DAY_KWH, NIGHT_KWH = 60_000 / 3.6e6, 240_000 / 3.6e6
 
 
-def approx(value: float) -> object:
+def approx(value: float) -> Any:
     return pytest.approx(value, rel=1e-9, abs=1e-12)
 
 
@@ -65,7 +66,7 @@ def trace(client: TestClient, database_url: str) -> TestClient:
     return client
 
 
-def data(client: TestClient, path: str) -> object:
+def data(client: TestClient, path: str) -> Any:
     response = client.get(path)
     assert response.status_code == 200, response.text
     return response.json()["data"]
@@ -77,7 +78,7 @@ def test_sensors_types_and_time(trace: TestClient) -> None:
     assert data(trace, "/api/sensors/2") is None
     assert data(trace, "/api/types") == [{"id": 1, "name": "electricity"}]
     before = time.time()
-    assert before - 5 <= float(data(trace, "/api/time")) <= time.time() + 5  # type: ignore[arg-type]
+    assert before - 5 <= float(data(trace, "/api/time")) <= time.time() + 5
     assert trace.get("/api/sensors/x").status_code == 400
 
 
@@ -95,9 +96,9 @@ def test_measures_by_id(trace: TestClient) -> None:
     assert data(trace, "/api/1/get/watts/by_id/-6") == first
     assert data(trace, "/api/1/get/watts/by_id/-7") is None
     assert data(trace, "/api/1/get/watts/by_id/99") is None
-    assert [m["id"] for m in data(trace, "/api/1/get/watts/by_id/1/3")] == [1, 2]  # type: ignore[union-attr, index]
-    assert [m["id"] for m in data(trace, "/api/1/get/watts/by_id/-2/0")] == [5, 6]  # type: ignore[union-attr, index]
-    assert [m["night_rate"] for m in data(trace, "/api/1/get/watts/by_id/1/7")] == [0, 0, 1, 1, 1, 1]  # type: ignore
+    assert [m["id"] for m in data(trace, "/api/1/get/watts/by_id/1/3")] == [1, 2]
+    assert [m["id"] for m in data(trace, "/api/1/get/watts/by_id/-2/0")] == [5, 6]
+    assert [m["night_rate"] for m in data(trace, "/api/1/get/watts/by_id/1/7")] == [0, 0, 1, 1, 1, 1]
 
 
 def test_energy_and_cost_by_id(trace: TestClient) -> None:
@@ -112,13 +113,13 @@ def test_energy_and_cost_by_id(trace: TestClient) -> None:
     groups = data(trace, "/api/1/get/kwatthours/by_id/1/7/2")
     assert [g["value"] for g in groups] == [
         approx(60_000 / 3.6e6),
-        approx(210_000 / 3.6e6),  # type: ignore
+        approx(210_000 / 3.6e6),
         approx(30_000 / 3.6e6),
     ]
     # Mean power per group: group 2 covers 120 s with 210000 J -> 1750 W.
-    assert data(trace, "/api/1/get/watts/by_id/1/7/2")[1]["value"] == approx(1750)  # type: ignore[index]
+    assert data(trace, "/api/1/get/watts/by_id/1/7/2")[1]["value"] == approx(1750)
     # Base provider (0.1940 EUR/kWh, day and night): 0.0833333 kWh -> 0.0161667 EUR.
-    assert data(trace, "/api/1/get/euros/by_id/1/7")["value"] == approx((DAY_KWH + NIGHT_KWH) * 0.1940)  # type: ignore
+    assert data(trace, "/api/1/get/euros/by_id/1/7")["value"] == approx((DAY_KWH + NIGHT_KWH) * 0.1940)
 
 
 @pytest.mark.parametrize(
@@ -148,9 +149,9 @@ def test_bad_parameters_get_the_legacy_errors(trace: TestClient, path: str, stat
 
 
 def test_measures_by_time(trace: TestClient) -> None:
-    assert data(trace, f"/api/1/get/watts/by_time/{T0 + 60}")["id"] == 2  # type: ignore[index]
+    assert data(trace, f"/api/1/get/watts/by_time/{T0 + 60}")["id"] == 2
     assert data(trace, f"/api/1/get/watts/by_time/{T0 + 61}") is None
-    assert [m["id"] for m in data(trace, f"/api/1/get/watts/by_time/{T0}/{T0 + 120}")] == [1, 2]  # type: ignore
+    assert [m["id"] for m in data(trace, f"/api/1/get/watts/by_time/{T0}/{T0 + 120}")] == [1, 2]
     assert data(trace, f"/api/1/get/watts/by_time/{T0 - 100}/{T0 - 50}") is None
     assert data(trace, f"/api/1/get/kwatthours/by_time/{T0}/{T0 + 700}") == {
         "value": approx(DAY_KWH + NIGHT_KWH),
@@ -195,16 +196,14 @@ def test_buckets_of_mean_power_energy_and_cost(trace: TestClient) -> None:
 def test_long_periods_are_read_from_the_rollups(trace: TestClient, database_url: str) -> None:
     day_start = datetime(2026, 1, 15, tzinfo=UTC).timestamp()
     path = f"/api/1/get/kwatthours/by_time/{day_start}/{day_start + 86400}/86400"
-    assert data(trace, path)[0]["value"] == approx(DAY_KWH + NIGHT_KWH)  # type: ignore[index]
+    assert data(trace, path)[0]["value"] == approx(DAY_KWH + NIGHT_KWH)
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("UPDATE energy_rollups SET day_wh = day_wh + 1000")  # +1 kWh per bucket: detectable
         buckets = conn.execute("SELECT count(*) FROM energy_rollups").fetchone()
     assert buckets is not None
-    assert data(trace, path)[0]["value"] == approx(DAY_KWH + NIGHT_KWH + buckets[0])  # type: ignore[index]
+    assert data(trace, path)[0]["value"] == approx(DAY_KWH + NIGHT_KWH + buckets[0])
     # A short unaligned window is integrated from raw readings, so the tampering does not show.
-    assert data(trace, f"/api/1/get/kwatthours/by_time/{T0}/{T0 + 700}")["value"] == approx(  # type: ignore[index]
-        DAY_KWH + NIGHT_KWH
-    )
+    assert data(trace, f"/api/1/get/kwatthours/by_time/{T0}/{T0 + 700}")["value"] == approx(DAY_KWH + NIGHT_KWH)
 
 
 def test_a_dst_day_has_23_hours_and_a_wrapping_night(client: TestClient, database_url: str) -> None:
@@ -218,8 +217,8 @@ def test_a_dst_day_has_23_hours_and_a_wrapping_night(client: TestClient, databas
     assert t2 - t1 == 82_800
     store(database_url, "dst", [(t1 + 240 * k, 100.0) for k in range(346)])  # every 4 min, 100 W, t1..t2
     hours = data(client, f"/api/1/get/kwatthours/by_time/{t1}/{t2}/3600")
-    assert len(hours) == 23  # type: ignore[arg-type]
-    assert all(h["value"] == approx(0.1) for h in hours)  # type: ignore[union-attr, index]
+    assert len(hours) == 23
+    assert all(h["value"] == approx(0.1) for h in hours)
     # Night segments end on readings before 06:00 CEST (5 real hours after t1: k = 1..74) or at/after
     # 22:00 CEST (k = 315..345): 105 segments of 240 s at 100 W = 0.7 kWh; the other 240 are day: 1.6 kWh.
     total = data(client, f"/api/1/get/kwatthours/by_time/{t1}/{t2}")
@@ -231,31 +230,29 @@ def test_changes_need_post_and_same_origin(trace: TestClient, database_url: str)
     assert trace.get("/api/1/insert/5/100/0").status_code == 405
     assert trace.post("/api/1/delete/by_id/6", headers={"Origin": "http://evil.example"}).status_code == 403
     assert trace.post("/api/1/delete/by_id/6").status_code == 403  # a cookie alone proves nothing
-    assert len(data(trace, "/api/1/get/watts/by_id/1/7")) == 6  # type: ignore[arg-type]
+    assert len(data(trace, "/api/1/get/watts/by_id/1/7")) == 6
     # Scripts send credentials; that is not something a cross-site link can do.
     deleted = trace.post("/api/1/delete/by_id/6", data=ADMIN)
     assert deleted.json()["data"] == 1
     # Without reading 6 the segment (600,660) is gone: 300000 - 30000 J.
-    assert data(trace, f"/api/1/get/kwatthours/by_time/{T0}/{T0 + 700}")["value"] == approx(  # type: ignore[index]
-        270_000 / 3.6e6
-    )
+    assert data(trace, f"/api/1/get/kwatthours/by_time/{T0}/{T0 + 700}")["value"] == approx(270_000 / 3.6e6)
     assert trace.post(f"/api/1/delete/by_time/{T0}/{T0 + 61}", headers=SAME_ORIGIN).json()["data"] == 2
     assert trace.post("/api/1/delete/by_id/1", headers=SAME_ORIGIN).json()["data"] is None
     inserted = trace.post(f"/api/1/insert/750/{int(T0) + 700}/1", headers=SAME_ORIGIN).json()["data"]
     assert inserted is True
     assert trace.post(f"/api/1/insert/750/{int(T0) + 700}/1", headers=SAME_ORIGIN).json()["data"] is False
-    assert data(trace, "/api/1/get/watts/by_id/-1")["night_rate"] == 1  # type: ignore[index]
+    assert data(trace, "/api/1/get/watts/by_id/-1")["night_rate"] == 1
 
 
 def test_providers_and_prices(trace: TestClient) -> None:
     providers = data(trace, "/api/energy_providers")
-    assert [p["name"] for p in providers] == ["EDF Tarif Bleu - Base", "EDF Tarif Bleu - Heures creuses"]  # type: ignore
-    assert "start_night_rate" not in providers[0]  # type: ignore[index]
-    assert (providers[1]["start_night_rate"], providers[1]["end_night_rate"]) == ("22:00", "06:00")  # type: ignore
-    assert data(trace, "/api/energy_providers/current")["id"] == 1  # type: ignore[index]
+    assert [p["name"] for p in providers] == ["EDF Tarif Bleu - Base", "EDF Tarif Bleu - Heures creuses"]
+    assert "start_night_rate" not in providers[0]
+    assert (providers[1]["start_night_rate"], providers[1]["end_night_rate"]) == ("22:00", "06:00")
+    assert data(trace, "/api/energy_providers/current")["id"] == 1
     trace.post("/settings/provider", data={"provider_id": "2"}, headers=SAME_ORIGIN)
-    assert data(trace, "/api/energy_providers/current")["current"] == 1  # type: ignore[index]
-    assert data(trace, "/api/energy_providers/2")["night_slope_watt_euros"] == 0.1579  # type: ignore[index]
+    assert data(trace, "/api/energy_providers/current")["current"] == 1
+    assert data(trace, "/api/energy_providers/2")["night_slope_watt_euros"] == 0.1579
     assert data(trace, "/api/energy_providers/9") is None
     # Subscription constant + price per kWh: 17.32 + 0.1579 * 10 = 18.899; 17.32 + 0.2065 * 2 = 17.733.
     assert data(trace, "/api/2/watt_to_euros/night/10") == approx(18.899)
