@@ -94,7 +94,7 @@ def test_scrypt_hashes_are_salted_and_verify() -> None:
 def test_admin_from_environment_and_from_the_cli(database_url: str) -> None:
     settings = ApiSettings(
         database_url=database_url, ui_dir="/nonexistent", admin_login="robot", admin_password="from-the-env-1"
-    )  # type: ignore[arg-type]
+    )
     with TestClient(create_app(settings)) as client:
         assert client.post("/api/time", data={"login": "robot", "password": "from-the-env-1"}).status_code == 200
     result = subprocess.run(
