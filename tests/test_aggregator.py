@@ -65,7 +65,10 @@ def test_simulated_readings_reach_the_database_and_the_state_topic(
     discovery = {t: json.loads(p) for t, p, retained in observer.messages if t.startswith("homeassistant/")}
     energy = discovery["homeassistant/sensor/citizenwatt_house/energy/config"]
     assert (energy["state_topic"], energy["state_class"], energy["unit_of_measurement"]) == (
-        "citizenwatt/house/state", "total_increasing", "kWh")
+        "citizenwatt/house/state",
+        "total_increasing",
+        "kWh",
+    )
 
 
 def test_a_malformed_payload_is_kept_aside_and_the_next_reading_stored(

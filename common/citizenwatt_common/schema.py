@@ -115,7 +115,8 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     """,
 )
 
-# EDF "Tarif Bleu" regulated prices in force from 2026-02-01, tax included, 6 kVA meter:
+# EDF "Tarif Bleu" regulated prices in force from 2026-02-01, tax included, 6 kVA meter (the
+# per-kWh prices from the published grid; the monthly subscriptions are approximate):
 # energy in EUR/kWh, subscription in EUR/month. The admin can edit them in the settings.
 SEED_PROVIDERS: Final = (
     ("EDF Tarif Bleu - Base", 0.1940, 16.87, 0.1940, 16.87),
