@@ -55,6 +55,8 @@ def test_simulated_power_comes_out_of_the_legacy_api(
         assert all(50 < b["value"] < 10_000 for b in covered)
         energy = api_post(port, f"/api/1/get/kwatthours/by_time/{start}/{end}")["data"]
         assert energy["value"] > 0 and energy["value"] == energy["day_rate"] + energy["night_rate"]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as page:
+            assert b"<title>CitizenWatt</title>" in page.read()
         newest = api_post(port, "/api/1/get/watts/by_id/-1")
         assert newest["data"]["sensor_id"] == 1 and newest["rate"] is None
     watcher.close()
