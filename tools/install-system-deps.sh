@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages CitizenWatt's `make run` and `make test` need, if they are missing.
-# Debian 12: mosquitto (broker), postgresql (server binaries; no cluster is used), docker-compose
-# (only to validate docker-compose.yml), the AVR toolchain (to build the Arduino sketch), chromium
-# (browser tests).
+# Debian 12: mosquitto (the broker), postgresql (its server binaries: make run and the tests start
+# their own server in a folder they own), docker-compose (only to validate docker-compose.yml).
 set -euo pipefail
-packages=(mosquitto mosquitto-clients postgresql docker-compose gcc-avr avr-libc arduino-core-avr arduino-mk simavr chromium)
+packages=(mosquitto mosquitto-clients postgresql docker-compose)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
