@@ -258,3 +258,15 @@ def test_providers_and_prices(trace: TestClient) -> None:
     assert data(trace, "/api/2/watt_to_euros/night/10") == approx(18.899)
     assert data(trace, "/api/current/watt_to_euros/day/2") == approx(17.733)
     assert data(trace, "/api/9/watt_to_euros/day/2") is None
+
+
+def test_the_other_delete_selectors(trace: TestClient) -> None:
+    # by_id range [2, 4) removes measures 2 and 3; by_time at exactly T0+180 removes measure 4.
+    assert trace.post("/api/1/delete/by_id/2/4", headers=SAME_ORIGIN).json()["data"] == 2
+    assert trace.post(f"/api/1/delete/by_time/{T0 + 180}", headers=SAME_ORIGIN).json()["data"] == 1
+    assert trace.post(f"/api/1/delete/by_time/{T0 + 181}", headers=SAME_ORIGIN).json()["data"] is None
+    assert [m["id"] for m in data(trace, "/api/1/get/watts/by_id/1/7")] == [1, 5, 6]
+    # Left: 0 s 1000 W, 600 s 500 W, 660 s 500 W. (0,600) is longer than 300 s: only (600,660) = 30000 J.
+    assert data(trace, f"/api/1/get/kwatthours/by_time/{T0}/{T0 + 700}")["value"] == approx(30_000 / 3.6e6)
+    assert trace.post("/api/1/delete/by_id/5/2", headers=SAME_ORIGIN).status_code == 400
+    assert trace.post("/api/1/delete/by_time/-3", headers=SAME_ORIGIN).status_code == 400
