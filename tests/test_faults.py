@@ -177,3 +177,49 @@ def test_broker_sigkill_and_collector_restart_lose_nothing(
     stored = stored_seqs(database_url)
     assert len(stored) == len(set(stored))
     assert set(stored) == expected
+
+
+def test_read_only_database_is_an_error_not_a_crash(
+    mosquitto: LocalMosquitto, own_postgres: LocalPostgres, tmp_path: Path
+) -> None:
+    """What a full disk looks like to a client (writes refused): reported, retried, recovered."""
+    port = free_port()
+    env = {
+        "CW_MQTT_URL": mosquitto.url,
+        "CW_DATABASE_URL": own_postgres.url,
+        "CW_HEALTH_PORT": str(port),
+        "CW_SENSOR_ID": "readonly",
+        "CW_PERIOD_SECONDS": "0.1",
+    }
+    observer = MqttObserver(mosquitto.url, "citizenwatt/#")
+    aggregator = ServiceProcess("citizenwatt_aggregator", env, tmp_path / "agg.log").start()
+    simulator = None
+
+    def set_read_only(on: bool) -> None:
+        with psycopg.connect(own_postgres.url, autocommit=True) as conn:
+            conn.execute(f"ALTER SYSTEM SET default_transaction_read_only = {'on' if on else 'off'}")
+            conn.execute("SELECT pg_reload_conf()")
+
+    try:
+        wait_until(lambda: health(port) == 200, message="aggregator healthy")
+        simulator = ServiceProcess("citizenwatt_simulator", env, tmp_path / "sim.log").start()
+        wait_until(lambda: count_rows(own_postgres.url) >= 20, message="readings flowing")
+        set_read_only(True)
+        wait_until(lambda: health(port) == 503, message="aggregator reporting unhealthy")
+        before = len(published_seqs(observer, "readonly"))
+        observer.wait_for(lambda ms: len(published_seqs(observer, "readonly")) >= before + 50)
+        assert aggregator.running
+        set_read_only(False)
+        wait_until(lambda: health(port) == 200, timeout=60, message="healthy again")
+        assert simulator.stop() == 0
+        published = published_seqs(observer, "readonly")
+        wait_until(lambda: count_rows(own_postgres.url) == len(published), timeout=60, message="all stored")
+        assert set(stored_seqs(own_postgres.url)) == published
+    finally:
+        if simulator and simulator.running:
+            simulator.kill()
+        aggregator.stop()
+        observer.close()
+    log = (tmp_path / "agg.log").read_text()
+    assert log.count("database unavailable") == 1  # one clear line per outage, not one per retry
+    assert "read-only transaction" in log
