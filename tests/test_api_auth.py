@@ -134,3 +134,35 @@ def test_health_and_openapi(app_client: TestClient) -> None:
     paths = app_client.get("/openapi.json").json()["paths"]
     assert "/api/{sensor}/get/{unit}/by_time/{t1}/{t2}/{step}" in paths
     assert app_client.get("/docs").status_code == 200
+
+
+def test_repeated_failed_logins_are_throttled(app_client: TestClient) -> None:
+    app_client.post("/install", data=ADMIN)
+    app_client.cookies.clear()
+    wrong = {**ADMIN, "password": "guess"}
+    assert [app_client.post("/api/time", data=wrong).status_code for _ in range(5)] == [403] * 5
+    throttled = app_client.post("/api/time", data=wrong)
+    assert throttled.status_code == 429 and int(throttled.headers["retry-after"]) > 0
+    # Even the right password waits: the guesser must not learn it was right.
+    assert app_client.post("/login", data=ADMIN).status_code == 429
+    # Another login from the same address is counted separately.
+    assert app_client.post("/api/time", data={"login": "other", "password": "x"}).status_code == 403
+
+
+def test_api_tokens_work_until_revoked(app_client: TestClient) -> None:
+    app_client.post("/install", data=ADMIN)
+    same = {"Origin": "http://testserver"}
+    created = app_client.post("/settings/tokens", data={"name": "home assistant"}, headers=same).json()["data"]
+    token = created["token"]
+    assert token.startswith("cw_") and len(token) > 40
+    app_client.cookies.clear()
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert app_client.get("/api/time", headers=bearer).status_code == 200
+    # A token is not a cookie: a data-changing POST with it needs no Origin.
+    assert app_client.post("/api/1/insert/5/1790000000/0", headers=bearer).json()["data"] is False
+    listed = app_client.get("/settings/tokens", headers=bearer).json()["data"]
+    assert [(t["name"], t["revoked"]) for t in listed] == [("home assistant", False)]
+    assert listed[0]["last_used_at"] is not None
+    assert app_client.post(f"/settings/tokens/{created['id']}/revoke", headers=bearer).status_code == 200
+    assert app_client.get("/api/time", headers=bearer).status_code == 403
+    assert app_client.get("/api/time", headers={"Authorization": "Bearer cw_made-up"}).status_code == 403

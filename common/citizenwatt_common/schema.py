@@ -113,6 +113,18 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         expires_at timestamptz NOT NULL
     );
     """,
+    # 2: API tokens for scripts and Home Assistant; only a hash is kept, revocation is a timestamp.
+    """
+    CREATE TABLE api_tokens (
+        id serial PRIMARY KEY,
+        user_id integer NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+        name text NOT NULL,
+        token_hash bytea NOT NULL UNIQUE,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        last_used_at timestamptz,
+        revoked_at timestamptz
+    );
+    """,
 )
 
 # EDF "Tarif Bleu" regulated prices in force from 2026-02-01, tax included, 6 kVA meter (the

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from citizenwatt_common.schema import migrate
 
 from . import legacy, pages
-from .auth import create_user
+from .auth import LoginThrottle, create_user
 from .db import open_pool
 from .settings import ApiSettings
 
@@ -50,6 +50,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         description="Home electricity monitor: the legacy CitizenWatt API and the modern one.",
     )
     app.state.settings = settings
+    app.state.login_throttle = LoginThrottle()
     app.include_router(legacy.router)
     app.include_router(pages.router)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +22,7 @@ from .db import get_conn
 from .passwords import hash_password, verify_password
 
 SESSION_COOKIE = "cw_session"
+TOKEN_PREFIX = "cw_"  # noqa: S105 (a marker, not a secret)
 
 
 @dataclass(frozen=True)
@@ -88,12 +90,82 @@ def _user_from_cookie(conn: psycopg.Connection[Any], request: Request) -> User |
     return User(int(row[0]), str(row[1]), bool(row[2]), by_cookie=True) if row else None
 
 
+class LoginThrottle:
+    """At most ``attempts`` failed logins per client address and login within ``window`` seconds.
+
+    Kept in memory: one api process serves a household, and a restart forgetting the counts is
+    harmless next to what it blocks (guessing passwords at network speed).
+    """
+
+    def __init__(self, attempts: int = 5, window: float = 300.0) -> None:
+        self.attempts, self.window = attempts, window
+        self._failures: dict[tuple[str, str], list[float]] = {}
+
+    def _recent(self, key: tuple[str, str], now: float) -> list[float]:
+        recent = [t for t in self._failures.get(key, []) if now - t < self.window]
+        if recent:
+            self._failures[key] = recent
+        else:
+            self._failures.pop(key, None)
+        return recent
+
+    def check(self, client: str, login: str) -> None:
+        now = time.monotonic()
+        recent = self._recent((client, login), now)
+        if len(recent) >= self.attempts:
+            retry = int(self.window - (now - recent[0])) + 1
+            raise ApiError(429, "Too many failed logins: wait before trying again", {"Retry-After": str(retry)})
+
+    def failed(self, client: str, login: str) -> None:
+        self._failures.setdefault((client, login), []).append(time.monotonic())
+
+
+def authenticate(request: Request, conn: psycopg.Connection[Any], login: str, password: str) -> User | None:
+    """Check a login and password, refusing early (429) after repeated failures from one client."""
+    throttle: LoginThrottle = request.app.state.login_throttle
+    client = request.client.host if request.client else "unknown"
+    throttle.check(client, login)
+    user = check_credentials(conn, login, password)
+    if user is None:
+        throttle.failed(client, login)
+    return user
+
+
+def _user_from_token(conn: psycopg.Connection[Any], request: Request) -> User | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.startswith(TOKEN_PREFIX):
+        return None
+    row = conn.execute(
+        "UPDATE api_tokens t SET last_used_at = now() FROM users u"
+        " WHERE t.token_hash = %s AND t.revoked_at IS NULL AND u.id = t.user_id RETURNING u.id, u.login, u.is_admin",
+        (_token_hash(token),),
+    ).fetchone()
+    if row is None:
+        raise ApiError(403, "Access forbidden: unknown or revoked token")
+    # A token is sent on purpose by a script, never attached by a browser: no cross-site risk.
+    return User(int(row[0]), str(row[1]), bool(row[2]), by_cookie=False)
+
+
+def create_token(conn: psycopg.Connection[Any], user_id: int, name: str) -> tuple[int, str]:
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = conn.execute(
+        "INSERT INTO api_tokens (user_id, name, token_hash) VALUES (%s, %s, %s) RETURNING id",
+        (user_id, name, _token_hash(token)),
+    ).fetchone()
+    assert row is not None
+    return int(row[0]), token
+
+
 async def current_user(request: Request, conn: psycopg.Connection[Any] = Depends(get_conn)) -> User:
+    token_user = _user_from_token(conn, request)
+    if token_user is not None:
+        return token_user
     if request.method == "POST":
         form = await request.form()
         login, password = form.get("login"), form.get("password")
         if isinstance(login, str) and isinstance(password, str):
-            user = check_credentials(conn, login, password)
+            user = authenticate(request, conn, login, password)
             if user is None:
                 raise ApiError(403, "Access forbidden")
             return user

@@ -15,11 +15,14 @@ from .auth import (
     ApiError,
     User,
     admin_allowed_to_change,
-    check_credentials,
+    authenticate,
+    create_token,
     create_user,
+    current_user,
     end_session,
     same_origin,
     start_session,
+    user_allowed_to_change,
 )
 from .db import get_conn
 
@@ -101,7 +104,7 @@ def login(
     password: str = Form(...),
     conn: Conn = Depends(get_conn),
 ) -> Response:
-    user = check_credentials(conn, login, password)
+    user = authenticate(request, conn, login, password)
     wants_json = "application/json" in request.headers.get("accept", "")
     if user is None:
         if wants_json:
@@ -162,6 +165,51 @@ async def set_night_window(
         raise ApiError(400, str(exc)) from None
     conn.execute("UPDATE household SET night_start_minute = %s, night_end_minute = %s", (start_minute, end_minute))
     return {"data": {"start": start, "end": end}}
+
+
+@router.post("/settings/tokens")
+async def new_token(
+    request: Request, user: User = Depends(user_allowed_to_change), conn: Conn = Depends(get_conn)
+) -> dict[str, Any]:
+    """An API token for a script or Home Assistant: ``Authorization: Bearer <token>``. Shown once."""
+    name = str((await _fields(request)).get("name") or "").strip()
+    if not name or len(name) > 100:
+        raise ApiError(400, "name: 1 to 100 characters")
+    token_id, token = create_token(conn, user.id, name)
+    return {"data": {"id": token_id, "name": name, "token": token}}
+
+
+@router.get("/settings/tokens")
+def list_tokens(user: User = Depends(current_user), conn: Conn = Depends(get_conn)) -> dict[str, Any]:
+    rows = conn.execute(
+        "SELECT id, name, created_at, last_used_at, revoked_at FROM api_tokens WHERE user_id = %s ORDER BY id",
+        (user.id,),
+    ).fetchall()
+    return {
+        "data": [
+            {
+                "id": r[0],
+                "name": r[1],
+                "created_at": r[2].isoformat(),
+                "last_used_at": r[3].isoformat() if r[3] else None,
+                "revoked": r[4] is not None,
+            }
+            for r in rows
+        ]
+    }
+
+
+@router.post("/settings/tokens/{token_id}/revoke")
+def revoke_token(
+    token_id: int, user: User = Depends(user_allowed_to_change), conn: Conn = Depends(get_conn)
+) -> dict[str, Any]:
+    revoked = conn.execute(
+        "UPDATE api_tokens SET revoked_at = now() WHERE id = %s AND user_id = %s AND revoked_at IS NULL",
+        (token_id, user.id),
+    ).rowcount
+    if not revoked:
+        raise ApiError(404, f"No active token {token_id}")
+    return {"data": {"id": token_id, "revoked": True}}
 
 
 async def _fields(request: Request) -> dict[str, Any]:
