@@ -71,6 +71,11 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"error": "Invalid parameters"}, status_code=400)
 
+    @app.exception_handler(psycopg.DataError)
+    async def unstorable_input(request: Request, exc: psycopg.DataError) -> JSONResponse:
+        # Text the database cannot hold (a NUL byte, say) is a bad parameter, not a server fault.
+        return JSONResponse({"error": "Invalid parameters"}, status_code=400)
+
     @app.exception_handler(psycopg.OperationalError)
     async def database_down(request: Request, exc: psycopg.OperationalError) -> JSONResponse:
         return JSONResponse({"error": "Database unavailable, try again shortly"}, status_code=503)

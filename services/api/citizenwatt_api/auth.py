@@ -51,6 +51,8 @@ def create_user(conn: psycopg.Connection[Any], login: str, password: str, is_adm
 
 
 def check_credentials(conn: psycopg.Connection[Any], login: str, password: str) -> User | None:
+    if "\x00" in login or len(login) > 200:
+        return None  # no such login can exist; PostgreSQL text cannot even hold a NUL
     row = conn.execute("SELECT id, login, is_admin, password_hash FROM users WHERE login = %s", (login,)).fetchone()
     if row is None:
         # Spend the same time as a real check, so response times do not reveal which logins exist.
