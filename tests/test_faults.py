@@ -223,3 +223,42 @@ def test_read_only_database_is_an_error_not_a_crash(
     log = (tmp_path / "agg.log").read_text()
     assert log.count("database unavailable") == 1  # one clear line per outage, not one per retry
     assert "read-only transaction" in log
+
+
+def test_broker_unreachable_for_60_seconds_under_a_running_collector(
+    mosquitto: LocalMosquitto, database_url: str, tmp_path: Path
+) -> None:
+    outbox = tmp_path / "outbox.sqlite"
+    env = {
+        "CW_MQTT_URL": mosquitto.url,
+        "CW_DATABASE_URL": database_url,
+        "CW_HEALTH_PORT": "0",
+        "CW_SENSOR_ID": "away",
+        "CW_PERIOD_SECONDS": "0.1",
+        "CW_OUTBOX_PATH": str(outbox),
+    }
+    watcher = MqttObserver(mosquitto.url, "citizenwatt/_services/#", client_id="status-watch")
+    aggregator = ServiceProcess("citizenwatt_aggregator", env, tmp_path / "agg.log").start()
+    simulator = None
+    try:
+        watcher.wait_for(lambda ms: any(p == b"online" for _, p, _ in ms))
+        watcher.close()
+        simulator = ServiceProcess("citizenwatt_simulator", env, tmp_path / "sim.log").start()
+        wait_until(lambda: count_rows(database_url) >= 20, message="readings flowing")
+        mosquitto.stop()
+        # Sixty seconds without a broker, counted in readings piling up at 10 per second.
+        wait_until(lambda: outbox_size(outbox) >= 600, timeout=120, message="a minute of readings in the outbox")
+        mosquitto.start()
+        first = count_rows(database_url)
+        wait_until(lambda: count_rows(database_url) >= first + 600, timeout=120, message="the backlog delivered")
+        assert simulator.stop() == 0
+        produced = produced_seqs((tmp_path / "sim.log").read_text())
+        wait_until(lambda: set(stored_seqs(database_url)) >= produced, timeout=60, message="everything stored")
+    finally:
+        if simulator and simulator.running:
+            simulator.kill()
+        aggregator.stop()
+    with psycopg.connect(database_url) as conn:
+        by_arrival = [int(str(r[0])) for r in conn.execute("SELECT seq FROM readings ORDER BY id").fetchall()]
+    assert set(by_arrival) == produced and len(by_arrival) == len(produced)
+    assert by_arrival == sorted(by_arrival)  # delivered and stored in the order they were measured
