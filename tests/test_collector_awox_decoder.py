@@ -19,9 +19,9 @@ STATUS = bytes.fromhex("0f0f 0400 0100 0001e240 e6 0000000000 0f ffff".replace("
 
 
 def test_command_frames_are_the_known_ones() -> None:
-    assert STATUS_REQUEST == bytes.fromhex("0f05040000000 5ffff".replace(" ", ""))
-    assert SWITCH_ON == bytes.fromhex("0f0603000100000 5ffff".replace(" ", ""))
-    assert SWITCH_OFF == bytes.fromhex("0f0603000000000 4ffff".replace(" ", ""))
+    assert bytes.fromhex("0f 05 04 00 00 00 05 ff ff") == STATUS_REQUEST
+    assert bytes.fromhex("0f 06 03 00 01 00 00 05 ff ff") == SWITCH_ON
+    assert bytes.fromhex("0f 06 03 00 00 00 00 04 ff ff") == SWITCH_OFF
 
 
 def test_a_status_answer_decodes() -> None:
