@@ -40,7 +40,7 @@ class FakeChip:
 
 def test_readings_and_an_overflow_event(mosquitto: LocalMosquitto, database_url: str, tmp_path: Path) -> None:
     observer = MqttObserver(mosquitto.url, "citizenwatt/#")
-    script = iter(
+    script: Iterator[Measurement | Exception] = iter(
         [
             Measurement(12.0, 1500.0, 18_000.0),
             RangeOverflow("Current out of range (overflow)"),
