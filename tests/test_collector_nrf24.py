@@ -145,3 +145,17 @@ def test_a_missing_radio_is_reported_once_and_retried(
     assert sum("spidev0.0" in r.getMessage() for r in caplog.records) == 1
     assert not any(json.loads(p).get("power") == 0 for t, p, _ in watcher.messages if t.endswith("/reading"))
     watcher.close()
+
+
+def test_a_wrong_key_says_so_and_goes_offline(mosquitto: LocalMosquitto, caplog: pytest.LogCaptureFixture) -> None:
+    watcher = MqttObserver(mosquitto.url, "citizenwatt/#")
+    wrong = [packet(400, 230, 3300, 10_000 + 8_000 * i, key=bytes(range(1, 17))) for i in range(5)]
+    settings = Nrf24Settings(mqtt_url=mosquitto.url, sensor_id="wrong-key")
+    runtime, thread = run_collector(settings, lambda s: FakeRadio(wrong))
+    try:
+        watcher.wait_for(lambda ms: [p for t, p, _ in ms if t == "citizenwatt/wrong-key/status"][-1:] == [b"offline"])
+    finally:
+        stop_collector(runtime, thread)
+    assert any("check CW_NRF24_AES_KEY" in r.getMessage() for r in caplog.records)
+    assert not any(t.endswith("/reading") for t, _, _ in watcher.messages)
+    watcher.close()
