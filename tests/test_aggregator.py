@@ -149,5 +149,7 @@ def test_sigkill_mid_stream_loses_nothing_and_duplicates_nothing(
     with psycopg.connect(database_url) as conn:
         seqs = [int(str(r[0])) for r in conn.execute("SELECT seq FROM readings ORDER BY ts").fetchall()]
     assert set(seqs) == published
+    lost = len(published) - len(seqs)
+    print(f"\nFAULT aggregator SIGKILLed 3x: published {len(published)}, stored {len(seqs)}, lost {lost}")
     assert len(seqs) == len(set(seqs))
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # no gap in the simulator's sequence

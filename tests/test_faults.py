@@ -27,6 +27,11 @@ def own_postgres(tmp_path: Path) -> Iterator[LocalPostgres]:
     server.stop("immediate")
 
 
+def report(name: str, published: int, stored: int) -> None:
+    """One line per fault for the README's table (run `pytest -s tests/test_faults.py` to see them)."""
+    print(f"\nFAULT {name}: published {published}, stored {stored}, lost {published - stored}")
+
+
 def health(port: int) -> int:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
@@ -46,7 +51,9 @@ def stored_seqs(database_url: str) -> list[int]:
         return [int(str(r[0])) for r in conn.execute("SELECT seq FROM readings").fetchall()]
 
 
-def test_database_down_for_30_seconds(mosquitto: LocalMosquitto, own_postgres: LocalPostgres, tmp_path: Path) -> None:
+def test_database_down_for_30_seconds(
+    request: pytest.FixtureRequest, mosquitto: LocalMosquitto, own_postgres: LocalPostgres, tmp_path: Path
+) -> None:
     port = free_port()
     env = {
         "CW_MQTT_URL": mosquitto.url,
@@ -74,6 +81,7 @@ def test_database_down_for_30_seconds(mosquitto: LocalMosquitto, own_postgres: L
         published = published_seqs(observer, "pgdown")
         wait_until(lambda: count_rows(own_postgres.url) == len(published), timeout=60, message="all stored")
         assert set(stored_seqs(own_postgres.url)) == published
+        report(request.node.name, len(published), len(stored_seqs(own_postgres.url)))
     finally:
         if simulator and simulator.running:
             simulator.kill()
@@ -81,7 +89,9 @@ def test_database_down_for_30_seconds(mosquitto: LocalMosquitto, own_postgres: L
         observer.close()
 
 
-def test_broker_restarted_with_sigterm_mid_stream(mosquitto: LocalMosquitto, database_url: str, tmp_path: Path) -> None:
+def test_broker_restarted_with_sigterm_mid_stream(
+    request: pytest.FixtureRequest, mosquitto: LocalMosquitto, database_url: str, tmp_path: Path
+) -> None:
     env = {
         "CW_MQTT_URL": mosquitto.url,
         "CW_DATABASE_URL": database_url,
@@ -113,6 +123,7 @@ def test_broker_restarted_with_sigterm_mid_stream(mosquitto: LocalMosquitto, dat
     aggregator.stop()
     seqs = stored_seqs(database_url)
     assert set(seqs) == produced
+    report(request.node.name, len(produced), len(seqs))
     assert len(seqs) == len(produced)
 
 
@@ -129,7 +140,7 @@ def produced_seqs(log_text: str) -> set[int]:
 
 
 def test_broker_sigkill_and_collector_restart_lose_nothing(
-    mosquitto: LocalMosquitto, database_url: str, tmp_path: Path
+    request: pytest.FixtureRequest, mosquitto: LocalMosquitto, database_url: str, tmp_path: Path
 ) -> None:
     """A SIGKILLed broker forgets what it acknowledged since its last snapshot; the outbox covers it."""
     outbox = tmp_path / "outbox.sqlite"
@@ -177,10 +188,11 @@ def test_broker_sigkill_and_collector_restart_lose_nothing(
     stored = stored_seqs(database_url)
     assert len(stored) == len(set(stored))
     assert set(stored) == expected
+    report(request.node.name, len(expected), len(stored))
 
 
 def test_read_only_database_is_an_error_not_a_crash(
-    mosquitto: LocalMosquitto, own_postgres: LocalPostgres, tmp_path: Path
+    request: pytest.FixtureRequest, mosquitto: LocalMosquitto, own_postgres: LocalPostgres, tmp_path: Path
 ) -> None:
     """What a full disk looks like to a client (writes refused): reported, retried, recovered."""
     port = free_port()
@@ -215,6 +227,7 @@ def test_read_only_database_is_an_error_not_a_crash(
         published = published_seqs(observer, "readonly")
         wait_until(lambda: count_rows(own_postgres.url) == len(published), timeout=60, message="all stored")
         assert set(stored_seqs(own_postgres.url)) == published
+        report(request.node.name, len(published), len(stored_seqs(own_postgres.url)))
     finally:
         if simulator and simulator.running:
             simulator.kill()
@@ -226,7 +239,7 @@ def test_read_only_database_is_an_error_not_a_crash(
 
 
 def test_broker_unreachable_for_60_seconds_under_a_running_collector(
-    mosquitto: LocalMosquitto, database_url: str, tmp_path: Path
+    request: pytest.FixtureRequest, mosquitto: LocalMosquitto, database_url: str, tmp_path: Path
 ) -> None:
     outbox = tmp_path / "outbox.sqlite"
     env = {
@@ -261,4 +274,5 @@ def test_broker_unreachable_for_60_seconds_under_a_running_collector(
     with psycopg.connect(database_url) as conn:
         by_arrival = [int(str(r[0])) for r in conn.execute("SELECT seq FROM readings ORDER BY id").fetchall()]
     assert set(by_arrival) == produced and len(by_arrival) == len(produced)
+    report(request.node.name, len(produced), len(by_arrival))
     assert by_arrival == sorted(by_arrival)  # delivered and stored in the order they were measured
