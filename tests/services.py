@@ -137,3 +137,18 @@ class MqttObserver:
     def close(self) -> None:
         self._client.disconnect()
         self._client.loop_stop()
+
+
+@contextmanager
+def aggregator_online(broker_url: str, database_url: str, log_path: Path, topic: str = "#") -> Iterator[MqttObserver]:
+    """A running aggregator process, and an observer on ``topic`` that saw it come online."""
+    observer = MqttObserver(broker_url, topic, client_id=f"observer-{log_path.parent.name}")
+    env = {"CW_MQTT_URL": broker_url, "CW_DATABASE_URL": database_url, "CW_HEALTH_PORT": "0"}
+    try:
+        with service("citizenwatt_aggregator", env, log_path):
+            observer.wait_for(
+                lambda ms: ("citizenwatt/_services/aggregator/status", b"online") in [(t, p) for t, p, _ in ms]
+            )
+            yield observer
+    finally:
+        observer.close()

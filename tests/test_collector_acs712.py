@@ -15,7 +15,7 @@ from citizenwatt_acs712.decoder import LineReading, LineRejected, decode_line
 from citizenwatt_acs712.service import read_lines
 from citizenwatt_acs712.settings import Acs712Settings
 from citizenwatt_common.collector import CollectorRuntime
-from tests.services import MqttObserver, count_rows, service, wait_until
+from tests.services import aggregator_online, count_rows, wait_until
 from tools.localstack import LocalMosquitto
 
 
@@ -84,12 +84,9 @@ class Board:
 def test_lines_reach_the_database_and_the_board_can_be_replugged(
     mosquitto: LocalMosquitto, database_url: str, tmp_path: Path
 ) -> None:
-    observer = MqttObserver(mosquitto.url, "citizenwatt/#")
     board = Board(tmp_path / "ttyACM0")
     settings = Acs712Settings(mqtt_url=mosquitto.url, sensor_id="arduino", acs712_port=str(board.link))
-    env = {"CW_MQTT_URL": mosquitto.url, "CW_DATABASE_URL": database_url, "CW_HEALTH_PORT": "0"}
-    with service("citizenwatt_aggregator", env, tmp_path / "agg.log"):
-        observer.wait_for(lambda ms: any(t.endswith("aggregator/status") and p == b"online" for t, p, _ in ms))
+    with aggregator_online(mosquitto.url, database_url, tmp_path / "agg.log") as observer:
         runtime = CollectorRuntime(settings, "acs712")
         runtime.publisher.start()
         thread = threading.Thread(target=read_lines, args=(runtime,), daemon=True)
@@ -116,4 +113,3 @@ def test_lines_reach_the_database_and_the_board_can_be_replugged(
     with psycopg.connect(database_url) as conn:
         rows = conn.execute("SELECT power, current, battery, soc FROM readings ORDER BY ts").fetchall()
     assert rows == [(100.0, None, None, None), (115.0, 0.5, None, None), (250.0, None, 3.9, 80.0)]
-    observer.close()

@@ -14,7 +14,7 @@ from citizenwatt_awox.decoder import STATUS_REQUEST, SWITCH_OFF, SWITCH_ON, enco
 from citizenwatt_awox.service import run_plug
 from citizenwatt_awox.settings import AwoxSettings
 from citizenwatt_common.collector import CollectorRuntime
-from tests.services import MqttObserver, count_rows, service, wait_until
+from tests.services import aggregator_online, count_rows, wait_until
 from tools.localstack import LocalMosquitto
 
 
@@ -62,14 +62,11 @@ class FakePlug:
 def test_plug_readings_relay_switching_and_a_lost_link(
     mosquitto: LocalMosquitto, database_url: str, tmp_path: Path
 ) -> None:
-    observer = MqttObserver(mosquitto.url, "citizenwatt/#")
-    env = {"CW_MQTT_URL": mosquitto.url, "CW_DATABASE_URL": database_url, "CW_HEALTH_PORT": "0"}
     plug = FakePlug()
     settings = AwoxSettings(
         mqtt_url=mosquitto.url, sensor_id="plug", period_seconds=0.2, awox_address="AA:BB:CC:DD:EE:FF"
     )
-    with service("citizenwatt_aggregator", env, tmp_path / "agg.log"):
-        observer.wait_for(lambda ms: any(t.endswith("aggregator/status") and p == b"online" for t, p, _ in ms))
+    with aggregator_online(mosquitto.url, database_url, tmp_path / "agg.log") as observer:
         runtime = CollectorRuntime(settings, "awox")
         runtime.publisher.start()
         thread = threading.Thread(target=run_plug, args=(runtime, lambda address: plug), daemon=True)
@@ -93,4 +90,3 @@ def test_plug_readings_relay_switching_and_a_lost_link(
     assert off == (2.0, 231.0) and on == (1500.0, 231.0)  # 2000 mW and 1 500 000 mW
     events = [json.loads(p) for t, p, _ in observer.messages if t == "citizenwatt/plug/event"]
     assert any("checksum" in e["error"] for e in events)
-    observer.close()

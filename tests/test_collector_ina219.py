@@ -14,7 +14,7 @@ from citizenwatt_ina219.decoder import Converted, Measurement, MeasurementReject
 from citizenwatt_ina219.service import measure_forever
 from citizenwatt_ina219.settings import Ina219Settings
 from citizenwatt_ina219.transport import RangeOverflow
-from tests.services import MqttObserver, count_rows, service, wait_until
+from tests.services import aggregator_online, count_rows, wait_until
 from tools.localstack import LocalMosquitto
 
 
@@ -39,7 +39,6 @@ class FakeChip:
 
 
 def test_readings_and_an_overflow_event(mosquitto: LocalMosquitto, database_url: str, tmp_path: Path) -> None:
-    observer = MqttObserver(mosquitto.url, "citizenwatt/#")
     script: Iterator[Measurement | Exception] = iter(
         [
             Measurement(12.0, 1500.0, 18_000.0),
@@ -56,9 +55,7 @@ def test_readings_and_an_overflow_event(mosquitto: LocalMosquitto, database_url:
         return FakeChip(script)
 
     settings = Ina219Settings(mqtt_url=mosquitto.url, sensor_id="solar", period_seconds=0.1)
-    env = {"CW_MQTT_URL": mosquitto.url, "CW_DATABASE_URL": database_url, "CW_HEALTH_PORT": "0"}
-    with service("citizenwatt_aggregator", env, tmp_path / "agg.log"):
-        observer.wait_for(lambda ms: any(t.endswith("aggregator/status") and p == b"online" for t, p, _ in ms))
+    with aggregator_online(mosquitto.url, database_url, tmp_path / "agg.log") as observer:
         runtime = CollectorRuntime(settings, "ina219")
         runtime.publisher.start()
         thread = threading.Thread(target=measure_forever, args=(runtime, open_chip), daemon=True)
@@ -77,4 +74,3 @@ def test_readings_and_an_overflow_event(mosquitto: LocalMosquitto, database_url:
     events = [json.loads(p) for t, p, _ in observer.messages if t == "citizenwatt/solar/event"]
     assert [e["error"] for e in events] == ["range overflow"]
     assert len([t for t, _, _ in observer.messages if t == "citizenwatt/solar/reading"]) == 2
-    observer.close()

@@ -17,7 +17,7 @@ from citizenwatt_common.collector import CollectorRuntime, DeviceUnavailable
 from citizenwatt_nrf24.decoder import PacketRejected, ReplayGuard, SensorPacket, decode_packet, decrypt_block, parse_key
 from citizenwatt_nrf24.service import receive_packets
 from citizenwatt_nrf24.settings import Nrf24Settings
-from tests.services import MqttObserver, count_rows, service, wait_until
+from tests.services import MqttObserver, aggregator_online, count_rows, wait_until
 from tools.localstack import LocalMosquitto
 
 DEFAULT_KEY = bytes(range(16))  # the firmware's default key, "0-1-2-...-15"
@@ -100,10 +100,7 @@ def stop_collector(runtime: CollectorRuntime, thread: threading.Thread) -> None:
 
 
 def test_packets_reach_the_database(mosquitto: LocalMosquitto, database_url: str, tmp_path: Path) -> None:
-    watcher = MqttObserver(mosquitto.url, "citizenwatt/#")
-    env = {"CW_MQTT_URL": mosquitto.url, "CW_DATABASE_URL": database_url, "CW_HEALTH_PORT": "0"}
-    with service("citizenwatt_aggregator", env, tmp_path / "agg.log"):
-        watcher.wait_for(lambda ms: any(t.endswith("aggregator/status") and p == b"online" for t, p, _ in ms))
+    with aggregator_online(mosquitto.url, database_url, tmp_path / "agg.log"):
         good = [packet(500, 230, 3300, 10_000), packet(650, 230, 3290, 18_000), packet(700, 231, 3280, 26_000)]
         blocks = [good[0], packet(999, 230, 3300, 12_000, key=bytes(16)), good[1], good[1], good[2]]
         settings = Nrf24Settings(mqtt_url=mosquitto.url, sensor_id="kitchen-clamp")
@@ -116,7 +113,6 @@ def test_packets_reach_the_database(mosquitto: LocalMosquitto, database_url: str
         rows = conn.execute("SELECT power, voltage, battery FROM readings ORDER BY ts").fetchall()
     # The wrong-key packet and the replayed one are not readings.
     assert rows == [(500.0, 230.0, 3.3), (650.0, 230.0, 3.29), (700.0, 231.0, 3.28)]
-    watcher.close()
 
 
 def test_a_missing_radio_is_reported_once_and_retried(
