@@ -119,7 +119,11 @@ class LoginThrottle:
             raise ApiError(429, "Too many failed logins: wait before trying again", {"Retry-After": str(retry)})
 
     def failed(self, client: str, login: str) -> None:
-        self._failures.setdefault((client, login), []).append(time.monotonic())
+        now = time.monotonic()
+        if len(self._failures) > 10_000:  # many different logins tried: forget the expired ones
+            for key in list(self._failures):
+                self._recent(key, now)
+        self._failures.setdefault((client, login), []).append(now)
 
 
 def authenticate(request: Request, conn: psycopg.Connection[Any], login: str, password: str) -> User | None:
