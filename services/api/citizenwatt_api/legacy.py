@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import psycopg
 from fastapi import APIRouter, Depends, Request
@@ -23,6 +24,23 @@ from .db import get_conn
 from .queries import Measure, Provider
 
 router = APIRouter(prefix="/api", tags=["legacy"])
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+
+def get_and_post(path: str) -> Callable[[Handler], Handler]:
+    """Every legacy read answers GET (session cookie) and POST (login/password form fields).
+
+    Registered as two operations with their own ids, so the OpenAPI schema stays unambiguous.
+    """
+
+    def register(handler: Handler) -> Handler:
+        router.add_api_route(path, handler, methods=["GET"], operation_id=f"{handler.__name__}_get")
+        router.add_api_route(path, handler, methods=["POST"], operation_id=f"{handler.__name__}_post")
+        return handler
+
+    return register
+
+
 Conn = psycopg.Connection[Any]
 UNITS = ("watts", "kwatthours", "euros")
 
@@ -92,7 +110,7 @@ def in_unit(unit: str, energy: Energy | None, provider: Provider | None, grouped
 
 
 # -- sensors, types, time ------------------------------------------------------------------------
-@router.api_route("/sensors", methods=["GET", "POST"])
+@get_and_post("/sensors")
 def sensors(user: User = Depends(current_user), conn: Conn = Depends(get_conn)) -> dict[str, Any]:
     rows = conn.execute(
         "SELECT s.id, s.name, t.name, s.type_id FROM sensors s JOIN measure_types t ON t.id = s.type_id ORDER BY s.id"
@@ -101,7 +119,7 @@ def sensors(user: User = Depends(current_user), conn: Conn = Depends(get_conn)) 
     return {"data": data or None}
 
 
-@router.api_route("/sensors/{sensor_id}", methods=["GET", "POST"])
+@get_and_post("/sensors/{sensor_id}")
 def sensor(sensor_id: str, user: User = Depends(current_user), conn: Conn = Depends(get_conn)) -> dict[str, Any]:
     row = conn.execute(
         "SELECT s.id, s.name, t.name, s.type_id FROM sensors s JOIN measure_types t ON t.id = s.type_id"
@@ -111,19 +129,19 @@ def sensor(sensor_id: str, user: User = Depends(current_user), conn: Conn = Depe
     return {"data": {"id": row[0], "name": row[1], "type": row[2], "type_id": row[3]} if row else None}
 
 
-@router.api_route("/types", methods=["GET", "POST"])
+@get_and_post("/types")
 def types(user: User = Depends(current_user), conn: Conn = Depends(get_conn)) -> dict[str, Any]:
     rows = conn.execute("SELECT id, name FROM measure_types ORDER BY id").fetchall()
     return {"data": [{"id": r[0], "name": r[1]} for r in rows] or None}
 
 
-@router.api_route("/time", methods=["GET", "POST"])
+@get_and_post("/time")
 def server_time(user: User = Depends(current_user)) -> dict[str, Any]:
     return {"data": time.time()}
 
 
 # -- measures by id ---------------------------------------------------------------------------------
-@router.api_route("/{sensor}/get/{unit}/by_id/{id1}", methods=["GET", "POST"])
+@get_and_post("/{sensor}/get/{unit}/by_id/{id1}")
 def get_by_id(
     request: Request,
     sensor: str,
@@ -148,7 +166,7 @@ def _id_range(request: Request, sensor: str, id1: str, id2: str, strict: bool) -
     return sensor_id, first, end
 
 
-@router.api_route("/{sensor}/get/{unit}/by_id/{id1}/{id2}", methods=["GET", "POST"])
+@get_and_post("/{sensor}/get/{unit}/by_id/{id1}/{id2}")
 def get_by_id_range(
     request: Request,
     sensor: str,
@@ -173,7 +191,7 @@ def get_by_id_range(
     return measure_envelope(request, conn, data)
 
 
-@router.api_route("/{sensor}/get/{unit}/by_id/{id1}/{id2}/{step}", methods=["GET", "POST"])
+@get_and_post("/{sensor}/get/{unit}/by_id/{id1}/{id2}/{step}")
 def get_by_id_groups(
     request: Request,
     sensor: str,
@@ -199,7 +217,7 @@ def get_by_id_groups(
 
 
 # -- measures by time -------------------------------------------------------------------------------
-@router.api_route("/{sensor}/get/{unit}/by_time/{t1}", methods=["GET", "POST"])
+@get_and_post("/{sensor}/get/{unit}/by_time/{t1}")
 def get_by_time(
     request: Request,
     sensor: str,
@@ -215,7 +233,7 @@ def get_by_time(
     return measure_envelope(request, conn, found.as_legacy() if found else None)
 
 
-@router.api_route("/{sensor}/get/{unit}/by_time/{t1}/{t2}", methods=["GET", "POST"])
+@get_and_post("/{sensor}/get/{unit}/by_time/{t1}/{t2}")
 def get_by_time_range(
     request: Request,
     sensor: str,
@@ -238,7 +256,7 @@ def get_by_time_range(
     return measure_envelope(request, conn, in_unit(unit, energy, queries.current_provider(conn), grouped=False))
 
 
-@router.api_route("/{sensor}/get/{unit}/by_time/{t1}/{t2}/{step}", methods=["GET", "POST"])
+@get_and_post("/{sensor}/get/{unit}/by_time/{t1}/{t2}/{step}")
 def get_by_time_buckets(
     request: Request,
     sensor: str,
@@ -383,7 +401,7 @@ def provider_json(provider: Provider, current_id: int | None, household: Househo
     return data
 
 
-@router.api_route("/energy_providers", methods=["GET", "POST"])
+@get_and_post("/energy_providers")
 def energy_providers(user: User = Depends(current_user), conn: Conn = Depends(get_conn)) -> dict[str, Any]:
     household, current_id = load_household(conn), queries.current_provider_id(conn)
     return {"data": [provider_json(p, current_id, household) for p in queries.providers(conn)] or None}
@@ -394,7 +412,7 @@ def _provider(conn: Conn, which: str) -> Provider | None:
     return next((p for p in queries.providers(conn) if p.id == wanted), None)
 
 
-@router.api_route("/energy_providers/{which}", methods=["GET", "POST"])
+@get_and_post("/energy_providers/{which}")
 def energy_provider(which: str, user: User = Depends(current_user), conn: Conn = Depends(get_conn)) -> dict[str, Any]:
     provider = _provider(conn, which)
     if provider is None:
@@ -402,7 +420,7 @@ def energy_provider(which: str, user: User = Depends(current_user), conn: Conn =
     return {"data": provider_json(provider, queries.current_provider_id(conn), load_household(conn))}
 
 
-@router.api_route("/{which}/watt_to_euros/{tariff}/{consumption}", methods=["GET", "POST"])
+@get_and_post("/{which}/watt_to_euros/{tariff}/{consumption}")
 def watt_to_euros(
     which: str,
     tariff: str,
