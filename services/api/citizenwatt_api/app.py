@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from citizenwatt_common.schema import migrate
 
-from . import legacy, pages
+from . import legacy, pages, v2
 from .auth import LoginThrottle, create_user
 from .db import open_pool
 from .settings import ApiSettings
@@ -53,6 +53,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.state.login_throttle = LoginThrottle()
     app.include_router(legacy.router)
     app.include_router(pages.router)
+    app.include_router(v2.router)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> JSONResponse:

@@ -1,0 +1,220 @@
+"""The modern API (``/api/v2``): sensors with their health, calendar energy in a time zone, live stream.
+
+Typed responses (so they are documented in /docs), ISO dates, explicit time zones; the same
+authentication as the legacy paths.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections.abc import AsyncIterator
+from datetime import date, datetime, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import psycopg
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+
+from citizenwatt_common.energy import Energy
+from citizenwatt_common.store import load_household
+
+from . import queries
+from .auth import ApiError, User, current_user
+from .db import get_conn
+
+router = APIRouter(prefix="/api/v2", tags=["v2"])
+Conn = psycopg.Connection[Any]
+Bucket = Literal["hour", "day", "week", "month"]
+# A sensor that has not been heard from for this long is shown offline.
+ONLINE_SECONDS = 120
+
+
+class Sensor(BaseModel):
+    id: int
+    key: str
+    name: str
+    kind: str
+    online: bool
+    last_seen: float | None
+    power: float | None
+    battery: float | None
+    readings_today: int
+
+
+class EnergyBucket(BaseModel):
+    start: datetime
+    end: datetime
+    kwh: float | None
+    day_kwh: float | None
+    night_kwh: float | None
+    euros: float | None
+    mean_watts: float | None
+
+
+class EnergyReport(BaseModel):
+    sensor: int | Literal["all"]
+    timezone: str
+    bucket: Bucket
+    buckets: list[EnergyBucket]
+    total_kwh: float
+    total_euros: float | None
+
+
+@router.get("/sensors", response_model=list[Sensor])
+def sensors(request: Request, user: User = Depends(current_user), conn: Conn = Depends(get_conn)) -> list[Sensor]:
+    zone: ZoneInfo = request.app.state.settings.zone
+    midnight = datetime.now(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+    rows = conn.execute(
+        """
+        SELECT s.id, s.key, s.name, s.kind, extract(epoch FROM s.last_seen)::float8, last.power, last.battery,
+               (SELECT count(*) FROM readings r WHERE r.sensor_id = s.id AND r.ts >= %s)
+        FROM sensors s
+        LEFT JOIN LATERAL (SELECT power, battery FROM readings r WHERE r.sensor_id = s.id
+                           ORDER BY ts DESC LIMIT 1) AS last ON true
+        ORDER BY s.id
+        """,
+        (midnight,),
+    ).fetchall()
+    now = time.time()
+    return [
+        Sensor(
+            id=r[0],
+            key=r[1],
+            name=r[2],
+            kind=r[3],
+            last_seen=r[4],
+            power=r[5],
+            battery=r[6],
+            readings_today=int(r[7]),
+            online=r[4] is not None and now - float(r[4]) < ONLINE_SECONDS,
+        )
+        for r in rows
+    ]
+
+
+def _zone(name: str | None, default: ZoneInfo) -> ZoneInfo:
+    if not name:
+        return default
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ApiError(400, f"unknown time zone {name!r}") from None
+
+
+def calendar_buckets(first: date, bucket: Bucket, count: int, zone: ZoneInfo) -> list[tuple[datetime, datetime]]:
+    """``count`` consecutive local calendar periods from ``first`` (a week starts on Monday)."""
+    if bucket == "week":
+        first -= timedelta(days=first.weekday())
+    if bucket == "month":
+        first = first.replace(day=1)
+    start = datetime(first.year, first.month, first.day, tzinfo=zone)
+    edges = [start]
+    for _ in range(count):
+        current = edges[-1]
+        if bucket == "hour":
+            # Step in real time, not wall time: a DST day has 23 or 25 hourly buckets.
+            nxt = (current.astimezone(ZoneInfo("UTC")) + timedelta(hours=1)).astimezone(zone)
+        elif bucket == "day":
+            nxt = datetime.combine(current.date() + timedelta(days=1), datetime.min.time(), zone)
+        elif bucket == "week":
+            nxt = datetime.combine(current.date() + timedelta(days=7), datetime.min.time(), zone)
+        else:
+            year, month = (current.year + 1, 1) if current.month == 12 else (current.year, current.month + 1)
+            nxt = datetime(year, month, 1, tzinfo=zone)
+        edges.append(nxt)
+    return list(itertools.pairwise(edges))
+
+
+@router.get("/energy", response_model=EnergyReport)
+def energy(
+    request: Request,
+    sensor: str = Query("all", description="a sensor id, or 'all' for the household total"),
+    start: date = Query(..., description="local date of the first bucket (ISO, e.g. 2026-11-24)"),
+    bucket: Bucket = Query("day"),
+    count: int = Query(1, ge=1, le=1000, description="number of buckets"),
+    tz: str | None = Query(None, description="IANA time zone (default: the household's)"),
+    user: User = Depends(current_user),
+    conn: Conn = Depends(get_conn),
+) -> EnergyReport:
+    zone = _zone(tz, request.app.state.settings.zone)
+    if sensor == "all":
+        sensor_ids = [int(r[0]) for r in conn.execute("SELECT id FROM sensors ORDER BY id").fetchall()]
+    else:
+        try:
+            sensor_ids = [int(sensor)]
+        except ValueError:
+            raise ApiError(400, "sensor must be an integer id or 'all'") from None
+    periods = calendar_buckets(start, bucket, count, zone)
+    intervals = [(a.timestamp(), b.timestamp()) for a, b in periods]
+    max_gap = load_household(conn).max_gap_seconds
+    totals = [Energy() for _ in periods]
+    for sensor_id in sensor_ids:
+        for index, part in enumerate(queries.energy_in_intervals(conn, sensor_id, intervals, max_gap)):
+            totals[index] += part
+    provider = queries.current_provider(conn)
+    buckets = []
+    for (a, b), e in zip(periods, totals, strict=True):
+        empty = e.is_empty
+        cost = sum(provider.cost(e)) if provider and not empty else None
+        buckets.append(
+            EnergyBucket(
+                start=a,
+                end=b,
+                kwh=None if empty else e.total_wh / 1000,
+                day_kwh=None if empty else e.day_wh / 1000,
+                night_kwh=None if empty else e.night_wh / 1000,
+                euros=cost,
+                mean_watts=e.mean_power()[0],
+            )
+        )
+    total_kwh = sum(x.kwh or 0.0 for x in buckets)
+    total_euros = sum(x.euros or 0.0 for x in buckets) if provider else None
+    return EnergyReport(
+        sensor="all" if sensor == "all" else int(sensor),
+        timezone=str(zone),
+        bucket=bucket,
+        buckets=buckets,
+        total_kwh=total_kwh,
+        total_euros=total_euros,
+    )
+
+
+@router.get(
+    "/live",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}},
+)
+async def live(request: Request, user: User = Depends(current_user)) -> StreamingResponse:
+    """Server-sent events: one ``reading`` event per new reading of any sensor, checked every second."""
+    pool = request.app.state.pool
+
+    def newest_since(last_id: int) -> list[tuple[Any, ...]]:
+        with pool.connection() as conn:
+            rows: list[tuple[Any, ...]] = conn.execute(
+                "SELECT r.id, r.sensor_id, extract(epoch FROM r.ts)::float8, r.power, r.night_rate FROM readings r"
+                " WHERE r.id > %s ORDER BY r.id LIMIT 500",
+                (last_id,),
+            ).fetchall()
+            return rows
+
+    def newest_id() -> int:
+        with pool.connection() as conn:
+            row = conn.execute("SELECT coalesce(max(id), 0) FROM readings").fetchone()
+            return int(row[0]) if row else 0
+
+    async def events() -> AsyncIterator[str]:
+        last_id = max(0, await asyncio.to_thread(newest_id) - 1)  # start with the newest reading
+        yield "retry: 2000\n\n"
+        while not await request.is_disconnected():
+            for rid, sensor_id, ts, power, night in await asyncio.to_thread(newest_since, last_id):
+                last_id = max(last_id, int(rid))
+                data = {"sensor": sensor_id, "ts": ts, "power": power, "rate": "night" if night else "day"}
+                yield f"event: reading\ndata: {json.dumps(data)}\n\n"
+            await asyncio.sleep(1.0)  # the stream's polling period on the server side, not a client loop
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
