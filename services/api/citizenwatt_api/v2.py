@@ -149,7 +149,10 @@ def energy(
             sensor_ids = [int(sensor)]
         except ValueError:
             raise ApiError(400, "sensor must be an integer id or 'all'") from None
-    periods = calendar_buckets(start, bucket, count, zone)
+    try:
+        periods = calendar_buckets(start, bucket, count, zone)
+    except (OverflowError, ValueError):
+        raise ApiError(400, "start and count reach outside the calendar") from None
     intervals = [(a.timestamp(), b.timestamp()) for a, b in periods]
     max_gap = load_household(conn).max_gap_seconds
     totals = [Energy() for _ in periods]
