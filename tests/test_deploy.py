@@ -47,3 +47,14 @@ def test_the_shipped_broker_refuses_anonymous_clients_and_applies_the_acl() -> N
         env = spec.get("environment", {})
         if "CW_MQTT_URL" in env:
             assert env.get("CW_MQTT_USERNAME") and env.get("CW_MQTT_PASSWORD_FILE"), f"{name} has no broker account"
+
+
+def test_no_password_is_written_in_the_compose_file() -> None:
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert "POSTGRES_PASSWORD" not in services["timescaledb"]["environment"]
+    assert services["timescaledb"]["environment"]["POSTGRES_PASSWORD_FILE"].endswith("database.secret")
+    for name in ("aggregator", "api"):
+        env = services[name]["environment"]
+        assert "@" in env["CW_DATABASE_URL"] and ":" not in env["CW_DATABASE_URL"].split("//")[1].split("@")[0]
+        assert env["PGPASSFILE"].endswith("/pgpass")
