@@ -13,7 +13,7 @@ import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from citizenwatt_api import legacy, pages
+from citizenwatt_api import account, household, legacy, pages, v2
 from citizenwatt_api.app import create_app
 from citizenwatt_api.passwords import hash_password, verify_password
 from citizenwatt_api.settings import ApiSettings
@@ -43,9 +43,14 @@ def test_every_data_route_refuses_anonymous_requests(app_client: TestClient) -> 
         "/openapi.json",
         "/redoc",
         "/docs/oauth2-redirect",
+        "/api/v2/session",
+        "/api/v2/install",
+        "/api/v2/login",
+        "/api/v2/logout",
     }
     checked = 0
-    for route in [*legacy.router.routes, *pages.router.routes]:
+    routers = (legacy.router, pages.router, v2.router, account.router, household.router)
+    for route in [r for router in routers for r in router.routes]:
         if not isinstance(route, APIRoute) or route.path in open_paths:
             continue
         for method in route.methods or ():
@@ -53,7 +58,7 @@ def test_every_data_route_refuses_anonymous_requests(app_client: TestClient) -> 
             assert response.status_code in (401, 405), (method, route.path, response.status_code)
             assert "data" not in response.json()
             checked += 1
-    assert checked >= 20
+    assert checked >= 30
 
 
 def test_install_happens_once_and_then_login_works(app_client: TestClient, database_url: str) -> None:

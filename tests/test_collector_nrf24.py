@@ -155,3 +155,29 @@ def test_a_wrong_key_says_so_and_goes_offline(mosquitto: LocalMosquitto, caplog:
     assert any("check CW_NRF24_AES_KEY" in r.getMessage() for r in caplog.records)
     assert not any(t.endswith("/reading") for t, _, _ in watcher.messages)
     watcher.close()
+
+
+def test_radio_settings_from_the_web_page_replace_the_environment_ones(mosquitto: LocalMosquitto) -> None:
+    new_key, new_address = bytes(range(1, 17)), 0x1122334455
+    watcher = MqttObserver(mosquitto.url, "citizenwatt/#")
+    # What the api retains when the household saves the radio settings (key as 32 hex digits).
+    config = {"v": 1, "aes_key": new_key.hex(), "address": new_address}
+    watcher.publish("citizenwatt/garage/config", json.dumps(config), retain=True)
+    opened: list[int] = []
+
+    def open_radio(settings: Nrf24Settings) -> FakeRadio:
+        opened.append(settings.nrf24_address)
+        # Only the new pipe address hears the sensor, whose packets use the new key.
+        on_new_pipe = [packet(321, 230, 3300, 10_000, key=new_key), packet(333, 230, 3300, 18_000, key=new_key)]
+        return FakeRadio(on_new_pipe if settings.nrf24_address == new_address else [])
+
+    settings = Nrf24Settings(mqtt_url=mosquitto.url, sensor_id="garage")
+    runtime, thread = run_collector(settings, open_radio)
+    try:
+        watcher.wait_for(lambda ms: sum(t == "citizenwatt/garage/reading" for t, _, _ in ms) >= 2)
+    finally:
+        stop_collector(runtime, thread)
+    powers = [json.loads(p)["power"] for t, p, _ in watcher.messages if t == "citizenwatt/garage/reading"]
+    assert powers == [321.0, 333.0]
+    assert opened[-1] == new_address and opened.count(new_address) == 1
+    watcher.close()

@@ -17,7 +17,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from tests.services import MqttObserver, ServiceProcess, count_rows, wait_until
 from tools.localstack import REPO, LocalMosquitto
 
-ACCOUNTS = ("_aggregator", "_homeassistant", "meter1")
+ACCOUNTS = ("_aggregator", "_api", "_homeassistant", "meter1", "meter2")
 
 
 @pytest.fixture
@@ -100,6 +100,32 @@ def test_a_collector_can_publish_only_its_own_sensor(secured: tuple[LocalMosquit
     assert [t for t, _, _ in home.messages if t.endswith("/reading")] == ["citizenwatt/meter1/reading"]
     home.close()
     meter.close()
+
+
+def test_radio_settings_reach_only_the_collector_they_are_for(secured: tuple[LocalMosquitto, Path]) -> None:
+    """The api's config messages carry an AES key: only the named collector may read them."""
+    broker, secrets = secured
+    home = MqttObserver(broker.url, "citizenwatt/#", "ha", "_homeassistant", secret(secrets, "_homeassistant"))
+    meter1 = MqttObserver(broker.url, "citizenwatt/+/config", "meter1", "meter1", secret(secrets, "meter1"))
+    meter2 = MqttObserver(broker.url, "citizenwatt/+/config", "meter2", "meter2", secret(secrets, "meter2"))
+    api = MqttObserver(broker.url, "citizenwatt/_api/none", "api", "_api", secret(secrets, "_api"))
+    # Each publish waits for the broker's PUBACK, so every subscriber gets them in this order.
+    api.publish("citizenwatt/meter1/config", b'{"v":1,"aes_key":"k1","address":1}', retain=True)
+    api.publish("citizenwatt/meter2/config", b'{"v":1,"aes_key":"k2","address":2}', retain=True)
+    meter2.publish("citizenwatt/meter2/reading", b"{}")
+    meter1.wait_for(lambda ms: len(ms) >= 1)
+    meter2.wait_for(lambda ms: len(ms) >= 1)
+    home.wait_for(lambda ms: any(t.endswith("/reading") for t, _, _ in ms))
+    assert [t for t, _, _ in meter1.messages] == ["citizenwatt/meter1/config"]
+    assert [t for t, _, _ in meter2.messages] == ["citizenwatt/meter2/config"]
+    assert [t for t, _, _ in home.messages] == ["citizenwatt/meter2/reading"]
+    # A collector cannot plant a configuration, not even its own.
+    meter1.publish("citizenwatt/meter1/config", b'{"v":1,"aes_key":"forged","address":3}', retain=True)
+    late = MqttObserver(broker.url, "citizenwatt/meter1/config", "meter1-again", "meter1", secret(secrets, "meter1"))
+    late.wait_for(lambda ms: len(ms) >= 1)
+    assert late.messages[0][1] == b'{"v":1,"aes_key":"k1","address":1}'
+    for client in (home, meter1, meter2, api, late):
+        client.close()
 
 
 def test_services_work_end_to_end_with_their_accounts(

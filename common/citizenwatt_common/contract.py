@@ -53,6 +53,10 @@ class Topics:
         """Device errors that are not readings (e.g. an INA219 range overflow)."""
         return f"{self.base}/{sensor_id}/event"
 
+    def config(self, sensor_id: str) -> str:
+        """Retained settings for one collector chosen in the web page (today: the nRF24 key and address)."""
+        return f"{self.base}/{sensor_id}/config"
+
     def committed(self, sensor_id: str) -> str:
         """Newest ``seq`` the aggregator has committed for a sensor (lets collectors prune outboxes)."""
         return f"{self.base}/{sensor_id}/committed"
@@ -75,6 +79,41 @@ class Topics:
             return None
         sensor = parts[-2]
         return sensor if SENSOR_ID_RE.match(sensor) else None
+
+
+def parse_aes_key(text: str) -> bytes:
+    """A 16-byte AES key written as 32 hex digits or in the legacy ``0-1-2-...-15`` decimal form."""
+    text = text.strip()
+    if re.fullmatch(r"[0-9a-fA-F]{32}", text):
+        return bytes.fromhex(text)
+    parts = text.split("-")
+    if len(parts) == 16 and all(p.isdigit() and int(p) <= 255 for p in parts):
+        return bytes(int(p) for p in parts)
+    raise ValueError("the AES key must be 32 hex digits or 16 numbers 0-255 joined by '-'")
+
+
+class Nrf24Config(BaseModel):
+    """The payload retained on ``<base>/<sensor_id>/config`` for an nRF24 collector.
+
+    The api publishes it when the household saves the radio settings; the collector applies it
+    over its environment defaults, so a new sensor key needs no container restart.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: Literal[1] = 1
+    aes_key: str = Field(description="32 hex digits or 16 numbers 0-255 joined by '-'")
+    address: int = Field(ge=0, lt=2**40, description="the 40-bit pipe address the sensor writes to")
+
+    @field_validator("aes_key")
+    @classmethod
+    def _valid_key(cls, text: str) -> str:
+        parse_aes_key(text)
+        return text.strip()
+
+    @property
+    def key(self) -> bytes:
+        return parse_aes_key(self.aes_key)
 
 
 class Reading(BaseModel):

@@ -125,6 +125,16 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         revoked_at timestamptz
     );
     """,
+    # 3: nRF24 radio settings chosen in the web page, per collector (its MQTT sensor id). The api
+    # keeps them here so it can publish them again (retained) whenever it reconnects to the broker.
+    """
+    CREATE TABLE radio_configs (
+        sensor_key text PRIMARY KEY,
+        aes_key text NOT NULL,
+        address bigint NOT NULL CHECK (address >= 0 AND address < 1099511627776),
+        updated_at timestamptz NOT NULL DEFAULT now()
+    );
+    """,
 )
 
 # EDF "Tarif Bleu" regulated prices in force from 2026-02-01, tax included, 6 kVA meter (the

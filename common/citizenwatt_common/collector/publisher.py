@@ -17,6 +17,7 @@ import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +74,7 @@ class ReadingPublisher:
         self._client.on_publish = self._on_publish
         self._client.message_callback_add(self.topics.committed(sensor_id), self._on_committed)
         self._client.message_callback_add(self.topics.service_status("aggregator"), self._on_aggregator_status)
+        self._extra_subscriptions: list[str] = []
         self._outbox_path = outbox_path
         self._events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         # Owned by the pump thread only:
@@ -96,8 +98,16 @@ class ReadingPublisher:
     # -- public API, any thread ------------------------------------------------------------------
     @property
     def client(self) -> paho.Client:
-        """For collectors that also subscribe (the AWOX plug's ``set`` topic)."""
         return self._client
+
+    def subscribe(self, topic: str, on_message: Callable[[bytes], None]) -> None:
+        """Also receive ``topic`` (QoS 1), now and after every reconnection, e.g. the AWOX ``set``.
+
+        ``on_message`` runs on paho's thread: it must only hand the payload over.
+        """
+        self._client.message_callback_add(topic, lambda client, userdata, message: on_message(bytes(message.payload)))
+        self._extra_subscriptions.append(topic)
+        self._client.subscribe(topic, qos=1)  # refused while disconnected: then on_connect does it
 
     def start(self) -> None:
         self._pump.start()
@@ -137,7 +147,8 @@ class ReadingPublisher:
         if reason.is_failure:
             log.warning("broker refused connection for %s: %s", self.sensor_id, reason)
             return
-        client.subscribe([(self.topics.committed(self.sensor_id), 1), (self.topics.service_status("aggregator"), 1)])
+        own = [self.topics.committed(self.sensor_id), self.topics.service_status("aggregator")]
+        client.subscribe([(topic, 1) for topic in own + self._extra_subscriptions])
         self._events.put(("connected", None))
 
     def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any) -> None:

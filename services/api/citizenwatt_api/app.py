@@ -17,9 +17,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from citizenwatt_common.schema import migrate
 
-from . import legacy, pages, v2
+from . import account, household, legacy, pages, v2
 from .auth import LoginThrottle, create_user
 from .db import open_pool
+from .radio_config import RadioConfigPublisher
 from .settings import ApiSettings
 
 log = logging.getLogger(__name__)
@@ -38,9 +39,14 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             migrate(conn, settings.max_gap_seconds)
             _ensure_admin(conn, settings)
         app.state.pool = open_pool(settings.database_url, settings.pool_size)
+        if settings.api_publish_radio_config:
+            app.state.radio_publisher = RadioConfigPublisher(settings, app.state.pool)
+            app.state.radio_publisher.start()
         try:
             yield
         finally:
+            if app.state.radio_publisher is not None:
+                app.state.radio_publisher.stop()
             app.state.pool.close()
 
     app = FastAPI(
@@ -51,9 +57,12 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.login_throttle = LoginThrottle()
+    app.state.radio_publisher = None
     app.include_router(legacy.router)
     app.include_router(pages.router)
     app.include_router(v2.router)
+    app.include_router(account.router)
+    app.include_router(household.router)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> JSONResponse:
@@ -70,7 +79,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"error": "Invalid parameters"}, status_code=400)
+        return JSONResponse({"error": f"Invalid parameters: {_describe(exc)}"}, status_code=400)
 
     @app.exception_handler(psycopg.DataError)
     async def unstorable_input(request: Request, exc: psycopg.DataError) -> JSONResponse:
@@ -83,6 +92,18 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
 
     _serve_ui(app, Path(settings.ui_dir))
     return app
+
+
+def _describe(exc: RequestValidationError) -> str:
+    """The first problem, named by where it is: ``query.start: Input should be a valid date``."""
+    errors = exc.errors()
+    if not errors:
+        return "malformed request"
+    first = errors[0]
+    where = ".".join(str(part) for part in first.get("loc", ()))
+    message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {message}{more}"
 
 
 def _serve_ui(app: FastAPI, folder: Path) -> None:

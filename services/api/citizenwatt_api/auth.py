@@ -37,7 +37,7 @@ class ApiError(HTTPException):
     """An HTTP error rendered as the legacy JSON envelope ``{"error": ...}``."""
 
 
-def _token_hash(token: str) -> bytes:
+def token_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
@@ -68,7 +68,7 @@ def start_session(conn: psycopg.Connection[Any], response: Response, user_id: in
     expires = datetime.now(UTC) + timedelta(days=days)
     conn.execute(
         "INSERT INTO sessions (token_hash, user_id, expires_at) VALUES (%s, %s, %s)",
-        (_token_hash(token), user_id, expires),
+        (token_hash(token), user_id, expires),
     )
     response.set_cookie(SESSION_COOKIE, token, max_age=days * 86400, httponly=True, samesite="lax", path="/")
 
@@ -76,18 +76,18 @@ def start_session(conn: psycopg.Connection[Any], response: Response, user_id: in
 def end_session(conn: psycopg.Connection[Any], request: Request, response: Response) -> None:
     token = request.cookies.get(SESSION_COOKIE)
     if token:
-        conn.execute("DELETE FROM sessions WHERE token_hash = %s", (_token_hash(token),))
+        conn.execute("DELETE FROM sessions WHERE token_hash = %s", (token_hash(token),))
     response.delete_cookie(SESSION_COOKIE, path="/")
 
 
-def _user_from_cookie(conn: psycopg.Connection[Any], request: Request) -> User | None:
+def session_user(conn: psycopg.Connection[Any], request: Request) -> User | None:
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         return None
     row = conn.execute(
         "SELECT u.id, u.login, u.is_admin FROM sessions s JOIN users u ON u.id = s.user_id"
         " WHERE s.token_hash = %s AND s.expires_at > now()",
-        (_token_hash(token),),
+        (token_hash(token),),
     ).fetchone()
     return User(int(row[0]), str(row[1]), bool(row[2]), by_cookie=True) if row else None
 
@@ -145,7 +145,7 @@ def _user_from_token(conn: psycopg.Connection[Any], request: Request) -> User | 
     row = conn.execute(
         "UPDATE api_tokens t SET last_used_at = now() FROM users u"
         " WHERE t.token_hash = %s AND t.revoked_at IS NULL AND u.id = t.user_id RETURNING u.id, u.login, u.is_admin",
-        (_token_hash(token),),
+        (token_hash(token),),
     ).fetchone()
     if row is None:
         raise ApiError(403, "Access forbidden: unknown or revoked token")
@@ -157,7 +157,7 @@ def create_token(conn: psycopg.Connection[Any], user_id: int, name: str) -> tupl
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = conn.execute(
         "INSERT INTO api_tokens (user_id, name, token_hash) VALUES (%s, %s, %s) RETURNING id",
-        (user_id, name, _token_hash(token)),
+        (user_id, name, token_hash(token)),
     ).fetchone()
     assert row is not None
     return int(row[0]), token
@@ -175,7 +175,7 @@ async def current_user(request: Request, conn: psycopg.Connection[Any] = Depends
             if user is None:
                 raise ApiError(403, "Access forbidden")
             return user
-    user = _user_from_cookie(conn, request)
+    user = session_user(conn, request)
     if user is None:
         raise ApiError(401, "Authentication required: log in, or POST login and password")
     return user

@@ -11,13 +11,13 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from citizenwatt_common.night import parse_hhmm
 
+from .account import create_first_admin, has_users
 from .auth import (
     ApiError,
     User,
     admin_allowed_to_change,
     authenticate,
     create_token,
-    create_user,
     current_user,
     end_session,
     same_origin,
@@ -53,10 +53,6 @@ def _page(title: str, action: str, button: str, message: str = "", new_password:
     return HTMLResponse(body)
 
 
-def has_users(conn: Conn) -> bool:
-    return conn.execute("SELECT 1 FROM users LIMIT 1").fetchone() is not None
-
-
 @router.get("/install", response_class=HTMLResponse)
 def install_page(conn: Conn = Depends(get_conn)) -> Response:
     if has_users(conn):
@@ -71,20 +67,12 @@ def install(
     password: str = Form(...),
     conn: Conn = Depends(get_conn),
 ) -> Response:
-    login = login.strip()
-    if not login or len(password) < 8:
-        return _page(
-            "Welcome: create the administrator",
-            "/install",
-            "Create",
-            "A login and a password of at least 8 characters, please.",
-            new_password=True,
-        )
-    with conn.transaction():
-        conn.execute("LOCK TABLE users IN EXCLUSIVE MODE")  # two first visitors: only one becomes admin
-        if has_users(conn):
-            raise ApiError(403, "Already installed: log in instead")
-        user_id = create_user(conn, login, password, is_admin=True)
+    try:
+        user_id = create_first_admin(conn, login, password)
+    except ApiError as exc:
+        if exc.status_code != 400:
+            raise
+        return _page("Welcome: create the administrator", "/install", "Create", str(exc.detail), new_password=True)
     response = RedirectResponse("/", status_code=303)
     start_session(conn, response, user_id, request.app.state.settings.session_days)
     return response

@@ -4,12 +4,12 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr
 
-from citizenwatt_common.settings import DatabaseSettings
+from citizenwatt_common.settings import DatabaseSettings, MqttSettings
 
 _DEFAULT_UI = Path(__file__).resolve().parents[2] / "ui"
 
 
-class ApiSettings(DatabaseSettings):
+class ApiSettings(DatabaseSettings, MqttSettings):
     api_host: str = Field(default="0.0.0.0", description="address to listen on")  # noqa: S104 (a LAN service)
     api_port: int = Field(default=8080, ge=1, le=65535, description="HTTP port")
     ui_dir: str = Field(default=str(_DEFAULT_UI), description="folder of the static web page served at /")
@@ -19,3 +19,6 @@ class ApiSettings(DatabaseSettings):
     admin_login: str | None = Field(default=None, description="create this admin at start if missing")
     admin_password: SecretStr | None = Field(default=None, description="its password")
     pool_size: int = Field(default=4, ge=1, le=50, description="database connections")
+    api_publish_radio_config: bool = Field(
+        default=True, description="connect to the broker to hand nRF24 settings saved in the web page to collectors"
+    )

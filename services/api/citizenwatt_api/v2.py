@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import math
 import time
 from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta
@@ -185,6 +186,39 @@ def energy(
         total_kwh=total_kwh,
         total_euros=total_euros,
     )
+
+
+class LiveReading(BaseModel):
+    sensor: int
+    ts: float
+    power: float
+    rate: Literal["day", "night"]
+
+
+@router.get("/readings", response_model=list[LiveReading])
+def readings(
+    sensor: str = Query("all", description="a sensor id, or 'all'"),
+    since: float = Query(..., description="Unix time of the oldest reading wanted"),
+    limit: int = Query(3600, ge=1, le=20_000, description="at most this many, the newest ones"),
+    user: User = Depends(current_user),
+    conn: Conn = Depends(get_conn),
+) -> list[LiveReading]:
+    """Raw readings since a time, oldest first: what the live graph starts from before the stream."""
+    if not math.isfinite(since):
+        raise ApiError(400, "since must be a finite Unix time")
+    where, params = "r.ts >= to_timestamp(%s)", [since]
+    if sensor != "all":
+        try:
+            params.append(int(sensor))
+        except ValueError:
+            raise ApiError(400, "sensor must be an integer id or 'all'") from None
+        where += " AND r.sensor_id = %s"
+    rows = conn.execute(
+        "SELECT * FROM (SELECT r.sensor_id, extract(epoch FROM r.ts)::float8 AS ts, r.power, r.night_rate"
+        f" FROM readings r WHERE {where} ORDER BY r.ts DESC LIMIT %s) newest ORDER BY ts",
+        (*params, limit),
+    ).fetchall()
+    return [LiveReading(sensor=r[0], ts=r[1], power=r[2], rate="night" if r[3] else "day") for r in rows]
 
 
 @router.get(

@@ -8,8 +8,6 @@ import logging
 import time
 from collections.abc import Callable
 
-import paho.mqtt.client as paho
-
 from citizenwatt_common.collector import CollectorRuntime, DeviceUnavailable
 
 from .decoder import STATUS_REQUEST, SWITCH_OFF, SWITCH_ON, FrameAssembler, FrameRejected, decode_status_frame
@@ -30,24 +28,14 @@ async def _run(runtime: CollectorRuntime, open_link: Callable[[str], PlugLink]) 
     commands: asyncio.Queue[bytes] = asyncio.Queue()
     set_topic = runtime.publisher.topics.set(settings.sensor_id)
 
-    def on_set(client: paho.Client, userdata: object, message: paho.MQTTMessage) -> None:
-        wanted = message.payload.strip().upper()
+    def on_set(payload: bytes) -> None:
+        wanted = payload.strip().upper()
         if wanted in (b"ON", b"OFF"):
             loop.call_soon_threadsafe(commands.put_nowait, SWITCH_ON if wanted == b"ON" else SWITCH_OFF)
         else:
-            log.warning("ignoring %r on %s: expected ON or OFF", message.payload[:20], message.topic)
+            log.warning("ignoring %r on %s: expected ON or OFF", payload[:20], set_topic)
 
-    client = runtime.publisher.client
-    client.message_callback_add(set_topic, on_set)
-    client.subscribe(set_topic, qos=1)
-    previous_connect = client.on_connect
-
-    def resubscribe(*args: object) -> None:
-        if previous_connect is not None:
-            previous_connect(*args)  # type: ignore[arg-type]
-        client.subscribe(set_topic, qos=1)  # after a reconnect too
-
-    client.on_connect = resubscribe
+    runtime.publisher.subscribe(set_topic, on_set)
     while not runtime.stop_event.is_set():
         if not settings.awox_address:
             runtime.device_failed(DeviceUnavailable("CW_AWOX_ADDRESS is not set: give the plug's Bluetooth address"))

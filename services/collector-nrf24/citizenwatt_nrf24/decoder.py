@@ -6,11 +6,12 @@ int16 power W, int16 voltage V, int16 battery mV, uint32 uptime ms, int32 + int1
 
 from __future__ import annotations
 
-import re
 import struct
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from citizenwatt_common.contract import parse_aes_key
 
 PACKET_BYTES = 16
 _LAYOUT = struct.Struct("<hhhIih")
@@ -34,15 +35,7 @@ class PacketRejected:
     reason: str
 
 
-def parse_key(text: str) -> bytes:
-    """The 16-byte AES key, as 32 hex digits or as the legacy ``0-1-2-...-15`` decimal form."""
-    text = text.strip()
-    if re.fullmatch(r"[0-9a-fA-F]{32}", text):
-        return bytes.fromhex(text)
-    parts = text.split("-")
-    if len(parts) == 16 and all(p.isdigit() and int(p) <= 255 for p in parts):
-        return bytes(int(p) for p in parts)
-    raise ValueError("the AES key must be 32 hex digits or 16 numbers 0-255 joined by '-'")
+parse_key = parse_aes_key  # the key format belongs to the MQTT contract (the api validates it too)
 
 
 def decrypt_block(block: bytes, key: bytes) -> bytes:

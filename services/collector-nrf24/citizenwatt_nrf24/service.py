@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 
+from pydantic import ValidationError
+
 from citizenwatt_common.collector import CollectorRuntime, DeviceUnavailable
+from citizenwatt_common.contract import Nrf24Config
 
 from .decoder import PacketRejected, ReplayGuard, decode_packet
 from .settings import Nrf24Settings
@@ -17,11 +21,42 @@ log = logging.getLogger(__name__)
 WRONG_KEY_STREAK = 5
 
 
+class ConfigMailbox:
+    """The newest radio configuration from the web page, handed from paho's thread to the radio loop."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: Nrf24Config | None = None
+
+    def deliver(self, payload: bytes) -> None:
+        try:
+            config = Nrf24Config.model_validate_json(payload)
+        except ValidationError as exc:
+            log.error("ignoring a radio configuration that does not validate: %s", exc.errors()[0].get("msg"))
+            return
+        with self._lock:
+            self._pending = config
+
+    def take(self) -> Nrf24Config | None:
+        with self._lock:
+            config, self._pending = self._pending, None
+            return config
+
+
 def receive_packets(runtime: CollectorRuntime, open_radio: Callable[[Nrf24Settings], Radio] = Rf24Radio) -> None:
     settings = runtime.settings
     assert isinstance(settings, Nrf24Settings)
+    mailbox = ConfigMailbox()
+    runtime.publisher.subscribe(runtime.publisher.topics.config(settings.sensor_id), mailbox.deliver)
     key, guard, radio, bad_streak = settings.key, ReplayGuard(), None, 0
     while not runtime.stop_event.is_set():
+        config = mailbox.take()
+        if config is not None:
+            log.info("radio settings from the web page: address 0x%010X, new AES key", config.address)
+            if config.address != settings.nrf24_address:
+                radio = None  # reopen the pipe on the new address
+            settings = settings.model_copy(update={"nrf24_aes_key": config.aes_key, "nrf24_address": config.address})
+            key = config.key  # a wrong-key outage ends with the first packet that decodes
         if radio is None:
             try:
                 radio = open_radio(settings)

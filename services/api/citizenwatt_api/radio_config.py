@@ -1,0 +1,81 @@
+"""Hands the nRF24 settings saved in the web page to the collectors, as retained MQTT messages.
+
+The database is the record; the broker is only the way there. So on every (re)connection the
+api publishes every saved configuration again: a broker that lost its retained messages, or a
+save made while it was down, heals by itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import paho.mqtt.client as paho
+import psycopg_pool
+
+from citizenwatt_common.contract import Nrf24Config, Topics
+from citizenwatt_common.mqtt import make_client
+from citizenwatt_common.settings import MqttSettings
+
+log = logging.getLogger(__name__)
+PUBLISH_WAIT_S = 5.0
+
+
+def saved_configs(pool: psycopg_pool.ConnectionPool[Any]) -> list[tuple[str, Nrf24Config]]:
+    with pool.connection() as conn:
+        rows = conn.execute("SELECT sensor_key, aes_key, address FROM radio_configs ORDER BY sensor_key").fetchall()
+    return [(str(r[0]), Nrf24Config(aes_key=str(r[1]), address=int(r[2]))) for r in rows]
+
+
+class RadioConfigPublisher:
+    def __init__(self, settings: MqttSettings, pool: psycopg_pool.ConnectionPool[Any]) -> None:
+        self.topics = Topics(settings.base_topic)
+        self._settings = settings
+        self._pool = pool
+        self._connected = threading.Event()
+        self.client = make_client(settings, client_id="citizenwatt-api")
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+
+    def start(self) -> None:
+        self.client.connect_async(self._settings.mqtt_host, self._settings.mqtt_port)
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def _on_connect(self, client: paho.Client, userdata: object, flags: object, reason: Any, props: object) -> None:
+        if reason.is_failure:
+            log.warning("broker refused the api: %s", reason)
+            return
+        self._connected.set()
+        try:
+            for sensor_key, config in saved_configs(self._pool):
+                self._send(sensor_key, config)
+        except Exception:
+            log.exception("could not publish the saved radio settings again")
+
+    def _on_disconnect(self, *args: object) -> None:
+        self._connected.clear()
+
+    def _send(self, sensor_key: str, config: Nrf24Config) -> paho.MQTTMessageInfo:
+        return self.client.publish(
+            self.topics.config(sensor_key), config.model_dump_json().encode(), qos=1, retain=True
+        )
+
+    def publish(self, sensor_key: str, config: Nrf24Config) -> bool:
+        """True once the broker has acknowledged it; False if it is down (sent on reconnection)."""
+        if not self.connected:
+            return False
+        info = self._send(sensor_key, config)
+        try:
+            info.wait_for_publish(PUBLISH_WAIT_S)
+        except (RuntimeError, ValueError):
+            return False
+        return info.is_published()
