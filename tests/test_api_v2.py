@@ -56,6 +56,7 @@ def test_energy_by_local_day_for_one_sensor_and_for_all(client: TestClient) -> N
         approx(NIGHT_KWH),
     )
     assert first["euros"] == approx((DAY_KWH + NIGHT_KWH) * 0.1940)
+    assert (first["day_euros"], first["night_euros"]) == (approx(DAY_KWH * 0.1940), approx(NIGHT_KWH * 0.1940))
     assert first["start"] == "2026-01-15T00:00:00+01:00" and second["kwh"] is None
     both = client.get("/api/v2/energy", params={"sensor": "all", "start": "2026-01-15"}).json()
     assert both["total_kwh"] == approx(2 * (DAY_KWH + NIGHT_KWH))

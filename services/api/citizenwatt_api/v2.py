@@ -54,6 +54,8 @@ class EnergyBucket(BaseModel):
     day_kwh: float | None
     night_kwh: float | None
     euros: float | None
+    day_euros: float | None
+    night_euros: float | None
     mean_watts: float | None
 
 
@@ -164,7 +166,7 @@ def energy(
     buckets = []
     for (a, b), e in zip(periods, totals, strict=True):
         empty = e.is_empty
-        cost = sum(provider.cost(e)) if provider and not empty else None
+        day_cost, night_cost = provider.cost(e) if provider and not empty else (None, None)
         buckets.append(
             EnergyBucket(
                 start=a,
@@ -172,7 +174,9 @@ def energy(
                 kwh=None if empty else e.total_wh / 1000,
                 day_kwh=None if empty else e.day_wh / 1000,
                 night_kwh=None if empty else e.night_wh / 1000,
-                euros=cost,
+                euros=None if day_cost is None or night_cost is None else day_cost + night_cost,
+                day_euros=day_cost,
+                night_euros=night_cost,
                 mean_watts=e.mean_power()[0],
             )
         )

@@ -1,0 +1,132 @@
+// Interface texts in English and French. The language is the browser's unless the user picked one.
+const TEXTS = {
+  en: {
+    "nav.live": "Live", "nav.history": "History", "nav.sensors": "Sensors", "nav.settings": "Settings",
+    "nav.logout": "Log out", "nav.language": "Language",
+    "sensor.all": "All sensors", "sensor.pick": "Sensor",
+    "common.loading": "Loading…", "common.save": "Save", "common.saved": "Saved.", "common.retry": "Retry",
+    "common.error": "Error", "common.offline": "The server cannot be reached. Retrying…",
+    "empty.sensors": "No sensor yet: start a collector (make run starts the simulator), and it appears here.",
+    "install.title": "Welcome to CitizenWatt",
+    "install.intro": "First run: create the administrator account of this household.",
+    "install.login": "Login", "install.password": "Password (8 characters or more)",
+    "install.confirm": "Password again", "install.submit": "Create and start",
+    "install.mismatch": "The two passwords differ.",
+    "login.title": "Log in", "login.login": "Login", "login.password": "Password", "login.submit": "Log in",
+    "live.title": "Power now", "live.watts": "W", "live.lastMinutes": "Last 10 minutes",
+    "live.updated": "updated {s} s ago", "live.waiting": "Waiting for a reading…",
+    "live.reconnecting": "Live stream interrupted, reconnecting…",
+    "live.today": "Today", "live.tariff.day": "Day tariff", "live.tariff.night": "Night tariff",
+    "history.day": "Day", "history.week": "Week", "history.month": "Month", "history.year": "Year",
+    "history.prev": "Previous", "history.next": "Next", "history.date": "Date",
+    "history.kwh": "kWh", "history.euros": "€",
+    "history.total": "Total", "history.dayPart": "Day", "history.nightPart": "Night",
+    "history.empty": "No readings in this period.", "history.noPrice": "no price set",
+    "sensors.title": "Sensors", "sensors.name": "Sensor", "sensors.kind": "Kind", "sensors.state": "State",
+    "sensors.lastSeen": "Last seen", "sensors.battery": "Battery", "sensors.today": "Readings today",
+    "sensors.power": "Power", "sensors.online": "online", "sensors.offline": "offline", "sensors.never": "never",
+    "settings.title": "Settings",
+    "settings.provider": "Energy provider and tariff", "settings.providerPick": "Provider",
+    "settings.prices": "day {day} €/kWh · night {night} €/kWh · subscription {sub} €/month",
+    "settings.night": "Night tariff hours",
+    "settings.nightHelp": "Readings stored from now on use these hours; earlier ones keep their tariff.",
+    "settings.nightNone": "No night tariff", "settings.nightStart": "Starts", "settings.nightEnd": "Ends",
+    "settings.password": "Change my password", "settings.current": "Current password",
+    "settings.new": "New password (8 characters or more)", "settings.passwordDone": "Password changed.",
+    "settings.radio": "CitizenWatt radio sensor (nRF24)",
+    "settings.radioHelp": "The AES key and pipe address flashed in the sensor. The collector picks them up at once.",
+    "settings.radioSensor": "Collector sensor id", "settings.radioKey": "AES key (32 hex digits or 0-1-…-15)",
+    "settings.radioAddress": "Pipe address (hex)", "settings.radioSaved": "Saved and sent to the collector.",
+    "settings.radioQueued": "Saved; it reaches the collector when the broker is back.",
+    "settings.radioKnown": "Configured: {list}",
+    "time.s": "{n} s ago", "time.min": "{n} min ago", "time.h": "{n} h ago", "time.d": "{n} d ago",
+  },
+  fr: {
+    "nav.live": "Direct", "nav.history": "Historique", "nav.sensors": "Capteurs", "nav.settings": "Réglages",
+    "nav.logout": "Déconnexion", "nav.language": "Langue",
+    "sensor.all": "Tous les capteurs", "sensor.pick": "Capteur",
+    "common.loading": "Chargement…", "common.save": "Enregistrer", "common.saved": "Enregistré.",
+    "common.retry": "Réessayer", "common.error": "Erreur",
+    "common.offline": "Le serveur ne répond pas. Nouvel essai…",
+    "empty.sensors": "Aucun capteur pour l'instant : lancez un collecteur (make run lance le simulateur), il apparaîtra ici.",
+    "install.title": "Bienvenue dans CitizenWatt",
+    "install.intro": "Premier démarrage : créez le compte administrateur du foyer.",
+    "install.login": "Identifiant", "install.password": "Mot de passe (8 caractères ou plus)",
+    "install.confirm": "Mot de passe, à nouveau", "install.submit": "Créer et commencer",
+    "install.mismatch": "Les deux mots de passe diffèrent.",
+    "login.title": "Connexion", "login.login": "Identifiant", "login.password": "Mot de passe",
+    "login.submit": "Se connecter",
+    "live.title": "Puissance instantanée", "live.watts": "W", "live.lastMinutes": "10 dernières minutes",
+    "live.updated": "mis à jour il y a {s} s", "live.waiting": "En attente d'une mesure…",
+    "live.reconnecting": "Flux interrompu, reconnexion…",
+    "live.today": "Aujourd'hui", "live.tariff.day": "Heures pleines", "live.tariff.night": "Heures creuses",
+    "history.day": "Jour", "history.week": "Semaine", "history.month": "Mois", "history.year": "Année",
+    "history.prev": "Précédent", "history.next": "Suivant", "history.date": "Date",
+    "history.kwh": "kWh", "history.euros": "€",
+    "history.total": "Total", "history.dayPart": "Heures pleines", "history.nightPart": "Heures creuses",
+    "history.empty": "Aucune mesure sur cette période.", "history.noPrice": "aucun tarif choisi",
+    "sensors.title": "Capteurs", "sensors.name": "Capteur", "sensors.kind": "Type", "sensors.state": "État",
+    "sensors.lastSeen": "Dernière mesure", "sensors.battery": "Batterie", "sensors.today": "Mesures du jour",
+    "sensors.power": "Puissance", "sensors.online": "en ligne", "sensors.offline": "hors ligne",
+    "sensors.never": "jamais",
+    "settings.title": "Réglages",
+    "settings.provider": "Fournisseur et tarif", "settings.providerPick": "Fournisseur",
+    "settings.prices": "HP {day} €/kWh · HC {night} €/kWh · abonnement {sub} €/mois",
+    "settings.night": "Heures creuses",
+    "settings.nightHelp": "Les mesures enregistrées à partir de maintenant suivent ces heures ; les anciennes gardent leur tarif.",
+    "settings.nightNone": "Pas d'heures creuses", "settings.nightStart": "Début", "settings.nightEnd": "Fin",
+    "settings.password": "Changer mon mot de passe", "settings.current": "Mot de passe actuel",
+    "settings.new": "Nouveau mot de passe (8 caractères ou plus)", "settings.passwordDone": "Mot de passe changé.",
+    "settings.radio": "Capteur radio CitizenWatt (nRF24)",
+    "settings.radioHelp": "La clé AES et l'adresse programmées dans le capteur. Le collecteur les prend aussitôt.",
+    "settings.radioSensor": "Identifiant du collecteur", "settings.radioKey": "Clé AES (32 chiffres hexadécimaux ou 0-1-…-15)",
+    "settings.radioAddress": "Adresse (hexadécimal)", "settings.radioSaved": "Enregistré et envoyé au collecteur.",
+    "settings.radioQueued": "Enregistré ; le collecteur le recevra au retour du broker.",
+    "settings.radioKnown": "Configurés : {list}",
+    "time.s": "il y a {n} s", "time.min": "il y a {n} min", "time.h": "il y a {n} h", "time.d": "il y a {n} j",
+  },
+};
+
+export const LANGUAGES = Object.keys(TEXTS);
+
+function initialLanguage() {
+  const saved = localStorage.getItem("cw.lang");
+  if (saved && TEXTS[saved]) return saved;
+  return (navigator.language || "en").toLowerCase().startsWith("fr") ? "fr" : "en";
+}
+
+let language = initialLanguage();
+
+export function currentLanguage() {
+  return language;
+}
+
+export function setLanguage(lang) {
+  if (!TEXTS[lang]) return;
+  language = lang;
+  localStorage.setItem("cw.lang", lang);
+  document.documentElement.lang = lang;
+}
+
+/** The text for `key` in the current language, with {name} placeholders filled from `values`. */
+export function t(key, values = {}) {
+  const text = TEXTS[language][key] ?? TEXTS.en[key] ?? key;
+  return text.replace(/\{(\w+)\}/g, (_, name) => String(values[name] ?? ""));
+}
+
+/** Fill every element carrying data-i18n (text) or data-i18n-label (aria-label) under `root`. */
+export function translate(root = document) {
+  for (const el of root.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+  for (const el of root.querySelectorAll("[data-i18n-label]")) el.setAttribute("aria-label", t(el.dataset.i18nLabel));
+}
+
+export function number(value, digits) {
+  return new Intl.NumberFormat(language, { minimumFractionDigits: digits, maximumFractionDigits: digits }).format(value);
+}
+
+export function ago(seconds) {
+  if (seconds < 60) return t("time.s", { n: Math.max(0, Math.round(seconds)) });
+  if (seconds < 3600) return t("time.min", { n: Math.round(seconds / 60) });
+  if (seconds < 86400) return t("time.h", { n: Math.round(seconds / 3600) });
+  return t("time.d", { n: Math.round(seconds / 86400) });
+}

@@ -1,0 +1,149 @@
+// Live view: power now, the last ten minutes, today's energy and cost; fed by server-sent events.
+import { api, ApiError } from "../api.js";
+import { number, t } from "../i18n.js";
+import { COLORS, makeChart, todayIn } from "../charts.js";
+
+const WINDOW_S = 600;
+
+export function mount(root, ctx) {
+  root.innerHTML = `
+    <section class="card live">
+      <div class="live-head">
+        <h1 data-i18n="live.title"></h1>
+        <span id="tariff" class="tariff" hidden></span>
+      </div>
+      <p class="power"><span id="live-power">–</span> <small>W</small></p>
+      <p id="live-updated" class="muted loading" data-i18n="common.loading"></p>
+      <h2 data-i18n="live.lastMinutes"></h2>
+      <div id="live-chart" class="chart"></div>
+      <p class="today"><span data-i18n="live.today"></span> :
+        <b id="today-kwh">–</b> kWh · <b id="today-euros">–</b> €</p>
+    </section>`;
+  const $ = (id) => root.querySelector(`#${id}`);
+  const wanted = ctx.sensor === "all" ? null : Number(ctx.sensor);
+  const names = new Map(ctx.sensors.map((s) => [s.id, s.name || s.key]));
+  const series = new Map(); // sensor id -> {ts: [], power: []}
+  let newest = null; // the newest reading seen: {ts, rate}
+  let plot = null;
+  let closed = false;
+
+  function add(reading) {
+    if (wanted !== null && reading.sensor !== wanted) return;
+    if (!series.has(reading.sensor)) series.set(reading.sensor, { ts: [], power: [] });
+    const s = series.get(reading.sensor);
+    if (s.ts.length && reading.ts <= s.ts[s.ts.length - 1]) return; // already have it
+    s.ts.push(reading.ts);
+    s.power.push(reading.power);
+    if (!newest || reading.ts >= newest.ts) newest = { ts: reading.ts, rate: reading.rate };
+  }
+
+  function trim() {
+    const oldest = Date.now() / 1000 - WINDOW_S;
+    for (const s of series.values()) {
+      while (s.ts.length > 1 && s.ts[0] < oldest) {
+        s.ts.shift();
+        s.power.shift();
+      }
+    }
+  }
+
+  function showNow() {
+    if (!newest) {
+      $("live-updated").classList.remove("loading");
+      $("live-updated").textContent = ctx.sensors.length ? t("live.waiting") : t("empty.sensors");
+      return;
+    }
+    // The household's power now: the newest reading of each sensor, added up.
+    let total = 0;
+    for (const s of series.values()) total += s.power[s.power.length - 1] ?? 0;
+    $("live-power").textContent = number(total, 0);
+    $("live-updated").classList.remove("loading");
+    $("live-updated").textContent = t("live.updated", { s: Math.max(0, Math.round(Date.now() / 1000 - newest.ts)) });
+    const tariff = $("tariff");
+    tariff.hidden = false;
+    tariff.className = `tariff ${newest.rate}`;
+    tariff.textContent = `${newest.rate === "night" ? "☾" : "☀"} ${t(`live.tariff.${newest.rate}`)}`;
+  }
+
+  function draw() {
+    const ids = [...series.keys()].sort((a, b) => a - b);
+    if (!ids.length) return;
+    const data = uPlot.join(ids.map((id) => [series.get(id).ts, series.get(id).power]));
+    if (!plot || plot.ids.join() !== ids.join()) {
+      plot?.destroy();
+      const made = makeChart(
+        $("live-chart"),
+        {
+          tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), ctx.timezone),
+          scales: { x: { time: true, range: () => [Date.now() / 1000 - WINDOW_S, Date.now() / 1000] }, y: { range: (u, min, max) => [0, Math.max(100, max * 1.15)] } },
+          legend: { show: ids.length > 1 },
+          axes: [{}, { label: "W", size: 56 }],
+          series: [
+            {},
+            ...ids.map((id, index) => ({
+              label: names.get(id) ?? `#${id}`,
+              stroke: COLORS.lines[index % COLORS.lines.length],
+              width: 2,
+              spanGaps: true,
+              points: { show: false },
+            })),
+          ],
+        },
+        data,
+      );
+      plot = { ...made, ids };
+    } else {
+      plot.chart.setData(data);
+    }
+  }
+
+  async function loadToday() {
+    try {
+      const report = await api("/api/v2/energy", {
+        params: { sensor: ctx.sensor, start: todayIn(ctx.timezone), bucket: "day", count: 1, tz: ctx.timezone },
+      });
+      $("today-kwh").textContent = number(report.total_kwh, 2);
+      $("today-euros").textContent = report.total_euros === null ? "–" : number(report.total_euros, 2);
+    } catch (error) {
+      ctx.onError(error);
+    }
+  }
+
+  async function start() {
+    try {
+      const recent = await api("/api/v2/readings", { params: { sensor: ctx.sensor, since: Date.now() / 1000 - WINDOW_S } });
+      if (closed) return;
+      recent.forEach(add);
+      showNow();
+      draw();
+    } catch (error) {
+      ctx.onError(error);
+    }
+    loadToday();
+  }
+
+  const stream = new EventSource("/api/v2/live");
+  stream.addEventListener("reading", (event) => {
+    add(JSON.parse(event.data));
+    trim();
+    showNow();
+    draw();
+  });
+  stream.addEventListener("open", () => ctx.clearError());
+  stream.addEventListener("error", () => {
+    if (stream.readyState !== EventSource.CLOSED) $("live-updated").textContent = t("live.reconnecting");
+    // Refused for good (a 401 when the session ended): let the next API call say why.
+    else api("/api/v2/session").then((s) => s.user || ctx.onError(new ApiError(401, "session ended")), ctx.onError);
+  });
+  const ticker = setInterval(showNow, 1000);
+  const todayTimer = setInterval(loadToday, 30000);
+  start();
+
+  return () => {
+    closed = true;
+    stream.close();
+    clearInterval(ticker);
+    clearInterval(todayTimer);
+    plot?.destroy();
+  };
+}
