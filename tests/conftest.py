@@ -74,3 +74,9 @@ def mosquitto(tmp_path: Path) -> Iterator[LocalMosquitto]:
     broker.start()
     yield broker
     broker.kill()
+
+
+@pytest.fixture(scope="module")
+def module_database_url(postgres_server: LocalPostgres) -> str:
+    """A fresh database shared by one test module (a running stack the tests take turns on)."""
+    return _fresh_database(postgres_server)

@@ -16,7 +16,7 @@ const TEXTS = {
     "live.title": "Power now", "live.watts": "W", "live.lastMinutes": "Last 10 minutes",
     "live.updated": "updated {s} s ago", "live.waiting": "Waiting for a reading…",
     "live.reconnecting": "Live stream interrupted, reconnecting…",
-    "live.today": "Today", "live.tariff.day": "Day tariff", "live.tariff.night": "Night tariff",
+    "live.today": "Today:", "live.tariff.day": "Day tariff", "live.tariff.night": "Night tariff",
     "history.day": "Day", "history.week": "Week", "history.month": "Month", "history.year": "Year",
     "history.prev": "Previous", "history.next": "Next", "history.date": "Date",
     "history.kwh": "kWh", "history.euros": "€",
@@ -59,7 +59,7 @@ const TEXTS = {
     "live.title": "Puissance instantanée", "live.watts": "W", "live.lastMinutes": "10 dernières minutes",
     "live.updated": "mis à jour il y a {s} s", "live.waiting": "En attente d'une mesure…",
     "live.reconnecting": "Flux interrompu, reconnexion…",
-    "live.today": "Aujourd'hui", "live.tariff.day": "Heures pleines", "live.tariff.night": "Heures creuses",
+    "live.today": "Aujourd'hui :", "live.tariff.day": "Heures pleines", "live.tariff.night": "Heures creuses",
     "history.day": "Jour", "history.week": "Semaine", "history.month": "Mois", "history.year": "Année",
     "history.prev": "Précédent", "history.next": "Suivant", "history.date": "Date",
     "history.kwh": "kWh", "history.euros": "€",
@@ -101,6 +101,12 @@ export function currentLanguage() {
   return language;
 }
 
+/** The locale for dates and numbers: the browser's own when it speaks the chosen language (en-GB, fr-CA). */
+export function currentLocale() {
+  const browser = navigator.language || language;
+  return browser.toLowerCase().startsWith(language) ? browser : language;
+}
+
 export function setLanguage(lang) {
   if (!TEXTS[lang]) return;
   language = lang;
@@ -121,7 +127,7 @@ export function translate(root = document) {
 }
 
 export function number(value, digits) {
-  return new Intl.NumberFormat(language, { minimumFractionDigits: digits, maximumFractionDigits: digits }).format(value);
+  return new Intl.NumberFormat(currentLocale(), { minimumFractionDigits: digits, maximumFractionDigits: digits }).format(value);
 }
 
 export function ago(seconds) {

@@ -1,6 +1,6 @@
 // History: energy per hour/day/month over a day, week, month or year, in kWh or euros, day and night.
 import { api } from "../api.js";
-import { currentLanguage, number, t } from "../i18n.js";
+import { currentLocale, number, t } from "../i18n.js";
 import { COLORS, makeChart, todayIn } from "../charts.js";
 
 const PERIODS = ["day", "week", "month", "year"];
@@ -23,7 +23,7 @@ function daysInMonth(dateIso) {
 
 /** What to ask the API for one period, and how to label its buckets. */
 function request(period, dateIso) {
-  const lang = currentLanguage();
+  const lang = currentLocale();
   const d = parse(dateIso);
   if (period === "day") {
     // 25 hours covers a DST day; buckets starting on the next day are dropped.
@@ -45,7 +45,7 @@ function request(period, dateIso) {
 }
 
 function title(period, report) {
-  const lang = currentLanguage();
+  const lang = currentLocale();
   const first = parse(report.buckets[0].start.slice(0, 10));
   const last = parse(report.buckets[report.buckets.length - 1].start.slice(0, 10));
   const fmt = (options, date) => new Intl.DateTimeFormat(lang, { ...options, timeZone: "UTC" }).format(date);

@@ -16,7 +16,7 @@ export function mount(root, ctx) {
       <p id="live-updated" class="muted loading" data-i18n="common.loading"></p>
       <h2 data-i18n="live.lastMinutes"></h2>
       <div id="live-chart" class="chart"></div>
-      <p class="today"><span data-i18n="live.today"></span> :
+      <p class="today"><span data-i18n="live.today"></span>
         <b id="today-kwh">–</b> kWh · <b id="today-euros">–</b> €</p>
     </section>`;
   const $ = (id) => root.querySelector(`#${id}`);

@@ -61,7 +61,7 @@ export function mount(root, ctx) {
         <form id="radio-form">
           <p class="muted" data-i18n="settings.radioHelp"></p>
           <p class="muted" id="radios-known"></p>
-          <label><span data-i18n="settings.radioSensor"></span><input name="sensor" value="citizenwatt" pattern="[a-z0-9_-]{1,64}" required></label>
+          <label><span data-i18n="settings.radioSensor"></span><input name="sensor" value="citizenwatt" pattern="[a-z0-9_\\-]{1,64}" required></label>
           <label><span data-i18n="settings.radioKey"></span><input name="aes_key" autocomplete="off" spellcheck="false" required></label>
           <label><span data-i18n="settings.radioAddress"></span><input name="address" value="0xE056D446D0" spellcheck="false" required></label>
           <button type="submit" data-i18n="common.save"></button>

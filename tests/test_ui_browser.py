@@ -1,0 +1,336 @@
+"""The web page in a real headless Chromium (Debian's), against the real stack: api, aggregator,
+broker, database and two simulated sensors. Screenshots go to test-artifacts/.
+
+The tests share one stack and run in file order, like a newcomer's first visit: install, watch
+live, browse history, change settings.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import psycopg
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, sync_playwright
+
+from citizenwatt_common.contract import Reading
+from citizenwatt_common.store import load_household, store_readings
+from tests.services import ServiceProcess, aggregator_online, count_rows, wait_until
+from tools.localstack import REPO, LocalMosquitto, free_port, wait_for_port
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = REPO / "test-artifacts"
+PARIS = ZoneInfo("Europe/Paris")
+ADMIN = ("admin", "correct horse battery")
+# A fixed past day with hand-made readings: sensor "a" draws 1000 W from 10:00 to 11:00 (day
+# price), sensor "b" 500 W from 02:00 to 03:00 (inside the 22:00-06:00 night window they are
+# stored under). One reading a minute, well within the 300 s gap limit, so by hand:
+# a = 1000 W x 1 h = 1.000 kWh (day), b = 500 W x 1 h = 0.500 kWh (night), all = 1.500 kWh.
+PAST_DAY = "2026-01-15"
+BROWSER_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@dataclass
+class Stack:
+    url: str
+    database_url: str
+
+
+def store_hour(database_url: str, sensor: str, local_start: datetime, watts: float) -> None:
+    start = local_start.timestamp()
+    with psycopg.connect(database_url, autocommit=True) as conn, conn.transaction():
+        readings = [Reading(sensor=sensor, kind="simulator", ts=start + 60 * i, power=watts) for i in range(61)]
+        store_readings(conn, readings, load_household(conn), PARIS)
+
+
+@pytest.fixture(scope="module")
+def stack(
+    mosquitto_module: LocalMosquitto, module_database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    if not os.path.exists(CHROMIUM):
+        pytest.fail("Debian's chromium is needed: sudo apt-get install chromium (make setup does it)")
+    logs = tmp_path_factory.mktemp("ui-stack")
+    db_url = module_database_url
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("UPDATE household SET night_start_minute = 1320, night_end_minute = 360")  # 22:00-06:00
+    day = datetime.fromisoformat(PAST_DAY).replace(tzinfo=PARIS)
+    store_hour(db_url, "a", day.replace(hour=10), 1000.0)
+    store_hour(db_url, "b", day.replace(hour=2), 500.0)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("UPDATE household SET night_start_minute = NULL, night_end_minute = NULL")
+    port = free_port()
+    common = {"CW_DATABASE_URL": db_url, "CW_MQTT_URL": mosquitto_module.url, "CW_TIMEZONE": "Europe/Paris"}
+    api = ServiceProcess(
+        "citizenwatt_api", {**common, "CW_API_PORT": str(port), "CW_API_HOST": "127.0.0.1"}, logs / "api.log"
+    ).start()
+    with aggregator_online(mosquitto_module.url, db_url, logs / "agg.log"):
+        simulators = [
+            ServiceProcess(
+                "citizenwatt_simulator",
+                {
+                    **common,
+                    "CW_SENSOR_ID": name,
+                    "CW_PERIOD_SECONDS": "1",
+                    "CW_SEED": str(seed),
+                    "CW_OUTBOX_PATH": str(logs / f"{name}.sqlite"),
+                },
+                logs / f"{name}.log",
+            ).start()
+            for seed, name in enumerate(("house", "heatpump"), start=1)
+        ]
+        try:
+            wait_for_port(port, timeout=60)
+            yield Stack(f"http://127.0.0.1:{port}", db_url)
+        finally:
+            for simulator in simulators:
+                simulator.stop()
+            api.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        yield chromium
+        chromium.close()
+
+
+class Page:
+    """A browser tab that records console errors and failed requests, which no test may leave behind."""
+
+    def __init__(self, browser: Browser, stack: Stack, **context_options: Any) -> None:
+        self.context = browser.new_context(base_url=stack.url, locale="en-GB", **context_options)
+        self.page = self.context.new_page()
+        self.problems: list[str] = []
+        self.page.on("console", self._on_console)
+        self.page.on("pageerror", lambda error: self.problems.append(f"page error: {error}"))
+
+    def _on_console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.problems.append(f"console: {message.text}")
+
+    def shot(self, name: str) -> None:
+        ARTIFACTS.mkdir(exist_ok=True)
+        self.page.screenshot(path=str(ARTIFACTS / f"ui-{name}.png"), full_page=True)
+
+    def log_in(self) -> None:
+        self.page.goto("/#/login")
+        self.page.get_by_label("Login").fill(ADMIN[0])
+        self.page.get_by_label("Password").fill(ADMIN[1])
+        self.page.get_by_role("button", name="Log in").click()
+        self.page.locator("#live-power").wait_for()
+
+    def close(self) -> None:
+        self.context.close()
+        assert self.problems == []
+
+
+@pytest.fixture
+def tab(browser: Browser, stack: Stack) -> Iterator[Page]:
+    page = Page(browser, stack)
+    yield page
+    page.close()
+
+
+def number_in(text: str) -> float:
+    match = re.search(r"-?\d[\d\s\u202f,.]*", text)
+    assert match, text
+    return float(match.group(0).replace("\u202f", "").replace(" ", "").replace(",", ""))
+
+
+def test_first_visit_installs_then_shows_the_house_live(tab: Page) -> None:
+    page = tab.page
+    page.goto("/")
+    page.get_by_role("heading", name="Welcome to CitizenWatt").wait_for()
+    tab.shot("install")
+    page.get_by_label("Login").fill(ADMIN[0])
+    page.get_by_label("Password (8 characters or more)").fill(ADMIN[1])
+    page.get_by_label("Password again").fill("something else")
+    page.get_by_role("button", name="Create and start").click()
+    page.get_by_text("The two passwords differ.").wait_for()
+    page.get_by_label("Password again").fill(ADMIN[1])
+    page.get_by_role("button", name="Create and start").click()
+    power = page.locator("#live-power")
+    page.wait_for_function("(document.querySelector('#live-power')?.textContent ?? '–') !== '–'")
+    first = power.text_content()
+    # The simulated house's power changes from one reading to the next: the page must follow.
+    page.wait_for_function(f"document.querySelector('#live-power').textContent !== {first!r}", timeout=15000)
+    assert number_in(power.text_content() or "") > 0
+    assert re.fullmatch(r"updated \d s ago", page.locator("#live-updated").text_content() or "")
+    page.locator("#live-chart canvas").wait_for()
+    assert page.locator("#tariff").text_content() == "☀ Day tariff"
+    tab.shot("live")
+
+
+def test_history_of_a_past_day_in_kwh_and_euros_per_sensor(tab: Page) -> None:
+    tab.log_in()
+    page = tab.page
+    page.goto(f"/#/history/day/{PAST_DAY}")
+    page.locator("#history-chart canvas").wait_for()
+    assert page.locator("#period-title").text_content() == "Thursday, 15 January 2026"
+    page.get_by_role("button", name="kWh").click()
+    assert page.locator("#total").text_content() == "1.500 kWh"
+    assert page.locator("#total-day").text_content() == "1.000 kWh"
+    assert page.locator("#total-night").text_content() == "0.500 kWh"
+    page.get_by_role("button", name="€").click()
+    # EDF Base, 0.1940 EUR/kWh for both: 1.5 x 0.1940 = 0.291 EUR.
+    assert page.locator("#total").text_content() == "0.29 €"
+    tab.shot("history-day-euros")
+    page.get_by_role("button", name="kWh").click()
+    page.locator("#sensor-pick").select_option(label="a")
+    page.wait_for_function("document.querySelector('#total')?.textContent === '1.000 kWh'")
+    assert page.locator("#total-night").text_content() == "0.000 kWh"
+    page.locator("#sensor-pick").select_option(label="All sensors")
+    page.wait_for_function("document.querySelector('#total')?.textContent === '1.500 kWh'")
+    # The week holding that Thursday, and its neighbours through the arrows and the date picker.
+    page.get_by_role("button", name="Week").click()
+    page.wait_for_function("document.querySelector('#period-title').textContent.startsWith('12 Jan')")
+    assert page.locator("#total").text_content() == "1.500 kWh"
+    page.get_by_role("button", name="Next").click()
+    page.locator("#history-empty").wait_for()
+    assert page.locator("#history-empty").text_content() == "No readings in this period."
+    page.get_by_role("button", name="Previous").click()
+    page.wait_for_function("document.querySelector('#total')?.textContent === '1.500 kWh'")
+    page.get_by_role("button", name="Month").click()
+    page.wait_for_function("document.querySelector('#period-title').textContent === 'January 2026'")
+    assert page.locator("#total").text_content() == "1.500 kWh"
+    page.get_by_role("button", name="Year").click()
+    page.wait_for_function("document.querySelector('#period-title').textContent === '2026'")
+    assert page.locator("#total").text_content() == "1.500 kWh"
+    tab.shot("history-year")
+    page.locator("#date").fill("2025-06-01")
+    page.wait_for_function("document.querySelector('#period-title').textContent === '2025'")
+    page.locator("#history-empty").wait_for()
+
+
+def test_changing_the_night_window_changes_todays_split(tab: Page, stack: Stack) -> None:
+    tab.log_in()
+    page = tab.page
+    today = datetime.now(PARIS).date().isoformat()
+    page.goto(f"/#/history/day/{today}")
+    page.locator("#total-night").wait_for()
+    assert page.locator("#total-night").text_content() == "0.000 kWh"  # no night window yet
+    page.goto("/#/settings")
+    now = datetime.now(PARIS)
+    start, end = (now - timedelta(hours=1)).strftime("%H:%M"), (now + timedelta(hours=1)).strftime("%H:%M")
+    page.get_by_label("No night tariff").uncheck()
+    page.get_by_label("Starts").fill(start)
+    page.get_by_label("Ends").fill(end)
+    form = page.locator("#night-form")
+    form.get_by_role("button", name="Save").click()
+    form.get_by_text("Saved.").wait_for()
+    tab.shot("settings")
+    # Readings stored from now on are night ones: wait for twenty seconds' worth of them.
+    night_rows = (
+        "SELECT count(*) FROM readings r JOIN sensors s ON s.id = r.sensor_id WHERE s.key = 'house' AND r.night_rate"
+    )
+    wait_until(lambda: count_rows(stack.database_url, night_rows) >= 20, timeout=60, message="night readings")
+    page.goto(f"/#/history/day/{today}")
+    page.locator("#total-night").wait_for()
+    assert number_in(page.locator("#total-night").text_content() or "") > 0
+    page.goto("/#/live")
+    page.wait_for_function("document.querySelector('#tariff')?.textContent === '☾ Night tariff'")
+    tab.shot("history-night-split")
+
+
+def test_sensors_page_lists_every_sensor_with_its_health(tab: Page) -> None:
+    tab.log_in()
+    page = tab.page
+    page.get_by_role("link", name="Sensors").click()
+    rows = page.locator(".sensors-table tbody tr")
+    rows.first.wait_for()
+    assert sorted(rows.evaluate_all("rs => rs.map(r => r.dataset.sensor)")) == ["a", "b", "heatpump", "house"]
+    house = page.locator("tr[data-sensor=house]")
+    assert house.locator(".badge").text_content() == "online"
+    assert page.locator("tr[data-sensor=a] .badge").text_content() == "offline"
+    assert number_in(house.locator("td").nth(6).text_content() or "") > 0
+    tab.shot("sensors")
+
+
+def test_french_on_a_phone(browser: Browser, stack: Stack) -> None:
+    phone = Page(browser, stack, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    phone.log_in()
+    page = phone.page
+    page.locator("#language").select_option("fr")
+    assert page.get_by_role("link", name="Historique").is_visible()
+    page.get_by_role("heading", name="Puissance instantanée").wait_for()
+    page.locator("#live-chart canvas").wait_for()
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the page scrolls sideways on a phone ({width} px)"
+    phone.shot("phone-live-fr")
+    page.get_by_role("link", name="Historique").click()
+    page.goto(f"/#/history/day/{PAST_DAY}")
+    page.wait_for_function("document.querySelector('#total')?.textContent?.includes('kWh')")
+    assert page.locator("#period-title").text_content() == "jeudi 15 janvier 2026"
+    assert page.locator("#total").text_content() == "1,500\u202fkWh".replace("\u202f", " ")
+    phone.shot("phone-history-fr")
+    page.get_by_role("link", name="Réglages").click()
+    page.get_by_role("heading", name="Heures creuses").wait_for()
+    phone.close()
+
+
+def test_radio_settings_are_checked_and_sent(tab: Page) -> None:
+    tab.log_in()
+    page = tab.page
+    page.get_by_role("link", name="Settings").click()
+    form = page.locator("#radio-form")
+    form.get_by_label("AES key (32 hex digits or 0-1-…-15)").fill("not-a-key")
+    form.get_by_role("button", name="Save").click()
+    form.get_by_text("16 numbers 0-255").wait_for()  # the api's own explanation, shown as is
+    form.get_by_label("AES key (32 hex digits or 0-1-…-15)").fill("00112233445566778899aabbccddeeff")
+    form.get_by_role("button", name="Save").click()
+    form.get_by_text("Saved and sent to the collector.").wait_for()
+    assert form.locator("#radios-known").text_content() == "Configured: citizenwatt (0xE056D446D0)"
+    tab.problems = [p for p in tab.problems if "400" not in p]  # the refused request, logged by the browser
+
+
+def test_an_api_error_is_shown_not_swallowed(tab: Page) -> None:
+    tab.log_in()
+    page = tab.page
+    page.goto("/#/history/day/2026-02-30")
+    page.locator("#history-error").wait_for()
+    assert "query.start" in (page.locator("#history-error").text_content() or "")
+    assert page.locator("#banner").is_visible()
+    tab.problems = [p for p in tab.problems if "400" not in p]
+
+
+def test_password_change_wrong_passwords_and_logout(tab: Page) -> None:
+    page = tab.page
+    page.goto("/#/login")
+    page.get_by_label("Login").fill(ADMIN[0])
+    page.get_by_label("Password").fill("not the password")
+    with page.expect_response("**/api/v2/login"):
+        page.get_by_role("button", name="Log in").click()
+    page.get_by_text("Wrong login or password").wait_for()
+    tab.problems = [p for p in tab.problems if "403" not in p]  # the browser logs the refused request itself
+    tab.log_in()
+    page.get_by_role("link", name="Settings").click()
+    form = page.locator("#password-form")
+    form.get_by_label("Current password").fill(ADMIN[1])
+    form.get_by_label("New password (8 characters or more)").fill("a new and longer one")
+    form.get_by_role("button", name="Save").click()
+    form.get_by_text("Password changed.").wait_for()
+    page.get_by_role("button", name="Log out").click()
+    page.get_by_role("heading", name="Log in").wait_for()
+    page.goto("/#/sensors")
+    page.get_by_role("heading", name="Log in").wait_for()  # no session, no data
+    page.get_by_label("Login").fill(ADMIN[0])
+    page.get_by_label("Password").fill("a new and longer one")
+    page.get_by_role("button", name="Log in").click()
+    page.locator("#live-power").wait_for()
