@@ -145,6 +145,60 @@ def bench_sigkill_recovery(kills: int = 5, seconds_between: float = 6.0) -> None
         postgres.stop()
 
 
+def bench_live_latency(events: int = 30) -> None:
+    """Seconds from a reading's measurement to its server-sent event reaching a client of the page."""
+    import statistics
+
+    import httpx
+
+    from tools.localstack import free_port, wait_for_port
+
+    with tempfile.TemporaryDirectory(prefix="cw-bench-") as folder:
+        root = Path(folder)
+        postgres, broker = LocalPostgres(root / "pg"), LocalMosquitto(root / "mq")
+        postgres.start()
+        broker.start()
+        port = free_port()
+        env = {
+            **os.environ,
+            "CW_DATABASE_URL": postgres.url,
+            "CW_MQTT_URL": broker.url,
+            "CW_HEALTH_PORT": "0",
+            "CW_API_PORT": str(port),
+            "CW_API_HOST": "127.0.0.1",
+            "CW_ADMIN_LOGIN": "bench",
+            "CW_ADMIN_PASSWORD": "bench-password",
+            "CW_SENSOR_ID": "live",
+            "CW_PERIOD_SECONDS": "0.5",
+        }
+        children = [
+            subprocess.Popen(
+                [sys.executable, "-m", module], env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            for module in ("citizenwatt_aggregator", "citizenwatt_api", "citizenwatt_simulator")
+        ]
+        wait_for_port(port, timeout=60)
+        delays: list[float] = []
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            client.post("/api/v2/login", json={"login": "bench", "password": "bench-password"}).raise_for_status()
+            with client.stream("GET", "/api/v2/live") as stream:
+                for line in stream.iter_lines():
+                    if line.startswith("data:"):
+                        delays.append(time.time() - json.loads(line[5:])["ts"])
+                        if len(delays) > events:
+                            break
+        delays = delays[1:]  # the first event is the newest stored reading, sent on connection
+        print(
+            f"live: measurement -> aggregator -> database -> /api/v2/live event, {len(delays)} readings at 2/s: "
+            f"median {statistics.median(delays):.2f} s, max {max(delays):.2f} s"
+        )
+        for child in children:
+            child.terminate()
+            child.wait(30)
+        broker.stop()
+        postgres.stop()
+
+
 def _wait_rows(url: str, sql: str, expected: int, timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -163,3 +217,4 @@ if __name__ == "__main__":
     bench_energy_arithmetic()
     bench_aggregator_throughput()
     bench_sigkill_recovery()
+    bench_live_latency()
