@@ -75,7 +75,7 @@ export function mount(root, ctx) {
         <label><span class="visually-hidden" data-i18n="history.date"></span>
           <input type="date" id="date" value="${dateIso}" required></label>
         <button type="button" class="secondary" id="next" data-i18n-label="history.next">›</button>
-        <h1 id="period-title" class="muted" style="margin:0;font-size:1rem"></h1>
+        <h1 id="period-title" class="period-title"></h1>
       </div>
       <div id="history-body"><p class="loading" data-i18n="common.loading"></p></div>
     </section>`;
