@@ -1,6 +1,6 @@
 // Live view: power now, the last ten minutes, today's energy and cost; fed by server-sent events.
 import { api, ApiError } from "../api.js";
-import { number, t } from "../i18n.js";
+import { currentLocale, number, t } from "../i18n.js";
 import { COLORS, makeChart, todayIn } from "../charts.js";
 
 const WINDOW_S = 600;
@@ -26,6 +26,8 @@ export function mount(root, ctx) {
   let newest = null; // the newest reading seen: {ts, rate}
   let plot = null;
   let closed = false;
+  // Times on the chart in the household's zone and the reader's language (uPlot's own are English).
+  const clock = new Intl.DateTimeFormat(currentLocale(), { timeZone: ctx.timezone, hour: "2-digit", minute: "2-digit" });
 
   function add(reading) {
     if (wanted !== null && reading.sensor !== wanted) return;
@@ -76,8 +78,12 @@ export function mount(root, ctx) {
         {
           tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), ctx.timezone),
           scales: { x: { time: true, range: () => [Date.now() / 1000 - WINDOW_S, Date.now() / 1000] }, y: { range: (u, min, max) => [0, Math.max(100, max * 1.15)] } },
-          legend: { show: ids.length > 1 },
-          axes: [{}, { label: "W", size: 56 }],
+          // The names of the sensors only: their values are in the big number above.
+          legend: { show: ids.length > 1, live: false },
+          axes: [
+            { values: (u, splits) => splits.map((ts) => clock.format(new Date(ts * 1000))), space: 60 },
+            { label: "W", size: 56 },
+          ],
           series: [
             {},
             ...ids.map((id, index) => ({
