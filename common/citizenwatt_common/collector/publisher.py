@@ -86,7 +86,9 @@ class ReadingPublisher:
         self._aggregator_online = False
         self._last_replay_check = time.monotonic()
         self._connected = False
-        self._device_online = True
+        # Unknown until the collector has its device: "online" must mean readings can come (a test
+        # or a dashboard seeing it may act at once, e.g. write to a serial port that is not open yet).
+        self._device_online = False
         self._acknowledged = 0
         self._confirmed = 0
         self._dropped = 0
