@@ -1,25 +1,12 @@
 // First-run install and login: the two pages a visitor without a session can see.
 import { api } from "../api.js";
 import { t } from "../i18n.js";
+import { wireForm } from "../forms.js";
 
 function formView(root, html, submit) {
   root.innerHTML = html;
-  const form = root.querySelector("form");
-  const status = root.querySelector(".status");
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const button = form.querySelector("button");
-    button.disabled = true;
-    status.textContent = "";
-    try {
-      await submit(new FormData(form), status);
-    } catch (error) {
-      status.textContent = error.status === 0 ? t("common.offline") : error.message;
-    } finally {
-      button.disabled = false;
-    }
-  });
-  form.querySelector("input").focus();
+  wireForm(root.querySelector("form"), submit);
+  root.querySelector("input").focus();
 }
 
 export const install = {
@@ -36,14 +23,11 @@ export const install = {
           <label><span data-i18n="install.confirm"></span>
             <input name="confirm" type="password" autocomplete="new-password" required minlength="8"></label>
           <button type="submit" data-i18n="install.submit"></button>
-          <p class="status error" role="alert"></p>
+          <p class="status" role="alert"></p>
         </form>
       </section>`,
-      async (fields, status) => {
-        if (fields.get("password") !== fields.get("confirm")) {
-          status.textContent = t("install.mismatch");
-          return;
-        }
+      async (fields) => {
+        if (fields.get("password") !== fields.get("confirm")) throw new Error(t("install.mismatch"));
         const user = await api("/api/v2/install", {
           method: "POST",
           body: { login: fields.get("login"), password: fields.get("password") },
@@ -65,7 +49,7 @@ export const login = {
           <label><span data-i18n="login.password"></span>
             <input name="password" type="password" autocomplete="current-password" required></label>
           <button type="submit" data-i18n="login.submit"></button>
-          <p class="status error" role="alert"></p>
+          <p class="status" role="alert"></p>
         </form>
       </section>`,
       async (fields) => {

@@ -1,31 +1,17 @@
 // Settings: provider and tariff, night hours, one's password, and the nRF24 sensor's key and address.
 import { api } from "../api.js";
 import { number, t } from "../i18n.js";
+import { wireForm } from "../forms.js";
 
 export function mount(root, ctx) {
   root.innerHTML = `<h1 data-i18n="settings.title"></h1><div id="settings-body"><p class="loading" data-i18n="common.loading"></p></div>`;
   const body = root.querySelector("#settings-body");
   let closed = false;
 
-  /** Wire a form: submit runs `save(fields)`; its outcome (or the API's error) shows under the form. */
+  /** Submit through `save`; a save that returns nothing says "Saved." */
   function wire(form, save) {
-    const status = form.querySelector(".status");
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
-      const button = form.querySelector("button[type=submit]");
-      button.disabled = true;
-      status.className = "status";
-      status.textContent = "";
-      try {
-        status.textContent = (await save(new FormData(form))) ?? t("common.saved");
-        status.classList.add("ok");
-      } catch (error) {
-        status.textContent = error.status === 0 ? t("common.offline") : error.message;
-        status.classList.add("error");
-        if (error.status === 401) ctx.onError(error);
-      } finally {
-        button.disabled = false;
-      }
+    wireForm(form, async (fields) => (await save(fields)) ?? t("common.saved"), {
+      onError: (error) => error.status === 401 && ctx.onError(error),
     });
   }
 
