@@ -160,6 +160,7 @@ def test_first_visit_installs_then_shows_the_house_live(tab: Page) -> None:
     page = tab.page
     page.goto("/")
     page.get_by_role("heading", name="Welcome to CitizenWatt").wait_for()
+    assert not page.get_by_role("link", name="Sensors").is_visible()  # no menu before there is an account
     tab.shot("install")
     page.get_by_label("Login").fill(ADMIN[0])
     page.get_by_label("Password (8 characters or more)").fill(ADMIN[1])
@@ -190,6 +191,16 @@ def test_history_of_a_past_day_in_kwh_and_euros_per_sensor(tab: Page) -> None:
     assert page.locator("#total").text_content() == "1.500 kWh"
     assert page.locator("#total-day").text_content() == "1.000 kWh"
     assert page.locator("#total-night").text_content() == "0.500 kWh"
+    # Pointing at a bar tells its value. The x scale runs from -0.5 to 23.5 over the plot's width
+    # (24 hours in January, no DST change), so hour h is centred at (h + 0.5) / 24 of the width.
+    detail = page.locator("#bucket-detail")
+    assert detail.text_content() == "Point at or tap a bar for its value."
+    plot = page.locator("#history-chart .u-over")
+    box = plot.bounding_box()
+    assert box
+    for hour, expected in ((10, "10h · 1.000 kWh · night 0.000 kWh"), (2, "02h · 0.500 kWh · night 0.500 kWh")):
+        plot.hover(position={"x": (hour + 0.5) / 24 * box["width"], "y": box["height"] / 2})
+        page.wait_for_function(f"document.querySelector('#bucket-detail').textContent === {expected!r}")
     page.get_by_role("button", name="€").click()
     # EDF Base, 0.1940 EUR/kWh for both: 1.5 x 0.1940 = 0.291 EUR.
     assert page.locator("#total").text_content() == "0.29 €"
@@ -219,6 +230,15 @@ def test_history_of_a_past_day_in_kwh_and_euros_per_sensor(tab: Page) -> None:
     page.locator("#date").fill("2024-06-01")
     page.wait_for_function("document.querySelector('#period-title').textContent === '2024'")
     page.locator("#history-empty").wait_for()
+
+
+def test_chart_ticks_show_the_decimals_their_step_needs(tab: Page) -> None:
+    tab.log_in()
+    ticks = "([s, v]) => import('/js/charts.js').then((m) => m.tickValues(null, v, 1, 0, s))"
+    # A step of 0.0002 is written with 4 decimals, 0.25 with 2; 500 with none, thousands grouped.
+    assert tab.page.evaluate(ticks, [0.0002, [0, 0.0002, 0.0004]]) == ["0.0000", "0.0002", "0.0004"]
+    assert tab.page.evaluate(ticks, [0.25, [0.5, 0.75]]) == ["0.50", "0.75"]
+    assert tab.page.evaluate(ticks, [500, [1000, 1500]]) == ["1,000", "1,500"]
 
 
 def test_changing_the_night_window_changes_todays_split(tab: Page, stack: Stack) -> None:

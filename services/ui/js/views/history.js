@@ -1,7 +1,7 @@
 // History: energy per hour/day/month over a day, week, month or year, in kWh or euros, day and night.
 import { api } from "../api.js";
 import { currentLocale, number, t } from "../i18n.js";
-import { COLORS, makeChart, todayIn } from "../charts.js";
+import { COLORS, makeChart, tickValues, todayIn } from "../charts.js";
 
 const PERIODS = ["day", "week", "month", "year"];
 
@@ -119,11 +119,21 @@ export function mount(root, ctx) {
     body.innerHTML = `
       <div class="legend"><span><i class="swatch day"></i>${t("history.dayPart")}</span><span><i class="swatch night"></i>${t("history.nightPart")}</span></div>
       <div id="history-chart" class="chart"></div>
+      <p id="bucket-detail" class="bucket-detail muted"></p>
       <div class="totals">
         <div><span>${t("history.total")}</span><b id="total">${value(totalOf)}</b></div>
         <div><span><i class="swatch day"></i>${t("history.dayPart")}</span><b id="total-day">${value((b) => (totalOf(b) ?? 0) - (nightOf(b) ?? 0))}</b></div>
         <div><span><i class="swatch night"></i>${t("history.nightPart")}</span><b id="total-night">${value(nightOf)}</b></div>
       </div>`;
+    // The bar under the pointer (or the finger: a tap moves uPlot's cursor) in words and numbers.
+    const amount = (v) => (v === null ? "–" : number(v, digits) + suffix);
+    const detail = (u) => {
+      const i = u.cursor.idx;
+      $("bucket-detail").textContent =
+        i === null || i === undefined || !buckets[i]
+          ? t("history.pointHint")
+          : `${labels[i]} · ${amount(totalOf(buckets[i]))} · ${t("history.nightPart").toLowerCase()} ${amount(nightOf(buckets[i]))}`;
+    };
     // Two bar series from zero: the whole bucket in the day colour, its night part drawn over it.
     const bars = uPlot.paths.bars({ size: [0.7, 48] });
     const xs = buckets.map((_, i) => i);
@@ -131,10 +141,11 @@ export function mount(root, ctx) {
       $("history-chart"),
       {
         legend: { show: false },
+        hooks: { setCursor: [detail], ready: [detail] },
         scales: { x: { time: false, range: [-0.5, buckets.length - 0.5] }, y: { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] } },
         axes: [
           { values: (u, splits) => splits.map((i) => labels[i] ?? ""), space: 28, grid: { show: false } },
-          { label: unit === "kwh" ? "kWh" : "€", size: 60 },
+          { label: unit === "kwh" ? "kWh" : "€", size: 60, values: tickValues },
         ],
         series: [
           {},

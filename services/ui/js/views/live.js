@@ -1,9 +1,11 @@
 // Live view: power now, the last ten minutes, today's energy and cost; fed by server-sent events.
 import { api, ApiError } from "../api.js";
-import { currentLocale, number, t } from "../i18n.js";
-import { COLORS, makeChart, todayIn } from "../charts.js";
+import { ago, currentLocale, number, t } from "../i18n.js";
+import { COLORS, makeChart, tickValues, todayIn } from "../charts.js";
 
 const WINDOW_S = 600;
+// As /api/v2/sensors: a sensor unheard of for this long is offline.
+const ONLINE_S = 120;
 
 export function mount(root, ctx) {
   root.innerHTML = `
@@ -55,12 +57,16 @@ export function mount(root, ctx) {
       $("live-updated").textContent = ctx.sensors.length ? t("live.waiting") : t("empty.sensors");
       return;
     }
-    // The household's power now: the newest reading of each sensor, added up.
+    // The household's power now: the newest reading of each sensor still heard from, added up.
+    // A sensor silent for longer than the api's online limit no longer counts (its plug may be
+    // pulled): adding its last value would show power that is not drawn any more.
     let total = 0;
-    for (const s of series.values()) total += s.power[s.power.length - 1] ?? 0;
-    $("live-power").textContent = number(total, 0);
+    const heard = Date.now() / 1000 - ONLINE_S;
+    for (const s of series.values()) if (s.ts[s.ts.length - 1] >= heard) total += s.power[s.power.length - 1] ?? 0;
+    const age = Math.max(0, Date.now() / 1000 - newest.ts);
+    $("live-power").textContent = age > ONLINE_S ? "–" : number(total, 0);
     $("live-updated").classList.remove("loading");
-    $("live-updated").textContent = t("live.updated", { s: Math.max(0, Math.round(Date.now() / 1000 - newest.ts)) });
+    $("live-updated").textContent = age > ONLINE_S ? t("live.silent", { ago: ago(age) }) : t("live.updated", { s: Math.round(age) });
     const tariff = $("tariff");
     tariff.hidden = false;
     tariff.className = `tariff ${newest.rate}`;
@@ -82,7 +88,7 @@ export function mount(root, ctx) {
           legend: { show: ids.length > 1, live: false },
           axes: [
             { values: (u, splits) => splits.map((ts) => clock.format(new Date(ts * 1000))), space: 60 },
-            { label: "W", size: 56 },
+            { label: "W", size: 56, values: tickValues },
           ],
           series: [
             {},
