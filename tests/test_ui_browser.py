@@ -285,6 +285,24 @@ def test_sensors_page_lists_every_sensor_with_its_health(tab: Page) -> None:
     tab.shot("sensors")
 
 
+def test_a_silent_sensor_is_not_counted_in_power_now(tab: Page, stack: Stack) -> None:
+    # Sensor "c" said 500 kW 200 s ago and nothing since: more than the 120 s after which a sensor
+    # is offline. The simulators draw a few kW at most, so a total of 500 000 W or more would
+    # mean its stale value was added in.
+    with psycopg.connect(stack.database_url, autocommit=True) as conn, conn.transaction():
+        stale = Reading(sensor="c", kind="simulator", ts=datetime.now().timestamp() - 200, power=500_000.0)
+        store_readings(conn, [stale], load_household(conn), PARIS)
+    tab.log_in()
+    page = tab.page
+    page.wait_for_function("document.querySelector('#live-power').textContent !== '–'")
+    assert number_in(page.locator("#live-power").text_content() or "") < 500_000
+    page.locator("#sensor-pick").select_option(label="c")
+    # 200 s is 3.3 minutes, said as "3 min".
+    page.get_by_text("Last reading 3 min ago: is the collector running?").wait_for()
+    assert page.locator("#live-power").text_content() == "–"
+    page.locator("#sensor-pick").select_option(label="All sensors")
+
+
 def test_french_on_a_phone(browser: Browser, stack: Stack) -> None:
     phone = Page(browser, stack, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     phone.log_in()
