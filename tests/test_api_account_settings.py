@@ -65,6 +65,7 @@ def test_household_settings_read_and_change(client: TestClient) -> None:
     client.post("/api/v2/install", json=ADMIN)
     settings = client.get("/api/v2/settings").json()
     assert settings["night_window"] is None and settings["radios"] == []
+    assert settings["online_seconds"] == 120  # the limit the web page shares with /api/v2/sensors
     prices = {p["name"]: (p["day_euros_per_kwh"], p["night_euros_per_kwh"]) for p in settings["providers"]}
     # The seeded EDF Tarif Bleu prices of 2026-02-01 (EUR/kWh, tax included).
     assert prices == {"EDF Tarif Bleu - Base": (0.194, 0.194), "EDF Tarif Bleu - Heures creuses": (0.2065, 0.1579)}

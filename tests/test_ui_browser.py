@@ -300,7 +300,6 @@ def test_a_silent_sensor_is_not_counted_in_power_now(tab: Page, stack: Stack) ->
     # 200 s is 3.3 minutes, said as "3 min".
     page.get_by_text("Last reading 3 min ago: is the collector running?").wait_for()
     assert page.locator("#live-power").text_content() == "–"
-    page.locator("#sensor-pick").select_option(label="All sensors")
 
 
 def test_french_on_a_phone(browser: Browser, stack: Stack) -> None:

@@ -15,6 +15,7 @@ from . import queries
 from .auth import ApiError, User, admin_allowed_to_change, current_user
 from .db import get_conn
 from .radio_config import RadioConfigPublisher
+from .v2 import ONLINE_SECONDS
 
 router = APIRouter(prefix="/api/v2/settings", tags=["settings"])
 Conn = psycopg.Connection[Any]
@@ -64,6 +65,7 @@ class HouseholdSettings(BaseModel):
     night_window: NightWindowIn | None
     timezone: str
     radios: list[RadioOut]
+    online_seconds: int = Field(description="a sensor unheard of for this long is offline and left out of live totals")
 
 
 class ProviderChoice(BaseModel):
@@ -100,6 +102,7 @@ def read_settings(request: Request, user: User = Depends(current_user), conn: Co
         night_window=window,
         timezone=str(request.app.state.settings.zone),
         radios=_radios(conn),
+        online_seconds=ONLINE_SECONDS,
     )
 
 

@@ -15,6 +15,7 @@ const state = {
   session: null, // {installed, user}
   sensors: [],
   timezone: Intl.DateTimeFormat().resolvedOptions().timeZone,
+  onlineSeconds: 120, // replaced by the api's own limit at login
   sensor: localStorage.getItem("cw.sensor") || "all",
 };
 let unmount = null;
@@ -48,6 +49,7 @@ async function loadHousehold() {
   const [list, household] = await Promise.all([api("/api/v2/sensors"), api("/api/v2/settings")]);
   state.sensors = list;
   state.timezone = household.timezone;
+  state.onlineSeconds = household.online_seconds;
   fillSensorPicker();
 }
 

@@ -8,7 +8,6 @@ export const COLORS = { day: "#f2a900", night: "#3b4cc0", lines: ["#1f6f50", "#c
  * (a 0.0002 kWh step shows 0.0004, not 0 twice; a 500 W step shows 1 500).
  */
 export function tickValues(u, splits, axisIndex, space, step) {
-  if (!(step > 0)) step = 1; // uPlot always passes one; be safe if it did not
   let decimals = 0;
   // The fewest decimals that write the step exactly (0.25 needs two, 0.2 one), six at most.
   while (decimals < 6 && !isWhole(step * 10 ** decimals)) decimals += 1;

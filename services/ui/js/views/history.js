@@ -130,7 +130,7 @@ export function mount(root, ctx) {
     const detail = (u) => {
       const i = u.cursor.idx;
       $("bucket-detail").textContent =
-        i === null || i === undefined || !buckets[i]
+        buckets[i] === undefined // no bar under the pointer (idx null) or none yet
           ? t("history.pointHint")
           : `${labels[i]} · ${amount(totalOf(buckets[i]))} · ${t("history.nightPart").toLowerCase()} ${amount(nightOf(buckets[i]))}`;
     };

@@ -4,8 +4,6 @@ import { ago, currentLocale, number, t } from "../i18n.js";
 import { COLORS, makeChart, tickValues, todayIn } from "../charts.js";
 
 const WINDOW_S = 600;
-// As /api/v2/sensors: a sensor unheard of for this long is offline.
-const ONLINE_S = 120;
 
 export function mount(root, ctx) {
   root.innerHTML = `
@@ -60,13 +58,14 @@ export function mount(root, ctx) {
     // The household's power now: the newest reading of each sensor still heard from, added up.
     // A sensor silent for longer than the api's online limit no longer counts (its plug may be
     // pulled): adding its last value would show power that is not drawn any more.
+    const now = Date.now() / 1000;
     let total = 0;
-    const heard = Date.now() / 1000 - ONLINE_S;
-    for (const s of series.values()) if (s.ts[s.ts.length - 1] >= heard) total += s.power[s.power.length - 1] ?? 0;
-    const age = Math.max(0, Date.now() / 1000 - newest.ts);
-    $("live-power").textContent = age > ONLINE_S ? "–" : number(total, 0);
+    for (const s of series.values()) if (now - s.ts[s.ts.length - 1] <= ctx.onlineSeconds) total += s.power[s.power.length - 1] ?? 0;
+    const age = Math.max(0, now - newest.ts);
+    const silent = age > ctx.onlineSeconds;
+    $("live-power").textContent = silent ? "–" : number(total, 0);
     $("live-updated").classList.remove("loading");
-    $("live-updated").textContent = age > ONLINE_S ? t("live.silent", { ago: ago(age) }) : t("live.updated", { s: Math.round(age) });
+    $("live-updated").textContent = silent ? t("live.silent", { ago: ago(age) }) : t("live.updated", { s: Math.round(age) });
     const tariff = $("tariff");
     tariff.hidden = false;
     tariff.className = `tariff ${newest.rate}`;
