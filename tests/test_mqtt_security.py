@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import threading
 import time
@@ -27,12 +28,13 @@ def secured(tmp_path: Path) -> Iterator[tuple[LocalMosquitto, Path]]:
     subprocess.run(
         ["sh", str(REPO / "mosquitto" / "init-accounts.sh"), str(secrets), *ACCOUNTS], check=True, capture_output=True
     )
+    # Mosquitto reads the ACL after dropping root for its own user, which may not enter the
+    # checkout (a clone in a private folder): it gets a copy in the folder it owns.
+    acl = folder / "acl"
+    shutil.copyfile(REPO / "mosquitto" / "acl", acl)
     broker = LocalMosquitto(
         folder,
-        extra_config=(
-            f"allow_anonymous false\npassword_file {secrets / 'mosquitto.passwd'}\n"
-            f"acl_file {REPO / 'mosquitto' / 'acl'}"
-        ),
+        extra_config=f"allow_anonymous false\npassword_file {secrets / 'mosquitto.passwd'}\nacl_file {acl}",
     )
     broker.start()
     yield broker, secrets
