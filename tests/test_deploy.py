@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,14 +19,42 @@ def test_docker_compose_file_is_valid() -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_every_built_service_has_its_dockerfile_and_a_non_root_user() -> None:
+def test_every_built_service_comes_from_the_one_dockerfile_and_runs_as_non_root() -> None:
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
     built = {name: spec["build"] for name, spec in compose["services"].items() if "build" in spec}
-    assert {"aggregator", "api", "simulator"} <= set(built)
+    assert {"aggregator", "api", "simulator", "mosquitto"} <= set(built)
+    dockerfile = (REPO / "Dockerfile").read_text()
+    stages = dict(re.findall(r"^FROM \S+ AS (\S+)\n(.*?)(?=^FROM |\Z)", dockerfile, flags=re.M | re.S))
     for name, build in built.items():
-        dockerfile = REPO / build["context"] / build["dockerfile"]
-        assert dockerfile.is_file(), f"{name}: {dockerfile} missing"
-        assert "\nUSER " in dockerfile.read_text(), f"{name} runs as root"
+        assert build["context"] == "." and "dockerfile" not in build, f"{name} must build from ./Dockerfile"
+        stage = stages[build["target"]]
+        # A target's user is the last USER line of its stage or of the stage it starts from.
+        chain = stage if "\nUSER " in "\n" + stage else stages["service"]
+        users = re.findall(r"^USER (\S+)", chain, flags=re.M)
+        assert users and users[-1] not in ("root", "0"), f"{name} runs as root"
+        for argument in build.get("args", {}):
+            assert f"ARG {argument}" in dockerfile, f"{name} passes {argument}, which the Dockerfile ignores"
+
+
+def test_every_python_image_has_a_pinned_requirements_file() -> None:
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    for name, spec in compose["services"].items():
+        args = spec.get("build", {}).get("args", {})
+        if "REQUIREMENTS" in args:
+            pins = (REPO / "docker" / "requirements" / f"{args['REQUIREMENTS']}.txt").read_text().split("\n")
+            packages = [line for line in pins if line and not line.startswith("#")]
+            assert packages and all(re.fullmatch(r"[A-Za-z0-9_.-]+==[^ ;]+", p) for p in packages), name
+
+
+def test_every_pulled_image_has_a_pinned_tag() -> None:
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    pulled = [spec["image"] for spec in compose["services"].values() if "build" not in spec]
+    froms = re.findall(r"^FROM (\S+)", (REPO / "Dockerfile").read_text(), flags=re.M)
+    for image in [*pulled, *froms]:
+        if ":" not in image:
+            continue  # a stage of the Dockerfile
+        tag = image.rsplit(":", 1)[1]
+        assert tag and "latest" not in tag, f"{image} is not pinned"
 
 
 def test_simulator_is_started_by_default_and_collectors_only_by_profile() -> None:

@@ -1,0 +1,241 @@
+"""The stack a household runs on its Pi, as CI can run it: every image built from ./Dockerfile, the real
+docker-compose.yml started (with tests/compose/docker-compose.ci.yml for what this machine cannot have),
+readings out of the legacy API and the web page's API, data kept across a restart, the README's backup
+and restore, and `down -v` leaving nothing behind.
+
+Figures (build time, image sizes) are printed and written to test-artifacts/compose-stack.txt; nothing
+here asserts a duration.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.dockerstack import REPO, ComposeProject, DockerDaemon, DockerUnavailable
+from tests.services import wait_until
+from tools.localstack import free_port
+
+pytestmark = pytest.mark.slow
+
+TIMESCALEDB_IMAGE = "citizenwatt-test/timescaledb:2.28.3-pg15"
+OVERRIDE = REPO / "tests" / "compose" / "docker-compose.ci.yml"
+HARDWARE_PROFILES = ("nrf24", "ina219", "acs712", "awox")
+BUILT_IMAGES = (
+    "citizenwatt-mosquitto",
+    "citizenwatt-aggregator",
+    "citizenwatt-api",
+    "citizenwatt-simulator",
+    "citizenwatt-collector-nrf24",
+    "citizenwatt-collector-ina219",
+    "citizenwatt-collector-acs712",
+    "citizenwatt-collector-awox",
+)
+# With host networking the stack listens where the Pi's would: these must be free.
+HOST_PORTS = {1883: "mosquitto", 8080: "api", 8081: "aggregator health"}
+OWNER = {"login": "household", "password": "a long kitchen password"}
+
+
+def _required(reason: str) -> None:
+    """CI must run this test; a developer's machine without Docker may skip it."""
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def daemon() -> Iterator[DockerDaemon]:
+    docker = DockerDaemon()
+    try:
+        docker.start()
+    except DockerUnavailable as exc:
+        _required(f"no Docker daemon: {exc}")
+    yield docker
+    docker.stop()
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _build_timescaledb_image(daemon: DockerDaemon, context: Path) -> None:
+    built = subprocess.run(["bash", str(REPO / "tools" / "build-timescaledb.sh")], capture_output=True, text=True)
+    if built.returncode != 0:
+        _required(f"TimescaleDB could not be built: {built.stderr[-2000:]}")
+    root = Path(built.stdout.strip()).parents[3]  # <root>/lib/postgresql/15/bin
+    (context / "lib").mkdir(parents=True)
+    (context / "extension").mkdir()
+    for library in (root / "lib/postgresql/15/lib").glob("timescaledb*.so"):
+        shutil.copy2(library, context / "lib")
+    for control in (root / "share/postgresql/15/extension").glob("timescaledb*"):
+        shutil.copy2(control, context / "extension")
+    for name in ("timescaledb.Dockerfile", "entrypoint.sh"):
+        shutil.copy2(REPO / "tests" / "compose" / name, context / name)
+    server_version = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Version}", "postgresql-server-dev-15"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    daemon.run(
+        "build",
+        "--network",
+        "host",
+        "-q",
+        "-t",
+        TIMESCALEDB_IMAGE,
+        "--build-arg",
+        f"POSTGRESQL_VERSION={server_version}",
+        "-f",
+        str(context / "timescaledb.Dockerfile"),
+        str(context),
+    )
+
+
+def _wait_healthy(stack: ComposeProject, *services: str, timeout: float = 300) -> None:
+    def all_healthy() -> bool:
+        states = {name: stack.health(name) for name in services}
+        broken = {name: state for name, state in states.items() if state.startswith(("exited", "dead"))}
+        if broken:
+            raise AssertionError(f"{broken}\n{stack('logs', '--tail', '60').stdout[-6000:]}")
+        return all(state == "running healthy" for state in states.values())
+
+    try:
+        wait_until(all_healthy, timeout=timeout, interval=1, message=f"{', '.join(services)} healthy")
+    except Exception:
+        print(stack("logs", "--tail", "80", check=False).stdout[-8000:])
+        raise
+
+
+def _sql(stack: ComposeProject, query: str) -> str:
+    return stack(
+        "exec", "-T", "timescaledb", "psql", "-U", "citizenwatt", "-d", "citizenwatt", "-tAc", query
+    ).stdout.strip()
+
+
+def _legacy(path: str) -> Any:
+    """A legacy script's call: login and password as form fields on a POST."""
+    response = httpx.post(f"http://127.0.0.1:8080{path}", data=OWNER, timeout=10)
+    response.raise_for_status()
+    return response.json()
+
+
+def _newest_id(stack: ComposeProject) -> int:
+    return int(_sql(stack, "SELECT coalesce(max(id), 0) FROM readings"))
+
+
+def test_the_pi_stack_builds_starts_stores_survives_a_restart_and_a_restore(
+    daemon: DockerDaemon, tmp_path: Path
+) -> None:
+    busy = {port: what for port, what in HOST_PORTS.items() if _port_in_use(port)}
+    assert not busy, f"ports the stack needs are taken on this machine: {busy}"
+    figures: list[str] = []
+
+    started = time.monotonic()
+    subprocess.run(["bash", str(REPO / "tools" / "debian-base-image.sh")], env=daemon.env, check=True)
+    _build_timescaledb_image(daemon, tmp_path / "timescaledb-context")
+    figures.append(f"base image + TimescaleDB test image: {time.monotonic() - started:.0f} s")
+
+    name = f"cwtest{uuid.uuid4().hex[:8]}"
+    stack = ComposeProject(
+        daemon,
+        name,
+        [REPO / "docker-compose.yml", OVERRIDE],
+        {"CW_TEST_PGPORT": str(free_port()), "COMPOSE_DOCKER_CLI_BUILD": "0"},
+    )
+    profiles = [arg for profile in HARDWARE_PROFILES for arg in ("--profile", profile)]
+    try:
+        started = time.monotonic()
+        stack(*profiles, "build")
+        figures.append(f"docker-compose build, every service: {time.monotonic() - started:.0f} s")
+        for image in BUILT_IMAGES:
+            size = int(daemon.run("image", "inspect", "-f", "{{.Size}}", f"{image}:local").stdout)
+            figures.append(f"image {image}:local {size / 1e6:.0f} MB")
+
+        started = time.monotonic()
+        stack("up", "-d")
+        _wait_healthy(stack, "timescaledb", "aggregator", "api")
+        figures.append(f"up -d to healthy: {time.monotonic() - started:.0f} s")
+        assert (
+            _sql(stack, "SELECT count(*) FROM timescaledb_information.hypertables WHERE hypertable_name = 'readings'")
+            == "1"
+        ), "readings is not a hypertable"
+
+        # The README's first login: the install page creates the owner, whose session the page uses.
+        with httpx.Client(base_url="http://127.0.0.1:8080", timeout=10) as page:
+            assert page.get("/api/v2/session").json()["installed"] is False
+            assert page.post("/api/v2/install", json=OWNER).status_code == 201
+            wait_until(lambda: _newest_id(stack) >= 2, timeout=120, interval=1, message="two simulated readings stored")
+            sensors = page.get("/api/v2/sensors").json()
+            assert [s["key"] for s in sensors] == ["simulator"]
+            live = page.get("/api/v2/readings", params={"since": time.time() - 600}).json()
+            assert len(live) >= 2 and all(r["power"] > 0 for r in live)
+            assert b"<title>CitizenWatt</title>" in page.get("/").content
+
+        newest = _legacy("/api/1/get/watts/by_id/-1")["data"]
+        assert newest["sensor_id"] == 1 and newest["value"] > 0
+        assert _legacy("/api/sensors")["data"][0]["name"] == "simulator"
+
+        # A reboot of the Pi: everything stops, starts again, and what was stored is still there.
+        stored_before = int(_sql(stack, "SELECT count(*) FROM readings"))
+        last_before = _newest_id(stack)
+        stack("stop")
+        stack("up", "-d")
+        _wait_healthy(stack, "timescaledb", "aggregator", "api")
+        assert int(_sql(stack, f"SELECT count(*) FROM readings WHERE id <= {last_before}")) == stored_before
+        wait_until(
+            lambda: _newest_id(stack) > last_before, timeout=120, interval=1, message="readings after the restart"
+        )
+        assert _legacy("/api/1/get/watts/by_id/-1")["data"]["id"] > last_before
+
+        # The README's backup, an SD card lost (every volume gone), a fresh start and the restore.
+        compose_command = " ".join(
+            [*stack.command, "-p", name, "-f", str(REPO / "docker-compose.yml"), "-f", str(OVERRIDE)]
+        )
+        scripts_env = {**stack.env, "CW_COMPOSE": compose_command}
+        backed_up_last = _newest_id(stack)
+        backed_up = int(_sql(stack, f"SELECT count(*) FROM readings WHERE id <= {backed_up_last}"))
+        backup = tmp_path / "citizenwatt.dump"
+        with backup.open("wb") as out:
+            subprocess.run(
+                ["sh", str(REPO / "tools" / "backup-database.sh")], stdout=out, env=scripts_env, cwd=REPO, check=True
+            )
+        figures.append(f"backup of {backed_up} readings: {backup.stat().st_size / 1e3:.0f} kB")
+        stack("down", "-v")
+        stack("up", "-d")
+        _wait_healthy(stack, "timescaledb", "aggregator", "api")
+        with backup.open("rb") as dump:
+            subprocess.run(
+                ["sh", str(REPO / "tools" / "restore-database.sh")], stdin=dump, env=scripts_env, cwd=REPO, check=True
+            )
+        _wait_healthy(stack, "aggregator", "api")
+        assert int(_sql(stack, f"SELECT count(*) FROM readings WHERE id <= {backed_up_last}")) == backed_up
+        assert (
+            _sql(stack, "SELECT count(*) FROM timescaledb_information.hypertables WHERE hypertable_name = 'readings'")
+            == "1"
+        ), "the restore lost the hypertable"
+        assert _legacy("/api/sensors")["data"][0]["name"] == "simulator"  # the owner's account came back too
+        wait_until(
+            lambda: _newest_id(stack) > backed_up_last, timeout=120, interval=1, message="readings after the restore"
+        )
+        assert "storage: TimescaleDB" in stack("logs", "aggregator").stdout, "the aggregator did not log its storage"
+    finally:
+        stack("down", "-v", "--remove-orphans", check=False)
+        report = "\n".join(figures)
+        print(report)
+        artifacts = REPO / "test-artifacts"
+        artifacts.mkdir(exist_ok=True)
+        (artifacts / "compose-stack.txt").write_text(report + "\n")
+
+    left = daemon.run("ps", "-aq", "--filter", f"label=com.docker.compose.project={name}").stdout.split()
+    volumes = daemon.run("volume", "ls", "-q", "--filter", f"label=com.docker.compose.project={name}").stdout.split()
+    networks = daemon.run("network", "ls", "-q", "--filter", f"label=com.docker.compose.project={name}").stdout.split()
+    assert (left, volumes, networks) == ([], [], []), "docker-compose down -v left something behind"
