@@ -37,8 +37,9 @@ ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_
     PATH=/opt/venv/bin:$PATH PYTHONPATH=/app
 
 # --- Build stage: the virtual environment --------------------------------------------------------
-# Compilers and headers live only here. A package with no wheel for the platform (spidev everywhere,
-# psycopg-c everywhere, cffi on armv7) is compiled here; the runtime image gets the finished venv.
+# Compilers and headers live only here. A package with no wheel for the platform (spidev and psycopg-c
+# everywhere, cffi and dbus-fast on armv7: tests/test_images_installable.py keeps the list) is compiled
+# here; the runtime image gets the finished venv.
 FROM python AS venv
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates gcc g++ make cmake python3-dev libpq-dev libffi-dev \

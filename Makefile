@@ -1,32 +1,48 @@
 # CitizenWatt: `make run` starts everything on the simulator, `make test` runs the test suite.
+# `make run` installs only what running needs; the test toolchain (Chromium, the AVR compiler, Docker,
+# TimescaleDB's build tools) comes with `make test` alone.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test bench lint setup clean-data
+.PHONY: run test bench lint setup setup-test lock clean-data
 
-$(VENV)/.installed: pyproject.toml tools/install-system-deps.sh
-	bash tools/install-system-deps.sh
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+$(PY):
+	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.run-installed: pyproject.toml tools/install-system-deps.sh tools/apt-install.sh | $(PY)
+	bash tools/install-system-deps.sh run
+	$(PY) -m pip install -q -e '.[run]'
+	touch $@
+
+$(VENV)/.test-installed: pyproject.toml tools/install-system-deps.sh tools/apt-install.sh | $(PY)
+	bash tools/install-system-deps.sh test
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.run-installed
+setup-test: $(VENV)/.test-installed
 
 run: setup
 	$(PY) -m tools.run_local
 
-test: setup
+# The whole suite: unit, service, fault and browser tests on plain PostgreSQL and on TimescaleDB, the
+# images' installability on arm64 and armv7, and the compose stack built and run in Docker.
+test: setup-test
 	$(PY) -m pytest -q
 
-bench: setup
+bench: setup-test
 	$(PY) -m bench
 
-lint: setup
+lint: setup-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+
+# Re-pin the images' Python packages (docker/requirements/) after changing a dependency.
+lock: setup-test
+	$(PY) -m tools.lock_requirements
 
 clean-data:
 	rm -rf var
