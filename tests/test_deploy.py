@@ -87,3 +87,23 @@ def test_no_password_is_written_in_the_compose_file() -> None:
         env = services[name]["environment"]
         assert "@" in env["CW_DATABASE_URL"] and ":" not in env["CW_DATABASE_URL"].split("//")[1].split("@")[0]
         assert env["PGPASSFILE"].endswith("/pgpass")
+
+
+def test_each_hardware_collector_gets_exactly_its_devices() -> None:
+    """What each library opens (README's table): nothing more, so a collector cannot reach another's bus."""
+    services = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
+    devices = {name: sorted(spec.get("devices", [])) for name, spec in services.items()}
+    assert devices["collector-nrf24"] == ["/dev/gpiochip0", "/dev/spidev0.0"]
+    assert devices["collector-ina219"] == ["/dev/i2c-1"]
+    assert devices["collector-acs712"] == ["${CW_ACS712_DEVICE:-/dev/ttyACM0}:/dev/ttyACM0"]
+    assert devices["collector-awox"] == []
+    assert "/run/dbus:/run/dbus:ro" in services["collector-awox"]["volumes"]
+    for name in ("mosquitto", "timescaledb", "aggregator", "api", "simulator"):
+        assert devices[name] == [] and "group_add" not in services[name], f"{name} needs no device"
+    groups = {name: services[name].get("group_add") for name in devices if name.startswith("collector-")}
+    assert groups == {
+        "collector-nrf24": ["${CW_SPI_GID:-999}", "${CW_GPIO_GID:-997}"],
+        "collector-ina219": ["${CW_I2C_GID:-998}"],
+        "collector-acs712": ["${CW_DIALOUT_GID:-20}"],
+        "collector-awox": ["${CW_BLUETOOTH_GID:-112}"],
+    }
