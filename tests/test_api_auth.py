@@ -23,7 +23,9 @@ ADMIN = {"login": "admin", "password": "correct horse battery"}
 
 @pytest.fixture
 def app_client(database_url: str) -> Iterator[TestClient]:
-    with TestClient(create_app(ApiSettings(database_url=database_url, ui_dir="/nonexistent"))) as client:
+    # No broker in these tests: the radio settings publisher would only wait for one at shutdown.
+    settings = ApiSettings(database_url=database_url, ui_dir="/nonexistent", api_publish_radio_config=False)
+    with TestClient(create_app(settings)) as client:
         yield client
 
 

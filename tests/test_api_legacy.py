@@ -1,13 +1,15 @@
 """The legacy API against values worked out by hand (see the comment above each trace).
 
 Readings go in through store.py, exactly as the aggregator writes them, so the night flags and
-the rollups are the real ones.
+the rollups are the real ones. On ``timescaledb-compressed`` every chunk is compressed once the
+readings are stored: the same numbers must come out of compressed chunks, and deleting and
+inserting must work on them.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,6 +22,9 @@ from citizenwatt_api.app import create_app
 from citizenwatt_api.settings import ApiSettings
 from citizenwatt_common.contract import Reading
 from citizenwatt_common.store import load_household, store_readings
+from tests.conftest import ALL_BACKENDS
+
+pytestmark = pytest.mark.backends(*ALL_BACKENDS)
 
 PARIS = ZoneInfo("Europe/Paris")
 ADMIN = {"login": "admin", "password": "correct horse battery"}
@@ -45,7 +50,8 @@ def approx(value: float) -> Any:
 
 @pytest.fixture
 def client(database_url: str) -> Iterator[TestClient]:
-    app = create_app(ApiSettings(database_url=database_url, ui_dir="/nonexistent"))
+    # No broker in these tests: the radio settings publisher would only wait for one at shutdown.
+    app = create_app(ApiSettings(database_url=database_url, ui_dir="/nonexistent", api_publish_radio_config=False))
     with TestClient(app) as test_client:
         response = test_client.post("/install", data=ADMIN, follow_redirects=False)
         assert response.status_code == 303
@@ -59,10 +65,11 @@ def store(database_url: str, sensor: str, points: list[tuple[float, float]]) -> 
 
 
 @pytest.fixture
-def trace(client: TestClient, database_url: str) -> TestClient:
+def trace(client: TestClient, database_url: str, compress: Callable[[str], int]) -> TestClient:
     window = client.post("/settings/night-window", data={"start": "22:00", "end": "06:00"}, headers=SAME_ORIGIN)
     assert window.status_code == 200
     store(database_url, "meter", [(T0 + offset, power) for offset, power in TRACE])
+    compress(database_url)
     return client
 
 
@@ -211,7 +218,9 @@ def test_long_periods_are_read_from_the_rollups(trace: TestClient, database_url:
     assert data(trace, f"/api/1/get/kwatthours/by_time/{T0}/{T0 + 700}")["value"] == approx(DAY_KWH + NIGHT_KWH)
 
 
-def test_a_dst_day_has_23_hours_and_a_wrapping_night(client: TestClient, database_url: str) -> None:
+def test_a_dst_day_has_23_hours_and_a_wrapping_night(
+    client: TestClient, database_url: str, compress: Callable[[str], int]
+) -> None:
     assert (
         client.post("/settings/night-window", data={"start": "22:00", "end": "06:00"}, headers=SAME_ORIGIN).status_code
         == 200
@@ -221,6 +230,7 @@ def test_a_dst_day_has_23_hours_and_a_wrapping_night(client: TestClient, databas
     t2 = datetime(2026, 3, 30, tzinfo=PARIS).timestamp()
     assert t2 - t1 == 82_800
     store(database_url, "dst", [(t1 + 240 * k, 100.0) for k in range(346)])  # every 4 min, 100 W, t1..t2
+    compress(database_url)
     hours = data(client, f"/api/1/get/kwatthours/by_time/{t1}/{t2}/3600")
     assert len(hours) == 23
     assert all(h["value"] == approx(0.1) for h in hours)

@@ -6,7 +6,7 @@ import json
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -18,11 +18,14 @@ from fastapi.testclient import TestClient
 from citizenwatt_api.app import create_app
 from citizenwatt_api.settings import ApiSettings
 from citizenwatt_api.v2 import calendar_buckets
+from tests.conftest import ALL_BACKENDS, BACKENDS
 from tests.services import ServiceProcess
 from tests.test_api_legacy import ADMIN, DAY_KWH, NIGHT_KWH, SAME_ORIGIN, T0, TRACE, approx, store
 from tools.localstack import free_port, wait_for_port
 
 PARIS = ZoneInfo("Europe/Paris")
+# On timescaledb-compressed, the client fixture's readings are compressed before each test.
+pytestmark = pytest.mark.backends(*ALL_BACKENDS)
 
 
 def test_calendar_buckets_follow_the_local_calendar() -> None:
@@ -37,12 +40,15 @@ def test_calendar_buckets_follow_the_local_calendar() -> None:
 
 
 @pytest.fixture
-def client(database_url: str) -> Iterator[TestClient]:
-    with TestClient(create_app(ApiSettings(database_url=database_url, ui_dir="/nonexistent"))) as test_client:
+def client(database_url: str, compress: Callable[[str], int]) -> Iterator[TestClient]:
+    # No broker in these tests: the radio settings publisher would only wait for one at shutdown.
+    settings = ApiSettings(database_url=database_url, ui_dir="/nonexistent", api_publish_radio_config=False)
+    with TestClient(create_app(settings)) as test_client:
         test_client.post("/install", data=ADMIN)
         test_client.post("/settings/night-window", data={"start": "22:00", "end": "06:00"}, headers=SAME_ORIGIN)
         store(database_url, "a", [(T0 + offset, power) for offset, power in TRACE])
         store(database_url, "b", [(T0 + offset, power) for offset, power in TRACE])
+        compress(database_url)
         yield test_client
 
 
@@ -73,6 +79,7 @@ def test_sensors_with_their_health(client: TestClient) -> None:
     assert sensors[0]["last_seen"] == approx(T0 + 660)
 
 
+@pytest.mark.backends(*BACKENDS)  # nothing stored before: nothing to compress
 def test_the_live_stream_sends_new_readings(database_url: str, tmp_path: Path) -> None:
     port = free_port()
     env = {

@@ -14,14 +14,15 @@ import psycopg
 import pytest
 
 from citizenwatt_common.collector.outbox import newest_seq_in
+from tests.conftest import Backend
 from tests.services import MqttObserver, ServiceProcess, count_rows, wait_until
 from tools.localstack import LocalMosquitto, LocalPostgres, free_port
 
 
 @pytest.fixture
-def own_postgres(tmp_path: Path) -> Iterator[LocalPostgres]:
-    """A PostgreSQL server of this test's own, since the test stops it."""
-    server = LocalPostgres(tmp_path / "pg")
+def own_postgres(tmp_path: Path, backend: Backend) -> Iterator[LocalPostgres]:
+    """A PostgreSQL server of this test's own (on the test's backend), since the test stops it."""
+    server = backend.server(tmp_path / "pg")
     server.start()
     yield server
     server.stop("immediate")

@@ -36,7 +36,14 @@ def wait_for_port(port: int, timeout: float = 20.0) -> None:
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
 
 
-def _pg_bin(name: str) -> str:
+def _pg_bin(name: str, bin_dir: Path | None = None) -> str:
+    if bin_dir is not None:
+        # A private server tree (tools/build-timescaledb.sh): never fall back to the system's, which
+        # would silently start a server without the extension.
+        path = bin_dir / name
+        if not path.exists():
+            raise FileNotFoundError(f"PostgreSQL's {name} not found in {bin_dir}")
+        return str(path)
     for folder in PG_BIN_CANDIDATES:
         path = Path(folder) / name
         if path.exists():
@@ -52,26 +59,71 @@ def _as_user(user: str) -> list[str]:
     return ["runuser", "-u", user, "--"] if os.geteuid() == 0 else []
 
 
+def _make_reachable(path: Path) -> None:
+    """Let other users walk down to ``path`` (mkdtemp makes 0700 folders, /root is 0700)."""
+    for parent in path.resolve().parents:
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            parent.chmod(mode | 0o001)
+
+
 def _chown(path: Path, user: str) -> None:
     if os.geteuid() == 0:
-        # The service user must be able to walk down to its folder (mkdtemp makes 0700 folders).
-        for parent in path.resolve().parents:
-            mode = parent.stat().st_mode
-            if not mode & 0o001:
-                parent.chmod(mode | 0o001)
+        # The service user must be able to walk down to its folder.
+        _make_reachable(path)
         entry = pwd.getpwnam(user)
         for p in [path, *path.rglob("*")]:
             os.chown(p, entry.pw_uid, entry.pw_gid)
 
 
 class LocalPostgres:
-    def __init__(self, folder: Path, port: int | None = None, *, durable: bool = True) -> None:
+    """A PostgreSQL cluster in ``folder``.
+
+    ``bin_dir`` picks the server's binaries (default: Debian's); ``timescaledb`` preloads the
+    extension, which that server must have (the private tree tools/build-timescaledb.sh makes).
+    A server that has the extension but does not preload it is what a misconfigured install looks
+    like: CitizenWatt must fall back to plain tables there.
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        port: int | None = None,
+        *,
+        durable: bool = True,
+        bin_dir: Path | str | None = None,
+        timescaledb: bool = False,
+    ) -> None:
         self.folder = folder
         self.data = folder / "data"
         self.port = port or free_port()
         self.durable = durable
+        self.bin_dir = Path(bin_dir) if bin_dir is not None else None
+        self.timescaledb = timescaledb
         self.user = "citizenwatt"
         self.database = "citizenwatt"
+
+    def _bin(self, name: str) -> str:
+        return _pg_bin(name, self.bin_dir)
+
+    def _write_config(self) -> None:
+        """Our settings live in a file of their own, included from postgresql.conf, rewritten at
+        every start: a cluster kept between runs (make run's ./var) follows the current choice."""
+        main = self.data / "postgresql.conf"
+        include = "include_if_exists = 'citizenwatt.conf'"
+        if include not in main.read_text():
+            with main.open("a") as handle:
+                handle.write(f"\n{include}\n")
+        lines = ["# written by tools/localstack.py at every start"]
+        if self.timescaledb:
+            # Timescale's hooks must be loaded before any session starts; telemetry would try to
+            # reach the internet from a machine that must work offline.
+            lines += ["shared_preload_libraries = 'timescaledb'", "timescaledb.telemetry_level = off"]
+        config = self.data / "citizenwatt.conf"
+        config.write_text("\n".join(lines) + "\n")
+        if os.geteuid() == 0:  # not _chown: it would open the data folder, which PostgreSQL refuses
+            entry = pwd.getpwnam("postgres")
+            os.chown(config, entry.pw_uid, entry.pw_gid)
 
     @property
     def url(self) -> str:
@@ -80,12 +132,14 @@ class LocalPostgres:
     def start(self) -> str:
         self.folder.mkdir(parents=True, exist_ok=True)
         _chown(self.folder, "postgres")
+        if self.bin_dir is not None and os.geteuid() == 0:
+            _make_reachable(self.bin_dir)
         prefix = _as_user("postgres")
         if not (self.data / "PG_VERSION").exists():
             subprocess.run(
                 [
                     *prefix,
-                    _pg_bin("initdb"),
+                    self._bin("initdb"),
                     "-D",
                     str(self.data),
                     "-U",
@@ -98,13 +152,14 @@ class LocalPostgres:
                 check=True,
                 capture_output=True,
             )
+        self._write_config()
         options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1"
         if not self.durable:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         subprocess.run(
             [
                 *prefix,
-                _pg_bin("pg_ctl"),
+                self._bin("pg_ctl"),
                 "-D",
                 str(self.data),
                 "-l",
@@ -122,7 +177,7 @@ class LocalPostgres:
         exists = subprocess.run(
             [
                 *prefix,
-                _pg_bin("psql"),
+                self._bin("psql"),
                 "-h",
                 "127.0.0.1",
                 "-p",
@@ -140,7 +195,17 @@ class LocalPostgres:
         ).stdout.strip()
         if exists != "1":
             subprocess.run(
-                [*prefix, _pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, self.database],
+                [
+                    *prefix,
+                    self._bin("createdb"),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "-U",
+                    self.user,
+                    self.database,
+                ],
                 check=True,
                 capture_output=True,
             )
@@ -148,7 +213,7 @@ class LocalPostgres:
 
     def stop(self, mode: str = "fast") -> None:
         subprocess.run(
-            [*_as_user("postgres"), _pg_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"],
+            [*_as_user("postgres"), self._bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"],
             check=False,
             capture_output=True,
         )

@@ -7,7 +7,8 @@ aggregator and the api starting together cannot race.
 from __future__ import annotations
 
 import logging
-from typing import Final
+from dataclasses import dataclass
+from typing import Any, Final
 
 import psycopg
 
@@ -146,8 +147,65 @@ SEED_PROVIDERS: Final = (
 )
 
 
-def migrate(conn: psycopg.Connection[tuple[object, ...]], default_max_gap_seconds: float) -> None:
-    """Bring the schema to the newest version; safe to call from every service at every start."""
+# Chunks of readings, when they live in a TimescaleDB hypertable. A household has one to a few
+# sensors sending a reading every few seconds: a week is about 76 000 rows (16 MB before compression)
+# per sensor, small enough for a Pi's memory, and 52 chunks a year keep planning cheap for years.
+# Smaller chunks would compress sooner, but each chunk has a fixed cost (~120 kB of empty heap and
+# indexes once compressed): measured on 30 days of 8-s readings, 1-day chunks took 29 bytes per
+# reading compressed, 7-day chunks 19 (`make bench`). A chunk is compressed once all of it is
+# older than the policy's delay, so readings stay uncompressed for at most 7 + N days.
+CHUNK_DAYS: Final = 7
+# Each compressed batch holds up to 1000 readings of one sensor in time order: sensors are
+# queried one at a time and by time range, so whole batches are skipped by sensor and by their
+# first/last timestamps without being decompressed.
+COMPRESS_SEGMENTBY: Final = "sensor_id"
+COMPRESS_ORDERBY: Final = "ts"
+
+
+class StorageError(RuntimeError):
+    """The database cannot be used safely as it is configured; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class StorageMode:
+    """How readings are stored, decided at every start from what the server offers."""
+
+    timescaledb: str | None = None  # the extension's version when readings is a hypertable
+    compress_after_days: float | None = None  # the compression policy in force (None: none)
+    reason: str = ""  # why readings are in plain tables, when they are
+    misconfigured: bool = False  # plain tables although TimescaleDB is there: worth a warning
+
+    def describe(self) -> str:
+        if self.timescaledb is None:
+            return f"plain PostgreSQL tables ({self.reason})"
+        if self.compress_after_days is None:
+            compression = "no compression policy"
+        else:
+            compression = f"compression after {self.compress_after_days:g} days"
+        return f"TimescaleDB {self.timescaledb} hypertable ({CHUNK_DAYS}-day chunks), {compression}"
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "backend": "plain" if self.timescaledb is None else "timescaledb",
+            "timescaledb_version": self.timescaledb,
+            "compress_after_days": self.compress_after_days,
+            "description": self.describe(),
+        }
+
+
+def migrate(
+    conn: psycopg.Connection[Any], default_max_gap_seconds: float, compress_after_days: int | None = None
+) -> StorageMode:
+    """Bring the schema to the newest version; safe to call from every service at every start.
+
+    ``compress_after_days``: the compression policy to set up with TimescaleDB (0: none); None
+    leaves whatever policy is in force alone (the api: the aggregator owns the policy, so two
+    services started with different settings cannot undo each other at every restart).
+
+    On a server where TimescaleDB cannot be used, readings stay in plain tables. Attempting to
+    use it can kill the connection (a missing preload answers FATAL): when the returned mode says
+    plain tables, check ``conn.closed``/``conn.broken`` and reconnect (``connect_migrated`` does).
+    """
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
         conn.execute(
@@ -173,22 +231,118 @@ def migrate(conn: psycopg.Connection[tuple[object, ...]], default_max_gap_second
                 " ON CONFLICT (name) DO NOTHING",
                 (name, day_slope, day_const, night_slope, night_const),
             )
-    _try_hypertable(conn)
+    mode = _setup_storage(conn, compress_after_days)
+    log.log(logging.WARNING if mode.misconfigured else logging.INFO, "storage: %s", mode.describe())
+    return mode
 
 
-def _try_hypertable(conn: psycopg.Connection[tuple[object, ...]]) -> None:
-    """Make ``readings`` a TimescaleDB hypertable when the extension can be loaded."""
+def connect_migrated(
+    url: str, default_max_gap_seconds: float, compress_after_days: int | None = None, connect_timeout: int = 10
+) -> tuple[psycopg.Connection[Any], StorageMode]:
+    """An autocommit connection to a migrated database, and its storage mode.
+
+    If setting up TimescaleDB killed the connection anyway, the schema is committed and readings
+    are in plain tables: a fresh connection is all that is needed to go on.
+    """
+    conn = psycopg.connect(url, autocommit=True, connect_timeout=connect_timeout)
+    try:
+        mode = migrate(conn, default_max_gap_seconds, compress_after_days)
+    except BaseException:
+        conn.close()
+        raise
+    if conn.closed or conn.broken:
+        conn.close()
+        conn = psycopg.connect(url, autocommit=True, connect_timeout=connect_timeout)
+    return conn, mode
+
+
+def _preloaded(conn: psycopg.Connection[Any]) -> bool:
+    row = conn.execute("SELECT current_setting('shared_preload_libraries')").fetchone()
+    libraries = [part.strip().strip('"') for part in str(row[0] if row else "").split(",")]
+    return any(name == "timescaledb" or name.startswith("timescaledb-") for name in libraries)
+
+
+_NOT_PRELOADED_FIX = (
+    "add shared_preload_libraries = 'timescaledb' to postgresql.conf (or start the server with"
+    " -c shared_preload_libraries=timescaledb) and restart PostgreSQL"
+)
+
+
+def _setup_storage(conn: psycopg.Connection[Any], compress_after_days: int | None) -> StorageMode:
+    """Make ``readings`` a compressed hypertable when TimescaleDB can be used; say why not otherwise."""
     with conn.transaction():
         available = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
+        installed = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'").fetchone()
+        preloaded = _preloaded(conn)
+    if installed and not preloaded:
+        # Seen on 2.28.3: without its hooks, a SELECT on the hypertable silently misses every
+        # compressed row and an INSERT lands where TimescaleDB never looks. Refuse to run.
+        raise StorageError(
+            "readings is stored with TimescaleDB but this PostgreSQL server does not preload it:"
+            f" compressed readings would be invisible and new ones misplaced; {_NOT_PRELOADED_FIX}"
+        )
     if not available:
-        log.info("timescaledb extension not available: readings stay a plain PostgreSQL table")
-        return
+        return StorageMode(reason="the timescaledb extension is not installed on the server")
+    if not preloaded:
+        # Checked before trying: CREATE EXTENSION would answer FATAL and close the connection.
+        return StorageMode(
+            reason="the timescaledb extension is installed but not in shared_preload_libraries;"
+            f" to store readings in a compressed hypertable, {_NOT_PRELOADED_FIX}",
+            misconfigured=True,
+        )
     try:
         with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
             conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+            # migrate_data: a household that ran on plain tables keeps its history.
             conn.execute(
-                "SELECT create_hypertable('readings', by_range('ts'), if_not_exists => TRUE, migrate_data => TRUE)"
+                "SELECT create_hypertable('readings', by_range('ts', make_interval(days => %s)),"
+                " if_not_exists => TRUE, migrate_data => TRUE)",
+                (CHUNK_DAYS,),
             )
+            if compress_after_days is not None:
+                _set_compression(conn, compress_after_days)
+            row = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'").fetchone()
+            version = str(row[0]) if row else "?"
+            policy = _compression_policy(conn)
     except psycopg.Error as exc:
-        # Typically: the library is not in shared_preload_libraries. Plain tables work the same.
-        log.warning("timescaledb present but unusable (%s): readings stay a plain table", exc)
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return StorageMode(reason=f"TimescaleDB could not be set up: {first_line}", misconfigured=True)
+    return StorageMode(timescaledb=version, compress_after_days=policy[1] if policy else None)
+
+
+def _compression_policy(conn: psycopg.Connection[Any]) -> tuple[int, float] | None:
+    """(job id, days) of the compression policy on readings, if there is one."""
+    row = conn.execute(
+        "SELECT job_id, extract(epoch FROM (config->>'compress_after')::interval) / 86400"
+        " FROM timescaledb_information.jobs"
+        " WHERE proc_name = 'policy_compression' AND hypertable_schema = current_schema()"
+        " AND hypertable_name = 'readings'"
+    ).fetchone()
+    return (int(row[0]), float(row[1])) if row else None
+
+
+def _set_compression(conn: psycopg.Connection[Any], days: int) -> None:
+    """Compression settings and a policy compressing chunks older than ``days`` (0: no policy).
+
+    Idempotent: settings are applied once (they cannot change while chunks are compressed), and
+    the policy is replaced only when its delay differs from the one asked for.
+    """
+    enabled = conn.execute(
+        "SELECT compression_enabled FROM timescaledb_information.hypertables"
+        " WHERE hypertable_schema = current_schema() AND hypertable_name = 'readings'"
+    ).fetchone()
+    if days > 0 and not (enabled and enabled[0]):
+        conn.execute(
+            f"ALTER TABLE readings SET (timescaledb.compress,"
+            f" timescaledb.compress_segmentby = '{COMPRESS_SEGMENTBY}',"
+            f" timescaledb.compress_orderby = '{COMPRESS_ORDERBY}')"
+        )
+    policy = _compression_policy(conn)
+    if policy is not None and policy[1] == days:
+        return
+    if policy is not None:
+        conn.execute("SELECT remove_compression_policy('readings', if_exists => TRUE)")
+        log.info("compression policy changed from %g to %d days", policy[1], days)
+    if days > 0:
+        conn.execute("SELECT add_compression_policy('readings', make_interval(days => %s))", (days,))

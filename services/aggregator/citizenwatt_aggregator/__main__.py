@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 from types import FrameType
 
 from citizenwatt_common.logs import setup_logging
+from citizenwatt_common.schema import StorageError
 
 from .health import serve_health
 from .service import Aggregator
@@ -33,6 +35,10 @@ def main() -> None:
         )
     try:
         aggregator.run()
+    except StorageError as exc:
+        # Not an outage that retrying would cure: say what to fix, once, and stop.
+        log.critical("%s", exc)
+        sys.exit(2)
     finally:
         if server is not None:
             server.shutdown()

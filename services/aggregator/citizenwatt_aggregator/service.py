@@ -27,7 +27,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from citizenwatt_common.collector.runtime import Backoff
 from citizenwatt_common.contract import STATUS_OFFLINE, STATUS_ONLINE, Topics
 from citizenwatt_common.mqtt import make_client
-from citizenwatt_common.schema import migrate
+from citizenwatt_common.schema import StorageMode, connect_migrated
 
 from .batch import BatchOutcome, Incoming, seq_ranges, write_batch
 from .settings import AggregatorSettings
@@ -58,6 +58,7 @@ class Aggregator:
         self._generation = 0
         self._announced: set[str] = set()  # sensors whose Home Assistant discovery went out this run
         self._conn: psycopg.Connection[Any] | None = None
+        self.storage: StorageMode | None = None
         self._client = make_client(settings, settings.client_id, manual_ack=True)
         self._client.will_set(self.topics.service_status("aggregator"), STATUS_OFFLINE, qos=1, retain=True)
         self._client.on_connect = self._on_connect
@@ -93,8 +94,9 @@ class Aggregator:
     # -- database -----------------------------------------------------------------------------
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self.settings.database_url, autocommit=True, connect_timeout=10)
-            migrate(self._conn, self.settings.max_gap_seconds)
+            self._conn, self.storage = connect_migrated(
+                self.settings.database_url, self.settings.max_gap_seconds, self.settings.compress_after_days
+            )
         return self._conn
 
     def _drop_connection(self) -> None:
@@ -228,6 +230,7 @@ class Aggregator:
             "database": "ok" if self.db_ok else "unavailable",
             "mqtt": "connected" if self.mqtt_connected else "disconnected",
             "last_commit_at": self.last_commit_at,
+            "storage": self.storage.as_json() if self.storage else None,
             **asdict(self.counters),
         }
 

@@ -17,3 +17,8 @@ class AggregatorSettings(MqttSettings, DatabaseSettings):
     health_port: int = Field(default=8081, ge=0, le=65535, description="HTTP /healthz port (0: off)")
     ha_discovery: bool = Field(default=True, description="publish Home Assistant MQTT discovery for each sensor")
     ha_discovery_prefix: str = Field(default="homeassistant", description="Home Assistant's discovery prefix")
+    compress_after_days: int = Field(
+        default=3,
+        ge=0,
+        description="with TimescaleDB, compress raw readings older than this many days (0: never compress)",
+    )

@@ -10,11 +10,10 @@ import argparse
 import os
 import sys
 
-import psycopg
 import uvicorn
 
 from citizenwatt_common.logs import setup_logging
-from citizenwatt_common.schema import migrate
+from citizenwatt_common.schema import connect_migrated
 
 from .app import create_app
 from .auth import create_user
@@ -33,8 +32,8 @@ def main() -> None:
         password = os.environ.get("CW_ADMIN_PASSWORD") or sys.stdin.readline().rstrip("\n")
         if len(password) < 8:
             sys.exit("the password must have at least 8 characters")
-        with psycopg.connect(settings.database_url, autocommit=True) as conn:
-            migrate(conn, settings.max_gap_seconds)
+        conn, _ = connect_migrated(settings.database_url, settings.max_gap_seconds)
+        with conn:
             create_user(conn, args.login, password, is_admin=True)
         print(f"administrator {args.login} created")
         return

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from citizenwatt_common.schema import migrate
+from citizenwatt_common.schema import connect_migrated
 
 from . import account, household, legacy, pages, v2
 from .auth import LoginThrottle, create_user
@@ -35,8 +35,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        with psycopg.connect(settings.database_url, autocommit=True) as conn:
-            migrate(conn, settings.max_gap_seconds)
+        # No compression setting: the aggregator owns the storage policy.
+        conn, _ = connect_migrated(settings.database_url, settings.max_gap_seconds)
+        with conn:
             _ensure_admin(conn, settings)
         app.state.pool = open_pool(settings.database_url, settings.pool_size)
         if settings.api_publish_radio_config:
