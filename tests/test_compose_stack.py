@@ -132,6 +132,9 @@ def _newest_id(stack: ComposeProject) -> int:
     return int(_sql(stack, "SELECT coalesce(max(id), 0) FROM readings"))
 
 
+# A cold run builds every image from nothing (Debian packages and PyPI): far beyond the suite's
+# default per-test limit.
+@pytest.mark.timeout(1800)
 def test_the_pi_stack_builds_starts_stores_survives_a_restart_and_a_restore(
     daemon: DockerDaemon, tmp_path: Path
 ) -> None:
