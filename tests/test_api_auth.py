@@ -13,7 +13,7 @@ import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from citizenwatt_api import account, household, legacy, pages, v2
+from citizenwatt_api import account, household, legacy, pages, passwords, v2
 from citizenwatt_api.app import create_app
 from citizenwatt_api.passwords import hash_password, verify_password
 from citizenwatt_api.settings import ApiSettings
@@ -179,3 +179,52 @@ def test_a_nul_byte_in_a_login_is_a_failed_login_not_a_crash(app_client: TestCli
     # Found by schemathesis: PostgreSQL text cannot hold NUL, and the query used to fail with a 500.
     app_client.post("/install", data=ADMIN)
     assert app_client.post("/login", data={"login": "ad\x00min", "password": "x"}).status_code == 403
+
+
+def test_a_verified_password_is_remembered_without_weakening_anything(monkeypatch: pytest.MonkeyPatch) -> None:
+    full_checks: list[str] = []
+    real_verify = passwords.verify_password
+
+    def counting_verify(password: str, stored: str) -> bool:
+        full_checks.append(password)
+        return real_verify(password, stored)
+
+    monkeypatch.setattr(passwords, "verify_password", counting_verify)
+    memo = passwords.VerifiedPasswords(max_entries=2)
+    stored = hash_password("old password 1")
+    assert memo.verify("old password 1", stored) and memo.verify("old password 1", stored)
+    assert full_checks == ["old password 1"]  # the second call paid no scrypt
+    # A wrong password always pays the full price and never matches.
+    assert not memo.verify("old password 2", stored) and not memo.verify("old password 2", stored)
+    assert full_checks.count("old password 2") == 2
+    # A changed password is a new salted hash: the old password cannot match it, the new one must be
+    # checked in full once.
+    changed = hash_password("new password 1")
+    assert not memo.verify("old password 1", changed)
+    assert memo.verify("new password 1", changed) and memo.verify("new password 1", changed)
+    assert full_checks.count("new password 1") == 1
+    # Bounded: the least recently used hash is forgotten, and then checked in full again.
+    memo.verify("third password", hash_password("third password"))
+    assert memo.verify("old password 1", stored)
+    assert full_checks.count("old password 1") == 3  # the first, the changed hash, and after forgetting
+
+
+def test_form_field_clients_see_a_password_change_and_a_removal_at_once(
+    app_client: TestClient, database_url: str
+) -> None:
+    app_client.post("/api/v2/install", json=ADMIN)
+    assert app_client.post("/api/sensors", data=ADMIN).status_code == 200
+    assert app_client.post("/api/sensors", data=ADMIN).status_code == 200  # remembered
+    new = {"login": ADMIN["login"], "password": "a brand new password"}
+    changed = app_client.post(
+        "/api/v2/account/password",
+        json={"current_password": ADMIN["password"], "new_password": new["password"]},
+        headers={"Origin": "http://testserver"},
+    )
+    assert changed.status_code == 204
+    assert app_client.post("/api/sensors", data=ADMIN).status_code == 403
+    assert app_client.post("/api/sensors", data=new).status_code == 200
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM sessions")
+        conn.execute("DELETE FROM users WHERE login = %s", (ADMIN["login"],))
+    assert app_client.post("/api/sensors", data=new).status_code == 403

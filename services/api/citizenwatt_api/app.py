@@ -20,6 +20,7 @@ from citizenwatt_common.schema import connect_migrated
 from . import account, household, legacy, pages, v2
 from .auth import LoginThrottle, create_user
 from .db import open_pool
+from .passwords import VerifiedPasswords
 from .radio_config import RadioConfigPublisher
 from .settings import ApiSettings
 
@@ -58,6 +59,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.login_throttle = LoginThrottle()
+    app.state.verified_passwords = VerifiedPasswords()
     app.state.radio_publisher = None
     app.include_router(legacy.router)
     app.include_router(pages.router)

@@ -19,7 +19,7 @@ import psycopg
 from fastapi import Depends, HTTPException, Request, Response
 
 from .db import get_conn
-from .passwords import hash_password, verify_password
+from .passwords import VerifiedPasswords, hash_password, verify_password
 
 SESSION_COOKIE = "cw_session"
 TOKEN_PREFIX = "cw_"  # noqa: S105 (a marker, not a secret)
@@ -50,7 +50,9 @@ def create_user(conn: psycopg.Connection[Any], login: str, password: str, is_adm
     return int(row[0])
 
 
-def check_credentials(conn: psycopg.Connection[Any], login: str, password: str) -> User | None:
+def check_credentials(
+    conn: psycopg.Connection[Any], login: str, password: str, verified: VerifiedPasswords | None = None
+) -> User | None:
     if "\x00" in login or len(login) > 200:
         return None  # no such login can exist; PostgreSQL text cannot even hold a NUL
     row = conn.execute("SELECT id, login, is_admin, password_hash FROM users WHERE login = %s", (login,)).fetchone()
@@ -58,7 +60,8 @@ def check_credentials(conn: psycopg.Connection[Any], login: str, password: str) 
         # Spend the same time as a real check, so response times do not reveal which logins exist.
         verify_password(password, hash_password("timing"))
         return None
-    if not verify_password(password, str(row[3])):
+    matches = verified.verify(password, str(row[3])) if verified else verify_password(password, str(row[3]))
+    if not matches:
         return None
     return User(int(row[0]), str(row[1]), bool(row[2]), by_cookie=False)
 
@@ -131,7 +134,7 @@ def authenticate(request: Request, conn: psycopg.Connection[Any], login: str, pa
     throttle: LoginThrottle = request.app.state.login_throttle
     client = request.client.host if request.client else "unknown"
     throttle.check(client, login)
-    user = check_credentials(conn, login, password)
+    user = check_credentials(conn, login, password, request.app.state.verified_passwords)
     if user is None:
         throttle.failed(client, login)
     return user
