@@ -8,6 +8,7 @@ left running; one this module started is stopped at the end.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
@@ -58,9 +59,10 @@ class DockerDaemon:
                 dockerd,
                 "--data-root",
                 str(self.folder / "root"),
-                # Short and private: containerd's shim sockets live under it (unix paths are short).
+                # Short (containerd's shim sockets live under it, and unix socket paths are short) and
+                # one per data folder, so two daemons of this kind never share it.
                 "--exec-root",
-                "/run/citizenwatt-docker",
+                f"/run/citizenwatt-docker-{hashlib.sha256(str(self.folder).encode()).hexdigest()[:8]}",
                 "--host",
                 f"unix://{self.socket}",
                 "--pidfile",
