@@ -9,6 +9,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as paho
 import psycopg
@@ -199,6 +200,173 @@ def bench_live_latency(events: int = 30) -> None:
         postgres.stop()
 
 
+def _timescaledb_tree() -> tuple[Path | None, str]:
+    """The private PostgreSQL tree with TimescaleDB (built once, then cached), or why not."""
+    result = subprocess.run(
+        ["bash", str(REPO / "tools" / "build-timescaledb.sh")], capture_output=True, text=True, check=False
+    )
+    if result.returncode == 0 and result.stdout.strip():
+        return Path(result.stdout.strip().splitlines()[-1]), ""
+    return None, " | ".join(result.stderr.strip().splitlines()[-3:]) or f"exit code {result.returncode}"
+
+
+def bench_storage(days: int = 30, period: float = 8.0, runs: int = 5) -> None:
+    """Bytes per stored reading, and the API's queries, on a plain table, a TimescaleDB hypertable,
+    and the same hypertable once every chunk is compressed (what the policy does to old chunks).
+
+    One sensor, ``days`` of readings every ``period`` seconds from the simulator's household (power
+    with noise, voltage, current, seq: what a collector sends), stored through store.py with their
+    rollups. Sizes include indexes. Servers run with fsync off: this measures space and reads.
+    """
+    from zoneinfo import ZoneInfo
+
+    from citizenwatt_api import queries
+    from citizenwatt_common.contract import Reading
+    from citizenwatt_common.schema import migrate
+    from citizenwatt_common.store import delete_readings, load_household, store_readings
+    from citizenwatt_simulator.household import SimulatedHousehold
+
+    end = 1_793_491_200.0  # 2026-11-01 00:00 UTC
+    start = end - days * 86_400
+    house = SimulatedHousehold(seed=1)
+    readings: list[Reading] = []
+    for k in range(int(days * 86_400 / period)):
+        ts = start + k * period
+        power = house.power_at(ts)
+        readings.append(
+            Reading(
+                sensor="house",
+                kind="simulator",
+                ts=ts,
+                power=power,
+                voltage=230.0,
+                current=round(power / 230, 3),
+                seq=k,
+            )
+        )
+    zone = ZoneInfo("Europe/Paris")
+    lo, hi = start + 1234.5, end - 777.7  # unaligned on the 15-min rollups at both ends
+    middle = start + 15 * 86_400
+
+    def rolled_back(action: Any) -> Any:
+        def run(conn: psycopg.Connection[Any]) -> Any:
+            with conn.transaction():
+                result = action(conn)
+                raise psycopg.Rollback()
+            return result
+
+        return run
+
+    def delete_an_hour(conn: psycopg.Connection[Any]) -> int:
+        found = queries.measures_between(conn, 1, middle, middle + 3600)
+        return delete_readings(conn, 1, [m.id for m in found], between=(found[0].timestamp, found[-1].timestamp))
+
+    def late_reading(conn: psycopg.Connection[Any]) -> int:
+        late = Reading(sensor="house", kind="simulator", ts=middle + 4.0, power=500.0)
+        return store_readings(conn, [late], load_household(conn), zone).inserted
+
+    cases: list[tuple[str, Any]] = [
+        ("energy of 30 days, unaligned ends", lambda c: queries.energy_in_intervals(c, 1, [(lo, hi)], 300.0)),
+        (
+            "30 daily buckets, unaligned",
+            lambda c: queries.energy_in_intervals(
+                c, 1, [(lo + d * 86_400, min(lo + (d + 1) * 86_400, hi)) for d in range(30)], 300.0
+            ),
+        ),
+        (
+            "720 hourly buckets, unaligned",
+            lambda c: queries.energy_in_intervals(
+                c, 1, [(lo + h * 3600, min(lo + (h + 1) * 3600, hi)) for h in range(720)], 300.0
+            ),
+        ),
+        ("last 10 minutes of measures", lambda c: queries.measures_between(c, 1, end - 600, end)),
+        ("one measure by id (mid-month)", lambda c: queries.measure_by_id(c, 1, len(readings) // 2)),
+        ("newest measure (by_id/-1)", lambda c: queries.measure_by_id(c, 1, -1)),
+        ("500 measures by id", lambda c: queries.measures_by_ids(c, 1, len(readings) // 2, len(readings) // 2 + 500)),
+        ("a late reading mid-month (rolled back)", rolled_back(late_reading)),
+        ("delete an hour mid-month (rolled back)", rolled_back(delete_an_hour)),
+    ]
+
+    def load(url: str, timescaledb: bool) -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            migrate(conn, 300.0, compress_after_days=3)
+            if timescaledb:
+                # The bench compresses at a moment of its choosing, not when the policy wakes up.
+                conn.execute(
+                    "SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs"
+                    " WHERE proc_name = 'policy_compression'"
+                )
+            household = load_household(conn)
+            per_day = int(86_400 / period)
+            for first in range(0, len(readings), per_day):
+                with conn.transaction():
+                    store_readings(conn, readings[first : first + per_day], household, zone)
+            conn.execute("VACUUM ANALYZE")
+
+    def size(url: str, timescaledb: bool) -> int:
+        with psycopg.connect(url, autocommit=True) as conn:
+            sql = "SELECT hypertable_size('readings')" if timescaledb else "SELECT pg_total_relation_size('readings')"
+            row = conn.execute(sql).fetchone()
+            return int(row[0]) if row else 0
+
+    def times(url: str) -> list[float]:
+        medians = []
+        with psycopg.connect(url, autocommit=True) as conn:
+            for _, case in cases:
+                case(conn)  # warm the caches and psycopg's prepared statements
+                elapsed = []
+                for _ in range(runs):
+                    begin = time.perf_counter()
+                    case(conn)
+                    elapsed.append(time.perf_counter() - begin)
+                medians.append(sorted(elapsed)[len(elapsed) // 2] * 1000)
+        return medians
+
+    tree, why = _timescaledb_tree()
+    n = len(readings)
+    print(f"storage: {days} days of {period:g}-s readings of one sensor ({n:,} readings), sizes with indexes")
+    with tempfile.TemporaryDirectory(prefix="cw-bench-") as folder:
+        root = Path(folder)
+        plain = LocalPostgres(root / "plain", durable=False)
+        plain.start()
+        try:
+            load(plain.url, timescaledb=False)
+            plain_size = size(plain.url, timescaledb=False)
+            print(f"storage: plain table             {plain_size / n:6.1f} bytes/reading ({plain_size / 1e6:.1f} MB)")
+            columns = {"plain": times(plain.url)}
+        finally:
+            plain.stop("immediate")
+        if tree is None:
+            print(f"storage: TimescaleDB unavailable ({why}): plain table only")
+        else:
+            hyper = LocalPostgres(root / "timescaledb", durable=False, bin_dir=tree, timescaledb=True)
+            hyper.start()
+            try:
+                load(hyper.url, timescaledb=True)
+                hyper_size = size(hyper.url, timescaledb=True)
+                print(
+                    f"storage: TimescaleDB hypertable   {hyper_size / n:6.1f} bytes/reading ({hyper_size / 1e6:.1f} MB)"
+                )
+                columns["hypertable"] = times(hyper.url)
+                with psycopg.connect(hyper.url, autocommit=True) as conn:
+                    begin = time.perf_counter()
+                    row = conn.execute("SELECT count(compress_chunk(c)) FROM show_chunks('readings') c").fetchone()
+                    took = time.perf_counter() - begin
+                    conn.execute("VACUUM ANALYZE")
+                compressed = size(hyper.url, timescaledb=True)
+                print(
+                    f"storage: compressed hypertable   {compressed / n:6.1f} bytes/reading ({compressed / 1e6:.1f} MB),"
+                    f" {hyper_size / compressed:.1f}x smaller; {row[0] if row else 0} chunks compressed in {took:.1f} s"
+                )
+                columns["compressed"] = times(hyper.url)
+            finally:
+                hyper.stop("immediate")
+    names = list(columns)
+    print(f"  {f'query (median of {runs} runs, ms)':<40}" + "".join(f"{name:>12}" for name in names))
+    for index, (label, _) in enumerate(cases):
+        print(f"  {label:<40}" + "".join(f"{columns[name][index]:12.1f}" for name in names))
+
+
 def _wait_rows(url: str, sql: str, expected: int, timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -214,6 +382,7 @@ def _wait_rows(url: str, sql: str, expected: int, timeout: float = 600) -> None:
 
 
 if __name__ == "__main__":
+    bench_storage()
     bench_energy_arithmetic()
     bench_aggregator_throughput()
     bench_sigkill_recovery()

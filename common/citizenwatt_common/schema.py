@@ -157,9 +157,14 @@ SEED_PROVIDERS: Final = (
 CHUNK_DAYS: Final = 7
 # Each compressed batch holds up to 1000 readings of one sensor in time order: sensors are
 # queried one at a time and by time range, so whole batches are skipped by sensor and by their
-# first/last timestamps without being decompressed.
+# first/last timestamps without being decompressed. The legacy API also selects by measure id;
+# ids grow with arrival, so a batch's smallest and largest id (a min/max sparse index) let id
+# ranges skip batches too (measured: 500 measures by id in 1 ms instead of decompressing every
+# batch's ids). TimescaleDB's default for that indexed column would be a bloom filter, which
+# helps single ids only.
 COMPRESS_SEGMENTBY: Final = "sensor_id"
 COMPRESS_ORDERBY: Final = "ts"
+COMPRESS_INDEX: Final = "minmax(id)"
 
 
 class StorageError(RuntimeError):
@@ -206,6 +211,7 @@ def migrate(
     use it can kill the connection (a missing preload answers FATAL): when the returned mode says
     plain tables, check ``conn.closed``/``conn.broken`` and reconnect (``connect_migrated`` does).
     """
+    _refuse_a_lost_preload(conn)
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
         conn.execute(
@@ -268,19 +274,27 @@ _NOT_PRELOADED_FIX = (
 )
 
 
+def _refuse_a_lost_preload(conn: psycopg.Connection[Any]) -> None:
+    """A database already holding TimescaleDB, on a server that no longer preloads it, is unusable.
+
+    Seen on 2.28.3: without the library's hooks, a SELECT on the hypertable silently misses every
+    compressed row, an INSERT lands where TimescaleDB never looks, and DDL fails in its event
+    triggers. Nothing sensible can be done but say how to fix it.
+    """
+    with conn.transaction():
+        installed = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone()
+        if installed and not _preloaded(conn):
+            raise StorageError(
+                "readings is stored with TimescaleDB but this PostgreSQL server does not preload it:"
+                f" compressed readings would be invisible and new ones misplaced; {_NOT_PRELOADED_FIX}"
+            )
+
+
 def _setup_storage(conn: psycopg.Connection[Any], compress_after_days: int | None) -> StorageMode:
     """Make ``readings`` a compressed hypertable when TimescaleDB can be used; say why not otherwise."""
     with conn.transaction():
         available = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
-        installed = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'").fetchone()
         preloaded = _preloaded(conn)
-    if installed and not preloaded:
-        # Seen on 2.28.3: without its hooks, a SELECT on the hypertable silently misses every
-        # compressed row and an INSERT lands where TimescaleDB never looks. Refuse to run.
-        raise StorageError(
-            "readings is stored with TimescaleDB but this PostgreSQL server does not preload it:"
-            f" compressed readings would be invisible and new ones misplaced; {_NOT_PRELOADED_FIX}"
-        )
     if not available:
         return StorageMode(reason="the timescaledb extension is not installed on the server")
     if not preloaded:
@@ -336,7 +350,8 @@ def _set_compression(conn: psycopg.Connection[Any], days: int) -> None:
         conn.execute(
             f"ALTER TABLE readings SET (timescaledb.compress,"
             f" timescaledb.compress_segmentby = '{COMPRESS_SEGMENTBY}',"
-            f" timescaledb.compress_orderby = '{COMPRESS_ORDERBY}')"
+            f" timescaledb.compress_orderby = '{COMPRESS_ORDERBY}',"
+            f" timescaledb.compress_index = '{COMPRESS_INDEX}')"
         )
     policy = _compression_policy(conn)
     if policy is not None and policy[1] == days:

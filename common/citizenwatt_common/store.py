@@ -8,6 +8,7 @@ writers never compute deltas from the same stale neighbours.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -127,14 +128,22 @@ _READING_COLUMNS: Final = (
 )
 
 
-def delete_readings(conn: Conn, sensor_id: int, reading_ids: Sequence[int]) -> int:
-    """Delete readings by legacy id, taking their energy out of the rollups first."""
+def delete_readings(
+    conn: Conn, sensor_id: int, reading_ids: Sequence[int], *, between: tuple[float, float] | None = None
+) -> int:
+    """Delete readings by legacy id, taking their energy out of the rollups first.
+
+    ``between``: the (first, last) timestamps of those readings, when the caller selected them by
+    time and knows: then only that stretch of the history is read to find them again.
+    """
     if not reading_ids:
         return 0
     _lock_sensors(conn, [sensor_id])
+    first, last = between if between is not None else (-math.inf, math.inf)
     rows = conn.execute(
-        "SELECT extract(epoch FROM ts)::float8, id FROM readings WHERE sensor_id = %s AND id = ANY(%s)",
-        (sensor_id, list(reading_ids)),
+        "SELECT extract(epoch FROM ts)::float8, id FROM readings WHERE sensor_id = %s AND id = ANY(%s)"
+        " AND ts >= to_timestamp(%s) AND ts <= to_timestamp(%s)",
+        (sensor_id, list(reading_ids), first - 1, last + 1),
     ).fetchall()
     id_at = {float(ts): int(reading_id) for ts, reading_id in rows}
     if not id_at:

@@ -183,7 +183,10 @@ class Aggregator:
                 self._announce_new_sensors(outcome.sensors)
                 if outcome.sensors and self._conn is not None:
                     try:
-                        publish_states(self._conn, self._client, self.topics, sorted(outcome.sensors))
+                        # Each sensor's reading in the batch is stored (now or before): its
+                        # newest reading is at least as recent as the oldest of these.
+                        since = min(reading.ts for reading in outcome.sensors.values())
+                        publish_states(self._conn, self._client, self.topics, sorted(outcome.sensors), since)
                     except psycopg.Error as exc:
                         log.warning("could not publish sensor states: %s", exc)
         finally:

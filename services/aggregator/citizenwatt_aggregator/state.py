@@ -12,18 +12,23 @@ import psycopg
 from citizenwatt_common.contract import SCHEMA_VERSION, Topics
 
 
-def publish_states(conn: psycopg.Connection[Any], client: paho.Client, topics: Topics, sensors: Sequence[str]) -> None:
+def publish_states(
+    conn: psycopg.Connection[Any], client: paho.Client, topics: Topics, sensors: Sequence[str], since: float
+) -> None:
+    """Publish each sensor's state from its newest reading, which is measured at ``since`` or later
+    (the caller has just stored a reading of each at or after it): a time bound, so TimescaleDB
+    plans only the newest chunks instead of every chunk at every batch."""
     rows = conn.execute(
         """
         SELECT s.key, s.meter_wh, last.ts, last.power, last.night_rate
         FROM sensors s
         CROSS JOIN LATERAL (
             SELECT extract(epoch FROM r.ts)::float8 AS ts, r.power, r.night_rate FROM readings r
-            WHERE r.sensor_id = s.id ORDER BY r.ts DESC LIMIT 1
+            WHERE r.sensor_id = s.id AND r.ts >= to_timestamp(%s) ORDER BY r.ts DESC LIMIT 1
         ) AS last
         WHERE s.key = ANY(%s)
         """,
-        (list(sensors),),
+        (since, list(sensors)),
     ).fetchall()
     for key, meter_wh, ts, power, night in rows:
         payload = {

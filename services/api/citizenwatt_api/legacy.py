@@ -288,8 +288,12 @@ def _refuse_get() -> ApiError:
 
 
 def _delete(conn: Conn, sensor_id: int, measures: list[Measure]) -> int | None:
+    if not measures:
+        return None
+    # Their time range tells TimescaleDB which chunks and compressed batches hold them.
+    between = (min(m.timestamp for m in measures), max(m.timestamp for m in measures))
     with conn.transaction():
-        deleted = delete_readings(conn, sensor_id, [m.id for m in measures])
+        deleted = delete_readings(conn, sensor_id, [m.id for m in measures], between=between)
     return deleted or None
 
 
