@@ -21,10 +21,8 @@ ADMIN = {"login": "fuzz-admin", "password": "fuzz-password-1"}
 
 
 @pytest.fixture(scope="module")
-def api_server(tmp_path_factory: pytest.TempPathFactory, postgres_server: object) -> Iterator[tuple[str, str]]:
-    from tests.conftest import _fresh_database
-
-    database_url = _fresh_database(postgres_server)  # type: ignore[arg-type]
+def api_server(tmp_path_factory: pytest.TempPathFactory, module_database_url: str) -> Iterator[tuple[str, str]]:
+    database_url = module_database_url
     port = free_port()
     env = {
         "CW_DATABASE_URL": database_url,

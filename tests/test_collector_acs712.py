@@ -18,6 +18,9 @@ from citizenwatt_common.collector import CollectorRuntime
 from tests.services import aggregator_online, count_rows, wait_until
 from tools.localstack import LocalMosquitto
 
+# Its subject is not storage: one backend is enough (the suite runs storage tests on both).
+pytestmark = pytest.mark.backends("plain")
+
 
 def cw1(body: str) -> bytes:
     checksum = functools.reduce(operator.xor, body.encode(), 0)  # NMEA-style XOR, computed independently

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from citizenwatt_awox.decoder import STATUS_REQUEST, SWITCH_OFF, SWITCH_ON, encode_command
 from citizenwatt_awox.service import run_plug
@@ -16,6 +17,9 @@ from citizenwatt_awox.settings import AwoxSettings
 from citizenwatt_common.collector import CollectorRuntime
 from tests.services import aggregator_online, count_rows, wait_until
 from tools.localstack import LocalMosquitto
+
+# Its subject is not storage: one backend is enough (the suite runs storage tests on both).
+pytestmark = pytest.mark.backends("plain")
 
 
 def status_frame(relay_on: bool, milliwatts: int, volts: int) -> bytes:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from citizenwatt_common.collector import CollectorRuntime, DeviceUnavailable
 from citizenwatt_ina219.decoder import Converted, Measurement, MeasurementRejected, convert
@@ -16,6 +17,9 @@ from citizenwatt_ina219.settings import Ina219Settings
 from citizenwatt_ina219.transport import RangeOverflow
 from tests.services import aggregator_online, count_rows, wait_until
 from tools.localstack import LocalMosquitto
+
+# Its subject is not storage: one backend is enough (the suite runs storage tests on both).
+pytestmark = pytest.mark.backends("plain")
 
 
 def test_units_are_converted() -> None:

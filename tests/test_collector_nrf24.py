@@ -20,6 +20,9 @@ from citizenwatt_nrf24.settings import Nrf24Settings
 from tests.services import MqttObserver, aggregator_online, count_rows, wait_until
 from tools.localstack import LocalMosquitto
 
+# Its subject is not storage: one backend is enough (the suite runs storage tests on both).
+pytestmark = pytest.mark.backends("plain")
+
 DEFAULT_KEY = bytes(range(16))  # the firmware's default key, "0-1-2-...-15"
 
 

@@ -61,13 +61,11 @@ def payloads(draw: st.DrawFn, sensor: str, index: int) -> tuple[bytes, bool]:
 
 
 @pytest.fixture(scope="module")
-def running(tmp_path_factory: pytest.TempPathFactory, postgres_server: object) -> Iterator[tuple[MqttObserver, str]]:
-    from tests.conftest import _fresh_database
-
+def running(tmp_path_factory: pytest.TempPathFactory, module_database_url: str) -> Iterator[tuple[MqttObserver, str]]:
     folder = tmp_path_factory.mktemp("fuzz")
     broker = LocalMosquitto(folder / "mq")
     broker.start()
-    database_url = _fresh_database(postgres_server)  # type: ignore[arg-type]
+    database_url = module_database_url
     env = {"CW_MQTT_URL": broker.url, "CW_DATABASE_URL": database_url, "CW_HEALTH_PORT": "0"}
     observer = MqttObserver(broker.url, "citizenwatt/_services/#", client_id="fuzzer")
     aggregator = ServiceProcess("citizenwatt_aggregator", env, folder / "agg.log").start()

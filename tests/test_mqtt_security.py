@@ -18,6 +18,9 @@ from paho.mqtt.reasoncodes import ReasonCode
 from tests.services import MqttObserver, ServiceProcess, count_rows, wait_until
 from tools.localstack import REPO, LocalMosquitto
 
+# Its subject is not storage: one backend is enough (the suite runs storage tests on both).
+pytestmark = pytest.mark.backends("plain")
+
 ACCOUNTS = ("_aggregator", "_api", "_homeassistant", "meter1", "meter2")
 
 

@@ -25,6 +25,9 @@ from citizenwatt_common.store import load_household, store_readings
 from tests.services import ServiceProcess, aggregator_online, count_rows, wait_until
 from tools.localstack import REPO, LocalMosquitto, free_port, wait_for_port
 
+# Its subject is not storage: one backend is enough (the suite runs storage tests on both).
+pytestmark = pytest.mark.backends("plain")
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = REPO / "test-artifacts"
 PARIS = ZoneInfo("Europe/Paris")
