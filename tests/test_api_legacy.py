@@ -129,7 +129,12 @@ def test_energy_and_cost_by_id(trace: TestClient) -> None:
         approx(30_000 / 3.6e6),
     ]
     # Mean power per group: group 2 covers 120 s with 210000 J -> 1750 W.
-    assert data(trace, "/api/1/get/watts/by_id/1/7/2")[1]["value"] == approx(1750)
+    # (60,120) and (120,180): 210000 J over 120 s = 1750 W, all of it night.
+    assert data(trace, "/api/1/get/watts/by_id/1/7/2")[1] == {
+        "value": approx(1750),
+        "day_rate": 0.0,
+        "night_rate": approx(1750),
+    }
     # Base provider (0.1940 EUR/kWh, day and night): 0.0833333 kWh -> 0.0161667 EUR.
     assert data(trace, "/api/1/get/euros/by_id/1/7")["value"] == approx((DAY_KWH + NIGHT_KWH) * 0.1940)
 
@@ -180,15 +185,17 @@ def test_measures_by_time(trace: TestClient) -> None:
 
 def test_buckets_of_mean_power_energy_and_cost(trace: TestClient) -> None:
     buckets = data(trace, f"/api/1/get/watts/by_time/{T0}/{T0 + 720}/120")
-    # [0,120): 150000 J over 120 s = 1250 W; day 60000 J / 60 s, night 90000 J / 60 s.
-    # [120,240): 2000 W (night only). [240,600): nothing covered. [600,720): 500 W.
+    # [0,120): 150000 J over 120 s = 1250 W, of which day 60000 J / 120 s = 500 W and night
+    # 90000 J / 120 s = 750 W (the parts add up to the value, as the original's did).
+    # [120,240): 2000 W, all night. [240,600): nothing covered. [600,720): 500 W over the 60 s
+    # covered, all night.
     assert buckets == [
-        {"value": approx(1250), "day_rate": approx(1000), "night_rate": approx(1500)},
-        {"value": approx(2000), "day_rate": None, "night_rate": approx(2000)},
+        {"value": approx(1250), "day_rate": approx(500), "night_rate": approx(750)},
+        {"value": approx(2000), "day_rate": 0.0, "night_rate": approx(2000)},
         None,
         None,
         None,
-        {"value": approx(500), "day_rate": None, "night_rate": approx(500)},
+        {"value": approx(500), "day_rate": 0.0, "night_rate": approx(500)},
     ]
     # The last bucket is cut at t2: [600, 630) holds half of (600,660) = 15000 J.
     cut = data(trace, f"/api/1/get/kwatthours/by_time/{T0 + 480}/{T0 + 630}/120")

@@ -88,10 +88,20 @@ def energy_json(energy: Energy | None) -> dict[str, float] | None:
 
 
 def power_json(energy: Energy | None) -> dict[str, float | None] | None:
+    """A group's mean power, and each tariff's share of it: that tariff's energy over the same time
+    as ``value``, so that ``day_rate + night_rate == value`` (0 for a tariff absent from the group).
+    This is what the original answered and what legacy scripts that add the parts rely on; the mean
+    power during each tariff's own hours is another figure, left to the v2 API."""
     if energy is None or energy.is_empty:
         return None
-    total, day, night = energy.mean_power()
-    return {"value": total, "day_rate": day, "night_rate": night}
+    total = energy.mean_power()[0]
+    if total is None:
+        return {"value": None, "day_rate": None, "night_rate": None}
+    return {
+        "value": total,
+        "day_rate": energy.day_wh * 3600 / energy.seconds,
+        "night_rate": energy.night_wh * 3600 / energy.seconds,
+    }
 
 
 def cost_json(energy: Energy | None, provider: Provider | None) -> dict[str, float] | None:
