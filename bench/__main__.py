@@ -367,6 +367,47 @@ def bench_storage(days: int = 30, period: float = 8.0, runs: int = 5) -> None:
         print(f"  {label:<40}" + "".join(f"{columns[name][index]:12.1f}" for name in names))
 
 
+def bench_legacy_form_login(requests: int = 40) -> None:
+    """A legacy script's POST with login/password form fields against the same POST with a session
+    cookie: what the verified-password memo saves (the first form POST pays scrypt once)."""
+    import statistics
+
+    from fastapi.testclient import TestClient
+
+    from citizenwatt_api.app import create_app
+    from citizenwatt_api.settings import ApiSettings
+
+    credentials = {"login": "owner", "password": "a long kitchen password"}
+    with tempfile.TemporaryDirectory(prefix="cw-bench-login-") as folder:
+        server = LocalPostgres(Path(folder) / "pg", durable=False)
+        server.start()
+        try:
+            settings = ApiSettings(database_url=server.url, ui_dir="/nonexistent", api_publish_radio_config=False)
+            with TestClient(create_app(settings)) as client:
+                client.post("/api/v2/install", json=credentials)
+
+                def p50_ms(send: Any) -> float:
+                    samples = []
+                    for _ in range(requests):
+                        started = time.perf_counter()
+                        assert send().status_code == 200
+                        samples.append((time.perf_counter() - started) * 1000)
+                    return statistics.median(samples)
+
+                session = p50_ms(lambda: client.post("/api/sensors"))
+                anonymous = TestClient(client.app)
+                started = time.perf_counter()
+                anonymous.post("/api/sensors", data=credentials)
+                first = (time.perf_counter() - started) * 1000
+                form = p50_ms(lambda: anonymous.post("/api/sensors", data=credentials))
+        finally:
+            server.stop("immediate")
+    print(
+        f"legacy POST /api/sensors, p50 of {requests}: session {session:.2f} ms, login/password fields "
+        f"{form:.2f} ms (+{form - session:.2f} ms); the first form POST (full scrypt check) {first:.1f} ms"
+    )
+
+
 def _wait_rows(url: str, sql: str, expected: int, timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -382,6 +423,7 @@ def _wait_rows(url: str, sql: str, expected: int, timeout: float = 600) -> None:
 
 
 if __name__ == "__main__":
+    bench_legacy_form_login()
     bench_storage()
     bench_energy_arithmetic()
     bench_aggregator_throughput()
