@@ -65,6 +65,16 @@ def _platform_args(arch: str) -> list[str]:
     return args
 
 
+def _pip_download(destination: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`pip download --no-deps` into a folder; the caller judges the outcome."""
+    return subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(destination), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 def _venv_stage_packages() -> set[str]:
     stage = DOCKERFILE.split("AS venv", 1)[1].split("\nFROM ", 1)[0]
     return set(re.findall(r"[a-z0-9][a-z0-9.+-]+", stage.split("--no-install-recommends", 1)[1].split("&&", 1)[0]))
@@ -104,44 +114,12 @@ def test_every_python_package_of_every_image_has_a_wheel_or_is_built(platform: s
         pin for pin in pins if platform in BUILT_FROM_SOURCE.get(_normalise(pin.split("==")[0]), ((), ()))[0]
     ]
     wheels = [pin for pin in pins if pin not in from_source]
-    downloaded = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "-q",
-            "-d",
-            str(tmp_path / "wheels"),
-            *_platform_args(arch),
-            *wheels,
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    downloaded = _pip_download(tmp_path / "wheels", *_platform_args(arch), *wheels)
     assert downloaded.returncode == 0, f"no {platform} wheel:\n{downloaded.stderr[-3000:]}"
     got = {_normalise(path.name.split("-")[0]) for path in (tmp_path / "wheels").glob("*.whl")}
     assert got == {_normalise(pin.split("==")[0]) for pin in wheels}
 
-    sources = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "-q",
-            "--no-binary=:all:",
-            "-d",
-            str(tmp_path / "sources"),
-            *from_source,
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    sources = _pip_download(tmp_path / "sources", "--no-binary=:all:", *from_source)
     assert sources.returncode == 0, f"sources missing for what the build stage compiles:\n{sources.stderr[-3000:]}"
     toolchain = _venv_stage_packages()
     for pin in from_source:
@@ -163,21 +141,5 @@ def test_every_debian_package_of_every_image_exists_for_the_architecture(platfor
 
 def test_a_package_without_an_armv7_wheel_is_caught(tmp_path: Path) -> None:
     """The check itself can fail: psycopg's prebuilt binary has no armv7 wheel."""
-    refused = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "-q",
-            "-d",
-            str(tmp_path),
-            *_platform_args("armv7l"),
-            "psycopg-binary==3.3.8",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    refused = _pip_download(tmp_path, *_platform_args("armv7l"), "psycopg-binary==3.3.8")
     assert refused.returncode != 0
