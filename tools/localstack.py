@@ -174,16 +174,13 @@ class LocalPostgres:
             check=True,
             capture_output=True,
         )
+        # Both client tools reach the new server the same way: over TCP, as the cluster's owner.
+        server = ["-h", "127.0.0.1", "-p", str(self.port), "-U", self.user]
         exists = subprocess.run(
             [
                 *prefix,
                 self._bin("psql"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "-U",
-                self.user,
+                *server,
                 "-d",
                 "postgres",
                 "-tAc",
@@ -194,21 +191,7 @@ class LocalPostgres:
             text=True,
         ).stdout.strip()
         if exists != "1":
-            subprocess.run(
-                [
-                    *prefix,
-                    self._bin("createdb"),
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    str(self.port),
-                    "-U",
-                    self.user,
-                    self.database,
-                ],
-                check=True,
-                capture_output=True,
-            )
+            subprocess.run([*prefix, self._bin("createdb"), *server, self.database], check=True, capture_output=True)
         return self.url
 
     def stop(self, mode: str = "fast") -> None:
