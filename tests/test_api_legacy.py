@@ -214,15 +214,39 @@ def test_buckets_of_mean_power_energy_and_cost(trace: TestClient) -> None:
 
 def test_long_periods_are_read_from_the_rollups(trace: TestClient, database_url: str) -> None:
     day_start = datetime(2026, 1, 15, tzinfo=UTC).timestamp()
-    path = f"/api/1/get/kwatthours/by_time/{day_start}/{day_start + 86400}/86400"
-    assert data(trace, path)[0]["value"] == approx(DAY_KWH + NIGHT_KWH)
+    whole_day = f"/api/1/get/kwatthours/by_time/{day_start}/{day_start + 86400}/86400"
+    # 21:00 to 21:15 UTC: a quarter hour, not a whole hour. Inside it: (120,180) 2000 W * 60 s and
+    # (600,660) 500 W * 60 s, both night; (180,600) is longer than the gap limit.
+    quarter = f"/api/1/get/kwatthours/by_time/{T0 + 120}/{T0 + 1020}"
+    quarter_kwh = (120_000 + 30_000) / 3.6e6
+    assert data(trace, whole_day)[0]["value"] == approx(DAY_KWH + NIGHT_KWH)
+    assert data(trace, quarter)["value"] == approx(quarter_kwh)
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("UPDATE energy_rollups SET day_wh = day_wh + 1000")  # +1 kWh per bucket: detectable
-        buckets = conn.execute("SELECT count(*) FROM energy_rollups").fetchone()
-    assert buckets is not None
-    assert data(trace, path)[0]["value"] == approx(DAY_KWH + NIGHT_KWH + buckets[0])
+        # Detectable marks: +1 kWh per hourly bucket, +1000 kWh per 15-minute bucket.
+        conn.execute("UPDATE energy_rollups_hourly SET day_wh = day_wh + 1000")
+        conn.execute("UPDATE energy_rollups SET day_wh = day_wh + 1000000")
+        hours = conn.execute("SELECT count(*) FROM energy_rollups_hourly").fetchone()
+    assert hours is not None
+    assert hours[0] == 2  # 20:00 and 21:00
+    assert data(trace, whole_day)[0]["value"] == approx(DAY_KWH + NIGHT_KWH + hours[0])
+    assert data(trace, quarter)["value"] == approx(quarter_kwh + 1000)
     # A short unaligned window is integrated from raw readings, so the tampering does not show.
     assert data(trace, f"/api/1/get/kwatthours/by_time/{T0}/{T0 + 700}")["value"] == approx(DAY_KWH + NIGHT_KWH)
+
+
+def test_a_step_shorter_than_a_segment_cuts_it_across_several_buckets(trace: TestClient) -> None:
+    # 25-s buckets from T0+10. (0,60) is 1000 W flat (day); (60,120) ramps 1000 -> 2000 W (night),
+    # P(t) = 1000 + 1000 (t - 60) / 60, so it crosses the edges at 85 and 110; (120,180) is 2000 W.
+    #   [10,35), [35,60): 1000 W * 25 s = 25000 J day each
+    #   [60,85):  (1000 + 1416.667) / 2 * 25 = 30208.333 J night
+    #   [85,110): (1416.667 + 1833.333) / 2 * 25 = 40625 J night
+    #   [110,135): (1833.333 + 2000) / 2 * 10 + 2000 * 15 = 49166.667 J night
+    buckets = data(trace, f"/api/1/get/kwatthours/by_time/{T0 + 10}/{T0 + 135}/25")
+    joules = [(25_000, 0), (25_000, 0), (0, 30_208 + 1 / 3), (0, 40_625), (0, 49_166 + 2 / 3)]
+    assert buckets == [
+        {"value": approx((d + n) / 3.6e6), "day_rate": approx(d / 3.6e6), "night_rate": approx(n / 3.6e6)}
+        for d, n in joules
+    ]
 
 
 def test_a_dst_day_has_23_hours_and_a_wrapping_night(

@@ -51,6 +51,15 @@ def assert_rollups(conn: psycopg.Connection[tuple[object, ...]], expected_wh: di
     for bucket, wh in expected_wh.items():
         assert got[bucket][0] == pytest.approx(wh, abs=1e-9)
         assert got[bucket][1] == pytest.approx(200)
+    # B is a whole UTC hour, so both quarter hours fall in the hourly bucket B.
+    rows = conn.execute(
+        "SELECT extract(epoch FROM bucket)::int8, day_wh + night_wh, day_seconds + night_seconds"
+        " FROM energy_rollups_hourly"
+    ).fetchall()
+    hourly = [(int(str(b)), float(str(wh)), float(str(sec))) for b, wh, sec in rows]
+    assert [b for b, _, _ in hourly] == [B]
+    assert hourly[0][1] == pytest.approx(sum(expected_wh.values()), abs=1e-9)
+    assert hourly[0][2] == pytest.approx(200 * len(expected_wh))
 
 
 def test_in_order_batch(db: psycopg.Connection[tuple[object, ...]], database_url: str, compress: Compress) -> None:
@@ -110,3 +119,20 @@ def test_deleting_a_reading_bridges_its_neighbours(
     total, meter = db.execute("SELECT energy_total_wh, meter_wh FROM sensors").fetchone() or (0, 0)
     assert float(str(total)) == pytest.approx(100_000 / 3600)  # 33333.3 + 66666.7 J
     assert float(str(meter)) == pytest.approx(120_000 / 3600)  # the meter never goes back
+
+
+def test_the_hourly_rollups_are_filled_from_the_quarter_hours_on_upgrade(
+    db: psycopg.Connection[tuple[object, ...]], database_url: str
+) -> None:
+    from citizenwatt_common.schema import MIGRATIONS, migrate
+
+    store(db, [reading(o, p) for o, p in TRACE])
+    # Back to the schema before the hourly rollups, with the 15-minute ones already written.
+    with db.transaction():
+        db.execute("DROP TABLE energy_rollups_hourly")
+        version = next(n for n, text in enumerate(MIGRATIONS, 1) if "CREATE TABLE energy_rollups_hourly" in text)
+        db.execute("DELETE FROM schema_migrations WHERE version = %s", (version,))
+    migrate(db, 300.0)
+    row = db.execute("SELECT extract(epoch FROM bucket)::int8, day_wh + night_wh FROM energy_rollups_hourly").fetchall()
+    assert [int(str(b)) for b, _ in row] == [B]
+    assert float(str(row[0][1])) == pytest.approx((50_000 + 70_000) / 3600)

@@ -17,6 +17,9 @@ ROLLUP_SECONDS = 900
 """Width of a stored rollup bucket. 15 min divides every real UTC offset, so local hours and days
 are whole numbers of buckets in every time zone."""
 
+HOUR_SECONDS = 3600
+"""Width of the coarser stored rollup (whole UTC hours), for long periods."""
+
 
 @dataclass(frozen=True, slots=True)
 class Sample:

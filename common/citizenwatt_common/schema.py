@@ -136,6 +136,25 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         updated_at timestamptz NOT NULL DEFAULT now()
     );
     """,
+    # 4: energy per sensor per UTC hour, kept exact by the same writers as the 15-minute rollups.
+    # A year by day from 15-minute rows sums 35 040 of them; from hours, 8 760. Local hours and
+    # days are whole UTC hours wherever the offset is (zones with a half- or quarter-hour offset
+    # fall back to the 15-minute rows at the edges). Filled from the existing 15-minute rows.
+    """
+    CREATE TABLE energy_rollups_hourly (
+        sensor_id integer NOT NULL REFERENCES sensors (id),
+        bucket timestamptz NOT NULL,
+        day_wh double precision NOT NULL DEFAULT 0,
+        night_wh double precision NOT NULL DEFAULT 0,
+        day_seconds double precision NOT NULL DEFAULT 0,
+        night_seconds double precision NOT NULL DEFAULT 0,
+        PRIMARY KEY (sensor_id, bucket)
+    );
+    INSERT INTO energy_rollups_hourly (sensor_id, bucket, day_wh, night_wh, day_seconds, night_seconds)
+    SELECT sensor_id, date_trunc('hour', bucket, 'UTC'), sum(day_wh), sum(night_wh), sum(day_seconds),
+           sum(night_seconds)
+    FROM energy_rollups GROUP BY 1, 2;
+    """,
 )
 
 # EDF "Tarif Bleu" regulated prices in force from 2026-02-01, tax included, 6 kVA meter (the

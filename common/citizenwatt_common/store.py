@@ -15,9 +15,10 @@ from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 import psycopg
+from psycopg import sql
 
 from .contract import Reading
-from .energy import Energy, Sample, chain_delta
+from .energy import HOUR_SECONDS, Energy, Sample, bucket_start, chain_delta
 from .night import NightWindow, night_flag
 
 _SENSOR_LOCK_CLASS: Final = 0x4357  # first key of pg_advisory_xact_lock(int, int)
@@ -204,33 +205,43 @@ def _apply_delta(conn: Conn, sensor_id: int, stamps: list[float], sign: int) -> 
             totals.setdefault(bucket, Energy()).__iadd__(energy.scaled(sign))
     if not totals:
         return
-    buckets = sorted(totals)
-    conn.execute(
-        """
-        INSERT INTO energy_rollups AS r (sensor_id, bucket, day_wh, night_wh, day_seconds, night_seconds)
-        SELECT %s, to_timestamp(b), dw, nw, ds, ns
-        FROM unnest(%s::int8[], %s::float8[], %s::float8[], %s::float8[], %s::float8[]) AS t(b, dw, nw, ds, ns)
-        ON CONFLICT (sensor_id, bucket) DO UPDATE SET
-            day_wh = r.day_wh + excluded.day_wh,
-            night_wh = r.night_wh + excluded.night_wh,
-            day_seconds = r.day_seconds + excluded.day_seconds,
-            night_seconds = r.night_seconds + excluded.night_seconds
-        """,
-        (
-            sensor_id,
-            buckets,
-            [totals[b].day_wh for b in buckets],
-            [totals[b].night_wh for b in buckets],
-            [totals[b].day_seconds for b in buckets],
-            [totals[b].night_seconds for b in buckets],
-        ),
-    )
+    hours: dict[int, Energy] = {}
+    for bucket, energy in totals.items():
+        hours.setdefault(bucket_start(bucket, HOUR_SECONDS), Energy()).__iadd__(energy)
+    for table, deltas in (("energy_rollups", totals), ("energy_rollups_hourly", hours)):
+        _add_to_rollups(conn, table, sensor_id, deltas)
     # A late reading can lower a segment's energy, so the exact total may dip; the meter that
     # dashboards see keeps its highest value, as an electricity meter would.
     conn.execute(
         "UPDATE sensors SET energy_total_wh = energy_total_wh + %(d)s,"
         " meter_wh = greatest(meter_wh, energy_total_wh + %(d)s) WHERE id = %(s)s",
         {"d": sum(e.total_wh for e in totals.values()), "s": sensor_id},
+    )
+
+
+def _add_to_rollups(conn: Conn, table: str, sensor_id: int, deltas: dict[int, Energy]) -> None:
+    buckets = sorted(deltas)
+    conn.execute(
+        sql.SQL(
+            """
+            INSERT INTO {} AS r (sensor_id, bucket, day_wh, night_wh, day_seconds, night_seconds)
+            SELECT %s, to_timestamp(b), dw, nw, ds, ns
+            FROM unnest(%s::int8[], %s::float8[], %s::float8[], %s::float8[], %s::float8[]) AS t(b, dw, nw, ds, ns)
+            ON CONFLICT (sensor_id, bucket) DO UPDATE SET
+                day_wh = r.day_wh + excluded.day_wh,
+                night_wh = r.night_wh + excluded.night_wh,
+                day_seconds = r.day_seconds + excluded.day_seconds,
+                night_seconds = r.night_seconds + excluded.night_seconds
+            """
+        ).format(sql.Identifier(table)),
+        (
+            sensor_id,
+            buckets,
+            [deltas[b].day_wh for b in buckets],
+            [deltas[b].night_wh for b in buckets],
+            [deltas[b].day_seconds for b in buckets],
+            [deltas[b].night_seconds for b in buckets],
+        ),
     )
 
 

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
-from citizenwatt_common.energy import ROLLUP_SECONDS, Energy, Sample, Segment, segments_of
+from citizenwatt_common.energy import HOUR_SECONDS, ROLLUP_SECONDS, Energy, Sample, Segment, segments_of
 
 Conn = psycopg.Connection[Any]
 
@@ -112,90 +113,182 @@ def energy_of_groups(measures: Sequence[Measure], group_size: int, max_gap: floa
 def energy_in_intervals(
     conn: Conn, sensor_id: int, intervals: Sequence[tuple[float, float]], max_gap: float
 ) -> list[Energy]:
-    """Exact energy of each [lo, hi) interval: rollups for whole 15-min buckets, raw readings for the rest."""
-    results = [Energy() for _ in intervals]
-    rollup_spans: list[tuple[int, int, int]] = []  # (result index, first bucket, end bucket)
-    raw_parts: list[tuple[int, float, float]] = []  # (result index, lo, hi)
-    for index, (lo, hi) in enumerate(intervals):
-        first = math.ceil(lo / ROLLUP_SECONDS) * ROLLUP_SECONDS
-        end = math.floor(hi / ROLLUP_SECONDS) * ROLLUP_SECONDS
-        if end - first >= ROLLUP_SECONDS:
-            rollup_spans.append((index, first, end))
-            raw_parts += [(index, lo, first), (index, end, hi)]
+    """Exact energy of each [lo, hi) interval, summed by the database.
+
+    The intervals' edges, plus the hour and quarter-hour edges just inside each interval, cut the
+    time line into cells. A cell between two whole hours is read from the hourly rollups, one
+    between two quarter hours from the 15-minute rollups, and any other one (the ragged ends, or
+    every bucket of a fine step) is integrated from raw readings; an interval is the sum of its
+    cells. All of it is summed in SQL, one statement per source: a week of 5-minute buckets
+    passes 75 600 readings through the database but only 2 016 rows to Python.
+    """
+    if not intervals:
+        return []
+    edges = _cell_edges(intervals)
+    cells = [Energy() for _ in range(len(edges) - 1)]
+    runs: dict[str, list[tuple[int, int]]] = {"hourly": [], "quarter": [], "raw": []}
+    for index in range(len(cells)):
+        source = _source_of(edges[index], edges[index + 1])
+        same = runs[source]
+        if same and same[-1][1] == index:
+            same[-1] = (same[-1][0], index + 1)
         else:
-            raw_parts.append((index, lo, hi))
-    if rollup_spans:
-        _add_rollups(conn, sensor_id, rollup_spans, results)
-    raw_parts = [(i, lo, hi) for i, lo, hi in raw_parts if hi > lo]
-    if raw_parts:
-        _add_raw(conn, sensor_id, raw_parts, results, max_gap)
+            same.append((index, index + 1))
+    for source, table in (("hourly", "energy_rollups_hourly"), ("quarter", "energy_rollups")):
+        if runs[source]:
+            _add_rollup_cells(conn, table, sensor_id, edges, runs[source], cells)
+    if runs["raw"]:
+        _add_raw_cells(conn, sensor_id, edges, runs["raw"], cells, max_gap)
+    results = []
+    for lo, hi in intervals:
+        total = Energy()
+        for cell in cells[bisect.bisect_left(edges, lo) : bisect.bisect_left(edges, hi)]:
+            total += cell
+        results.append(total)
     return results
 
 
-def _add_rollups(conn: Conn, sensor_id: int, spans: list[tuple[int, int, int]], results: list[Energy]) -> None:
-    rows = conn.execute(
-        "SELECT extract(epoch FROM bucket)::int8, day_wh, night_wh, day_seconds, night_seconds FROM energy_rollups"
-        " WHERE sensor_id = %s AND bucket >= to_timestamp(%s) AND bucket < to_timestamp(%s) ORDER BY bucket",
-        (sensor_id, min(s[1] for s in spans), max(s[2] for s in spans)),
-    ).fetchall()
-    starts = [int(r[0]) for r in rows]
-    energies = [Energy(float(r[1]), float(r[2]), float(r[3]), float(r[4])) for r in rows]
-    # Buckets come sorted: each span is a slice of them (a year of hours is 8760 spans over
-    # 35040 buckets, too many for a span-by-bucket double loop).
-    for index, first, end in spans:
-        for energy in energies[bisect.bisect_left(starts, first) : bisect.bisect_left(starts, end)]:
-            results[index] += energy
+def _cell_edges(intervals: Sequence[tuple[float, float]]) -> list[float]:
+    points: set[float] = set()
+    for lo, hi in intervals:
+        if hi <= lo:
+            continue
+        points.update((lo, hi))
+        for width in (ROLLUP_SECONDS, HOUR_SECONDS):
+            first, last = math.ceil(lo / width) * width, math.floor(hi / width) * width
+            if first < last:
+                points.update((float(first), float(last)))
+    return sorted(points)
 
 
-def _add_raw(
-    conn: Conn, sensor_id: int, parts: list[tuple[int, float, float]], results: list[Energy], max_gap: float
+def _source_of(lo: float, hi: float) -> str:
+    if lo % HOUR_SECONDS == 0 and hi % HOUR_SECONDS == 0:
+        return "hourly"
+    if lo % ROLLUP_SECONDS == 0 and hi % ROLLUP_SECONDS == 0:
+        return "quarter"
+    return "raw"
+
+
+def _add_rollup_cells(
+    conn: Conn, table: str, sensor_id: int, edges: list[float], runs: list[tuple[int, int]], cells: list[Energy]
 ) -> None:
-    # Every segment touching [lo, hi) has both ends within max_gap of it, so each part needs the
-    # readings of [lo - max_gap, hi + max_gap]; overlapping windows are merged and fetched at once.
-    windows: list[list[float]] = []
-    window_of: list[int] = []  # for each part, in sorted order, the window holding it
-    ordered = sorted(parts, key=lambda p: p[1])
-    for _, lo, hi in ordered:
-        if windows and lo - max_gap <= windows[-1][1]:
-            windows[-1][1] = max(windows[-1][1], hi + max_gap)
-        else:
-            windows.append([lo - max_gap, hi + max_gap])
-        window_of.append(len(windows) - 1)
-    # One statement for all windows, each read by its own index (or compressed-batch) range
-    # scan: the LATERAL subquery with its ORDER BY is not flattened into a join, so each window's
-    # bounds reach the readings scan. As a plain join, the planner read every reading of the
-    # sensor and filtered them, which on compressed chunks meant decompressing the whole history
-    # (0.2 s for 30 days, 9 s for 696 unaligned hours). The outer bounds are constants, so
-    # TimescaleDB leaves chunks outside all windows out of the plan altogether.
+    # Each run of adjacent cells is one index range scan; width_bucket (a binary search over the
+    # edges) tells which cell a rollup row falls in.
     rows = conn.execute(
-        "SELECT w.n, extract(epoch FROM r.ts)::float8, r.power, r.night_rate"
-        " FROM unnest(%(lo)s::float8[], %(hi)s::float8[]) WITH ORDINALITY AS w(lo, hi, n)"
-        " CROSS JOIN LATERAL ("
-        "   SELECT ts, power, night_rate FROM readings"
-        "   WHERE sensor_id = %(s)s AND ts >= to_timestamp(w.lo) AND ts <= to_timestamp(w.hi)"
-        "     AND ts >= to_timestamp(%(first)s) AND ts <= to_timestamp(%(last)s)"
-        "   ORDER BY ts) AS r"
-        " ORDER BY w.n, r.ts",
+        sql.SQL(
+            "SELECT r.k, r.dw, r.nw, r.ds, r.ns"
+            " FROM unnest(%(lo)s::float8[], %(hi)s::float8[]) AS run(lo, hi)"
+            " CROSS JOIN LATERAL ("
+            "   SELECT width_bucket(date_part('epoch', bucket), %(edges)s::float8[]) AS k,"
+            "          sum(day_wh) AS dw, sum(night_wh) AS nw, sum(day_seconds) AS ds, sum(night_seconds) AS ns"
+            "   FROM {} WHERE sensor_id = %(s)s AND bucket >= to_timestamp(run.lo) AND bucket < to_timestamp(run.hi)"
+            "   GROUP BY 1) AS r"
+        ).format(sql.Identifier(table)),
         {
-            "lo": [float(w[0]) for w in windows],
-            "hi": [float(w[1]) for w in windows],
+            "lo": [edges[first] for first, _ in runs],
+            "hi": [edges[end] for _, end in runs],
+            "edges": edges,
             "s": sensor_id,
-            "first": windows[0][0],
-            "last": windows[-1][1],
         },
     ).fetchall()
-    samples: dict[int, list[Sample]] = {}
-    for n, ts, power, night in rows:
-        samples.setdefault(int(n) - 1, []).append(Sample(float(ts), float(power), bool(night)))
-    segments: dict[int, list[Segment]] = {w: list(segments_of(s, max_gap)) for w, s in samples.items()}
-    ends = {w: [segment.t1 for segment in window_segments] for w, window_segments in segments.items()}
-    for (index, lo, hi), window in zip(ordered, window_of, strict=True):
-        window_segments = segments.get(window, [])
-        # Segments are in time order and do not overlap: start at the first one ending after lo.
-        for segment in window_segments[bisect.bisect_right(ends.get(window, []), lo) :]:
-            if segment.t0 >= hi:
-                break
-            results[index].add_segment_part(segment, lo, hi)
+    for k, dw, nw, ds, ns in rows:
+        cells[int(k) - 1] += Energy(float(dw), float(nw), float(ds), float(ns))
+
+
+# Raw readings to energy per cell, in one pass. Each segment (two consecutive readings of one
+# window, at most max_gap apart) is charged to the cell holding its end; when it crosses one cell
+# edge, its part before the edge is returned beside ("carry") and charged to the previous cell.
+# Parts use the same formulas as citizenwatt_common.energy.Segment.part_in. Segments crossing
+# more than one edge (a step shorter than the readings' period) are returned whole for Python
+# to cut. Planner estimates for the LATERAL are poor, so grouping by sorting 10^5 rows looked
+# cheap to it; hashing is chosen explicitly (enable_sort off, for this transaction only).
+_RAW_CELLS = """
+SELECT k1, n,
+       sum(whole) FILTER (WHERE k0 >= k1 - 1), sum(t1 - e) FILTER (WHERE k0 >= k1 - 1),
+       sum(carry) FILTER (WHERE k0 = k1 - 1), sum(e - t0) FILTER (WHERE k0 = k1 - 1),
+       array_agg(array[t0, t1, p0, p1]) FILTER (WHERE k0 < k1 - 1)
+FROM (
+    SELECT t0, t1, p0, p1, n, k0, k1, e,
+           CASE WHEN e = t0 THEN (p0 + p1) / 2 * (t1 - t0)
+                ELSE (p0 + (p1 - p0) * (e - t0) / (t1 - t0) + p1) / 2 * (t1 - e) END AS whole,
+           CASE WHEN e = t0 THEN 0
+                ELSE (p0 + p0 + (p1 - p0) * (e - t0) / (t1 - t0)) / 2 * (e - t0) END AS carry
+    FROM (
+        SELECT seg.*, k0, k1, CASE WHEN k0 = k1 THEN t0 ELSE greatest(t0, (%(edges)s::float8[])[k1]) END AS e
+        FROM unnest(%(lo)s::float8[], %(hi)s::float8[]) AS w(lo, hi)
+        CROSS JOIN LATERAL (
+            SELECT lag(t) OVER o AS t0, t AS t1, lag(p) OVER o AS p0, p AS p1, n
+            FROM (SELECT ts, date_part('epoch', ts) AS t, power AS p, night_rate AS n FROM readings
+                  WHERE sensor_id = %(s)s AND ts >= to_timestamp(w.lo) AND ts <= to_timestamp(w.hi)
+                    AND ts >= to_timestamp(%(first)s) AND ts <= to_timestamp(%(last)s)) AS r
+            WINDOW o AS (ORDER BY ts)
+        ) AS seg
+        CROSS JOIN LATERAL (SELECT width_bucket(seg.t0, %(edges)s::float8[]) AS k0,
+                                   width_bucket(seg.t1, %(edges)s::float8[]) AS k1) AS cell
+        WHERE t1 - t0 > 0 AND t1 - t0 <= %(gap)s
+    ) AS cut
+) AS parts
+GROUP BY k1, n
+"""
+
+
+def _add_raw_cells(
+    conn: Conn,
+    sensor_id: int,
+    edges: list[float],
+    runs: list[tuple[int, int]],
+    cells: list[Energy],
+    max_gap: float,
+) -> None:
+    # Every segment touching a run has both ends within max_gap of it, so each run needs the
+    # readings of [lo - max_gap, hi + max_gap]; overlapping windows are merged. Each window is read
+    # by its own index (or compressed-batch) range scan: the LATERAL subquery with its window
+    # function is not flattened into a join, so the bounds reach the scan. The outer bounds are
+    # constants, so TimescaleDB leaves chunks outside all windows out of the plan altogether.
+    windows: list[list[float]] = []
+    for first, end in runs:
+        lo, hi = edges[first] - max_gap, edges[end] + max_gap
+        if windows and lo <= windows[-1][1]:
+            windows[-1][1] = max(windows[-1][1], hi)
+        else:
+            windows.append([lo, hi])
+    is_raw = [False] * len(cells)
+    for first, end in runs:
+        is_raw[first:end] = [True] * (end - first)
+    with conn.transaction():
+        conn.execute("SELECT set_config('enable_sort', 'off', true)")
+        rows = conn.execute(
+            _RAW_CELLS,
+            {
+                "lo": [w[0] for w in windows],
+                "hi": [w[1] for w in windows],
+                "edges": edges,
+                "s": sensor_id,
+                "first": windows[0][0],
+                "last": windows[-1][1],
+                "gap": max_gap,
+            },
+        ).fetchall()
+
+    def charge(index: int, night: bool, joules: float | None, seconds: float | None) -> None:
+        # width_bucket's 1-based k is cell k - 1; 0 and len(edges) lie outside every cell.
+        if 0 <= index < len(cells) and is_raw[index] and seconds:
+            cells[index] += (
+                Energy(0.0, (joules or 0.0) / 3600, 0.0, seconds)
+                if night
+                else Energy((joules or 0.0) / 3600, 0.0, seconds, 0.0)
+            )
+
+    for k1, night, whole, whole_seconds, carry, carry_seconds, crossing in rows:
+        charge(int(k1) - 1, bool(night), whole, whole_seconds)
+        charge(int(k1) - 2, bool(night), carry, carry_seconds)
+        for t0, t1, p0, p1 in crossing or ():
+            segment = Segment(t0, t1, p0, p1, bool(night))
+            for index in range(
+                max(bisect.bisect_right(edges, t0) - 1, 0), min(bisect.bisect_left(edges, t1), len(cells))
+            ):
+                if is_raw[index]:
+                    cells[index].add_segment_part(segment, edges[index], edges[index + 1])
 
 
 @dataclass(frozen=True)
