@@ -17,6 +17,34 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+# PostgreSQL's memory sized for a 1 GB Raspberry Pi, where it shares the machine with four Python
+# services (bench/memory.py measures them; docker-compose.yml's timescaledb passes the same values as
+# -c flags, and tests/test_deploy.py checks the two agree). The defaults are a server's: 128 MB of
+# shared buffers, which every backend that reads a page maps and counts in its RSS, and up to 100
+# connections, 3 autovacuum workers and 2 parallel workers per query, each a process of its own.
+PI_MEMORY_SETTINGS: tuple[tuple[str, str], ...] = (
+    # The working set is the last day of readings and the 15-min rollups: a few MB a year per sensor.
+    # The kernel's page cache still keeps the rest of the files.
+    ("shared_buffers", "16MB"),
+    ("wal_buffers", "1MB"),  # the aggregator commits a batch at a time: small WAL writes
+    # The aggregator holds 1 connection, the api CW_POOL_SIZE (4) and one at start; room for psql,
+    # a backup and TimescaleDB's background workers. Each slot is shared memory (lock table, ...):
+    # 100 slots and 128 MB of buffers make 143 MB of shared memory, 30 and 16 MB make 21 MB.
+    ("max_connections", "30"),
+    ("work_mem", "2MB"),  # per sort or hash: the api's largest groups a few thousand buckets
+    ("maintenance_work_mem", "16MB"),  # index builds, vacuum, TimescaleDB's compression
+    ("autovacuum_max_workers", "1"),  # few tables, written by one writer
+    # One process per query: a parallel worker is another backend's worth of memory, and the
+    # rollups keep the api's queries small.
+    ("max_parallel_workers_per_gather", "0"),
+    ("max_parallel_maintenance_workers", "0"),
+    # No logical replication here: no launcher process waiting for subscriptions.
+    ("max_logical_replication_workers", "0"),
+    # JIT-compiling a costly query loads LLVM into that backend: +61 MB of RSS measured on a 2-million
+    # row aggregate. The api's queries read rollups and are small.
+    ("jit", "off"),
+    ("huge_pages", "off"),  # never reserve huge pages (a Pi kernel has none; elsewhere: all or nothing)
+)
 PG_BIN_CANDIDATES = ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin")
 
 
@@ -124,6 +152,7 @@ class LocalPostgres:
         # those images (kept: full_page_writes=off would let a power cut tear a page) are
         # compressed. fsync and synchronous_commit stay on. Also docker-compose.yml's timescaledb.
         lines += ["checkpoint_timeout = 30min", "wal_compression = on"]
+        lines += [f"{name} = {value}" for name, value in PI_MEMORY_SETTINGS]
         config = self.data / "citizenwatt.conf"
         config.write_text("\n".join(lines) + "\n")
         if os.geteuid() == 0:  # not _chown: it would open the data folder, which PostgreSQL refuses

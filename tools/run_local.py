@@ -17,6 +17,14 @@ from pathlib import Path
 
 from tools.localstack import REPO, LocalMosquitto, LocalPostgres, wait_for_port
 
+# glibc malloc settings for every Python service, the same as the Dockerfile's (a value already in
+# the environment wins). Fixing the mmap threshold at glibc's initial 128 KiB keeps blocks that large
+# in mappings of their own, given back to the kernel when freed; by default glibc raises the threshold
+# after the first such block is freed, and the next ones then come from the heap and stay resident:
+# one scrypt password check (16 MB) left the api 16 MB larger for good. Two arenas instead of up to
+# 8 per core: each thread that allocates otherwise gets an arena of its own that others never reuse.
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_ARENA_MAX": "2"}
+
 
 def main() -> int:
     data = Path(os.environ.get("CW_DATA_DIR", REPO / "var")).resolve()
@@ -37,20 +45,14 @@ def main() -> int:
     try:
         print(f"PostgreSQL  {postgres.start()}  (data in {postgres.data})", flush=True)
         print(f"Mosquitto   {broker.start()}", flush=True)
-        env = {
-            **os.environ,
-            "PYTHONUNBUFFERED": "1",
-            "CW_DATABASE_URL": postgres.url,
-            "CW_MQTT_URL": broker.url,
-            "CW_API_PORT": api_port,
-        }
-        children.append(("aggregator", _spawn("citizenwatt_aggregator", env)))
-        children.append(("api", _spawn("citizenwatt_api", env)))
+        env = service_env(postgres.url, broker.url, api_port)
+        children.append(("aggregator", spawn("citizenwatt_aggregator", env)))
+        children.append(("api", spawn("citizenwatt_api", env)))
         wait_for_port(int(api_port), timeout=60)
         # The simulator comes last: the aggregator's subscription must exist before readings flow.
-        _wait_healthy(f"http://127.0.0.1:{env.get('CW_HEALTH_PORT', '8081')}/healthz")
+        wait_healthy(f"http://127.0.0.1:{env.get('CW_HEALTH_PORT', '8081')}/healthz")
         sim_env = {"CW_SENSOR_ID": "simulator", "CW_OUTBOX_PATH": str(data / "outbox-simulator.sqlite"), **env}
-        children.append(("simulator", _spawn("citizenwatt_simulator", sim_env)))
+        children.append(("simulator", spawn("citizenwatt_simulator", sim_env)))
         print(f"\nCitizenWatt is running: http://localhost:{api_port}  (Ctrl-C to stop)\n", flush=True)
         while not stopping:
             for name, child in children:
@@ -73,7 +75,19 @@ def main() -> int:
     return 0
 
 
-def _wait_healthy(url: str, timeout: float = 60.0) -> None:
+def service_env(database_url: str, mqtt_url: str, api_port: str) -> dict[str, str]:
+    """The environment every service of ``make run`` gets (bench/memory.py starts them the same way)."""
+    return {
+        **MALLOC_ENV,
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "CW_DATABASE_URL": database_url,
+        "CW_MQTT_URL": mqtt_url,
+        "CW_API_PORT": api_port,
+    }
+
+
+def wait_healthy(url: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -86,9 +100,15 @@ def _wait_healthy(url: str, timeout: float = 60.0) -> None:
     raise TimeoutError(f"the aggregator did not report healthy at {url} within {timeout} s")
 
 
-def _spawn(module: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+def spawn(module: str, env: dict[str, str], log: Path | None = None) -> subprocess.Popen[bytes]:
+    """``python -m module``; its output goes to ``log`` when given (bench), else to ours (make run)."""
     # Children ignore the terminal's Ctrl-C themselves (new process group) so that we stop them in order.
-    return subprocess.Popen([sys.executable, "-m", module], env=env, cwd=REPO, start_new_session=True)
+    if log is None:
+        return subprocess.Popen([sys.executable, "-m", module], env=env, cwd=REPO, start_new_session=True)
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", module], env=env, cwd=REPO, start_new_session=True, stdout=out, stderr=out
+        )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 #!/bin/sh
 # First start: initdb with the given superuser and password file, TimescaleDB preloaded, the database
-# created with the extension in it; then PostgreSQL runs as the postgres user, as process 1.
+# created with the extension in it; then PostgreSQL runs as the postgres user, as process 1, with the
+# flags of the service's command.
 set -eu
 : "${POSTGRES_USER:=postgres}" "${POSTGRES_DB:=$POSTGRES_USER}"
 install -d -o postgres -g postgres -m 0700 "$PGDATA"
@@ -24,4 +25,7 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   as_postgres pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
   echo "entrypoint: database $POSTGRES_DB initialised with TimescaleDB"
 fi
-exec setpriv --reuid=postgres --regid=postgres --init-groups postgres -D "$PGDATA"
+# The service's command (docker-compose.yml's `postgres -c ...` memory and WAL settings) reaches the
+# server as the official image's entrypoint passes it.
+if [ "${1:-}" = postgres ]; then shift; fi
+exec setpriv --reuid=postgres --regid=postgres --init-groups postgres -D "$PGDATA" "$@"

@@ -150,6 +150,6 @@ class CollectorRuntime:
 
 def main_for(kind: str, settings_type: type[CollectorSettings], work: Callable[[CollectorRuntime], None]) -> None:
     """The body of every collector's ``python -m citizenwatt_<kind>``."""
-    settings = settings_type()
+    settings = settings_type.from_environment()
     setup_logging(settings.log_level)
     CollectorRuntime(settings, kind).run(work)
