@@ -1,7 +1,8 @@
 """Publishes a collector's readings with QoS 1, in order, surviving broker outages.
 
 Every reading goes into the outbox (see outbox.py) and is sent, oldest first, whenever the broker
-is reachable; it leaves the outbox only when the aggregator confirms it is stored. When the
+is reachable; it leaves the outbox only when the aggregator confirms it is stored. The pump also
+wakes up when the outbox has a reading due for an fsync (unconfirmed for 9 s). When the
 outbox is full the oldest reading is dropped and counted. One thread (the pump) owns the outbox,
 the send queue and the in-flight set; paho's callbacks only post events to it, because paho
 calls ``on_publish`` while holding its own lock and calling back into ``publish`` from there
@@ -180,6 +181,10 @@ class ReadingPublisher:
         drain_deadline: float | None = None
         while True:
             timeout = _TICK_SECONDS if drain_deadline is None else max(0.0, drain_deadline - time.monotonic())
+            sync_at = self._outbox.sync_deadline()
+            if sync_at is not None:
+                # Wake up when the outbox must sync, not up to a tick later: that keeps the power-cut window.
+                timeout = max(0.0, min(timeout, sync_at - time.monotonic()))
             try:
                 kind, value = self._events.get(timeout=timeout)
             except queue.Empty:
@@ -223,6 +228,7 @@ class ReadingPublisher:
             if self._aggregator_online and now - self._last_replay_check >= _REPLAY_CHECK_SECONDS:
                 self._last_replay_check = now
                 self._replay_unconfirmed(older_than=_UNCONFIRMED_SECONDS)
+            self._outbox.sync_if_due()
             self._fill_window()
             self._publish_stats()
             if drain_deadline is not None and (

@@ -30,7 +30,7 @@ class CollectorSettings(MqttSettings):
     period_seconds: float = Field(default=8.0, gt=0, le=3600, description="seconds between readings")
     buffer_size: int = Field(default=100_000, ge=1, description="readings kept until confirmed stored")
     outbox_path: str | None = Field(
-        default=None, description="SQLite file keeping unconfirmed readings across restarts (none: memory)"
+        default=None, description="outbox log (files <path>.0 and <path>.1) keeping unconfirmed readings (none: memory)"
     )
 
 

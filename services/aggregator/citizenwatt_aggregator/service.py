@@ -79,6 +79,9 @@ class Aggregator:
             return
         self._generation += 1
         self.mqtt_connected = True
+        # A broker that crashed or lost power forgot retained messages newer than its last
+        # snapshot (taken hourly): announce every sensor again with its next batch.
+        self._announced = set()
         log.info("connected to %s (session present: %s)", self.settings.mqtt_url, flags.session_present)
         client.subscribe(self.topics.all_readings, qos=1)
         client.publish(self.topics.service_status("aggregator"), STATUS_ONLINE, qos=1, retain=True)
@@ -204,9 +207,10 @@ class Aggregator:
     def _announce_new_sensors(self, sensors: Iterable[str]) -> None:
         if not self.settings.ha_discovery:
             return
-        for sensor in sorted(set(sensors) - self._announced):
+        announced = self._announced  # on_connect may replace it meanwhile (paho's thread)
+        for sensor in sorted(set(sensors) - announced):
             publish_discovery(self._client, self.topics, sensor, self.settings.ha_discovery_prefix)
-            self._announced.add(sensor)
+            announced.add(sensor)
 
     def _connection_or_wait(self) -> None:
         backoff = Backoff(0.5, 30.0)

@@ -1,0 +1,338 @@
+"""What the running stack writes to the SD card, per stored reading, counted at the system call.
+
+`make run`'s stack (durable PostgreSQL, Mosquitto with the shipped broker settings, the
+aggregator, the api) with 4 simulator collectors at one reading every 8 s, each with its outbox
+on disk. After a warm-up, one ``strace -f`` attaches to every process of it (PostgreSQL's
+postmaster and all its children, Mosquitto, the Python services and all their threads) and
+records every write and every sync call for ``CW_BENCH_SDCARD_SECONDS`` (default 180). Only
+writes to regular files count (``strace -y`` names each descriptor): sockets, pipes and
+/dev/null are not the card. /proc/<pid>/io's write_bytes is not used: on these VMs it counts
+far more than the processes write.
+
+The window starts right after a CHECKPOINT (so every page touched pays its full-page image in
+the WAL, the worst case) and a second CHECKPOINT at its end is counted on its own line: with
+PostgreSQL's checkpoint interval longer than the window, "with checkpoint" is an upper bound.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+from tools.localstack import REPO, LocalMosquitto, LocalPostgres, free_port, wait_for_port
+
+SENSORS = 4
+PERIOD_SECONDS = 8.0
+_WRITES = ("write", "pwrite64", "writev", "pwritev", "pwritev2")
+_SYNCS = ("fsync", "fdatasync", "msync")
+_FLUSH_HINTS = ("sync_file_range",)
+_FORKS = ("clone", "clone3", "fork", "vfork")
+_LINE = re.compile(r"^(\d+)\s+(.*)$")
+_CALL = re.compile(r"^(\w+)\((.*)$")
+_RESUMED = re.compile(r"^<\.\.\. (\w+) resumed>(.*)$")
+_RESULT = re.compile(r"\)\s+=\s+(-?\d+)")
+_FD_PATH = re.compile(r"^-?\d+<([^>]*)>")
+
+
+@dataclass
+class Usage:
+    bytes: int = 0
+    writes: int = 0
+    syncs: int = 0  # fsync, fdatasync, msync: each makes the card commit
+    flush_hints: int = 0  # sync_file_range: start writeback early (PostgreSQL), no durability wait
+    by_file: Counter[str] = field(default_factory=Counter)
+
+
+def _is_card_file(path: str) -> bool:
+    return path.startswith("/") and not path.startswith(("/dev/", "/proc/", "/sys/"))
+
+
+def parse_trace(lines: Iterable[str], owners: dict[int, str]) -> dict[str, Usage]:
+    """Sum strace -f -y output per owner: ``owners`` maps known pids/tids to a label; children
+    created during the trace (seen in clone/fork results) inherit their parent's."""
+    pending: dict[int, tuple[str, str]] = {}
+    events: list[tuple[int, str, str, int]] = []  # pid, syscall, fd path, result
+    parents: dict[int, int] = {}
+    for raw in lines:
+        match = _LINE.match(raw.rstrip("\n"))
+        if not match:
+            continue
+        pid, rest = int(match.group(1)), match.group(2)
+        resumed = _RESUMED.match(rest)
+        if resumed:
+            name, args = pending.pop(pid, (resumed.group(1), ""))
+            rest_args = args + resumed.group(2)
+        else:
+            call = _CALL.match(rest)
+            if not call:
+                continue
+            name, rest_args = call.group(1), call.group(2)
+            if rest_args.endswith("<unfinished ...>"):
+                pending[pid] = (name, rest_args.removesuffix("<unfinished ...>"))
+                continue
+        result = _RESULT.search(rest_args)
+        if result is None:
+            continue
+        value = int(result.group(1))
+        if name in _FORKS:
+            if value > 0:
+                parents[value] = pid
+            continue
+        fd = _FD_PATH.match(rest_args)
+        events.append((pid, name, fd.group(1) if fd else "", value))
+
+    def owner(pid: int) -> str:
+        seen = set()
+        while pid not in owners and pid in parents and pid not in seen:
+            seen.add(pid)
+            pid = parents[pid]
+        return owners.get(pid, "other")
+
+    usage: dict[str, Usage] = defaultdict(Usage)
+    for pid, name, path, value in events:
+        if value < 0:
+            continue
+        entry = usage[owner(pid)]
+        if name in _WRITES and _is_card_file(path):
+            entry.bytes += value
+            entry.writes += 1
+            entry.by_file[path] += value
+        elif name in _SYNCS:
+            entry.syncs += 1
+        elif name in _FLUSH_HINTS:
+            entry.flush_hints += 1
+    return dict(usage)
+
+
+def _children_of(pid: int) -> list[int]:
+    """``pid`` and all its descendants now, from /proc."""
+    parent_of: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parent_of[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = [pid], [pid]
+    while frontier:
+        current = frontier.pop()
+        kids = [child for child, parent in parent_of.items() if parent == current]
+        found += kids
+        frontier += kids
+    return found
+
+
+def _threads_of(pid: int) -> list[int]:
+    try:
+        return [int(t.name) for t in (Path("/proc") / str(pid) / "task").iterdir()]
+    except OSError:
+        return []
+
+
+def _traced(tid: int) -> bool:
+    try:
+        status = (Path("/proc") / str(tid) / "status").read_text()
+    except OSError:
+        return True  # gone: nothing to wait for
+    return not re.search(r"^TracerPid:\s+0$", status, re.M)
+
+
+class Tracer:
+    """One strace attached to a set of labelled processes (and everything they start)."""
+
+    def __init__(self, roots: dict[str, list[int]], output: Path) -> None:
+        self.owners: dict[int, str] = {}
+        for label, pids in roots.items():
+            for pid in pids:
+                for tid in _threads_of(pid):
+                    self.owners[tid] = label
+        self.output = output
+        calls = ",".join((*_WRITES, *_SYNCS, *_FLUSH_HINTS, *_FORKS))
+        attach = [arg for pid in sorted({p for ps in roots.values() for p in ps}) for arg in ("-p", str(pid))]
+        binary = shutil.which("strace")
+        if binary is None:
+            raise RuntimeError("strace is missing: bash tools/apt-install.sh strace")
+        options = [binary, "-f", "-y", "-qq", "-s", "0", "-e", f"trace={calls}", "-e", "signal=none", "-o", str(output)]
+        self.process = subprocess.Popen(
+            [*options, *attach],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while not all(_traced(tid) for tid in self.owners):
+            if time.monotonic() > deadline:
+                raise TimeoutError("strace did not attach to every process")
+            time.sleep(0.05)
+
+    def stop(self) -> dict[str, Usage]:
+        self.process.send_signal(signal.SIGINT)  # detaches from every tracee, which run on
+        self.process.wait(timeout=60)
+        with self.output.open(errors="replace") as handle:
+            return parse_trace(handle, self.owners)
+
+
+def _stored(url: str) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM readings").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _checkpoint(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
+
+
+def _wait_healthy(port: int, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError("the aggregator did not report healthy")
+
+
+def _postmaster_pid(postgres: LocalPostgres) -> int:
+    return int((postgres.data / "postmaster.pid").read_text().split()[0])
+
+
+def _print_table(title: str, usage: dict[str, Usage], readings: int, labels: list[str]) -> None:
+    print(f"  {title}: {readings} readings stored")
+    print(f"    {'process':<12} {'bytes/reading':>14} {'syncs/reading':>14} {'sync_file_range/reading':>24}")
+    total = Usage()
+    for label in [*labels, *sorted(set(usage) - set(labels))]:
+        entry = usage.get(label, Usage())
+        total.bytes += entry.bytes
+        total.syncs += entry.syncs
+        total.flush_hints += entry.flush_hints
+        total.by_file.update(entry.by_file)
+        print(
+            f"    {label:<12} {entry.bytes / readings:>14,.0f} {entry.syncs / readings:>14.3f}"
+            f" {entry.flush_hints / readings:>24.3f}"
+        )
+    print(
+        f"    {'TOTAL':<12} {total.bytes / readings:>14,.0f} {total.syncs / readings:>14.3f}"
+        f" {total.flush_hints / readings:>24.3f}"
+    )
+    for path, count in total.by_file.most_common(6):
+        print(f"      {count / readings:>10,.0f} B/reading  {path}")
+
+
+def run() -> None:
+    """Print bytes written and sync calls per stored reading, per process and in total."""
+    seconds = float(os.environ.get("CW_BENCH_SDCARD_SECONDS", "180"))
+    warmup = float(os.environ.get("CW_BENCH_SDCARD_WARMUP_SECONDS", "30"))
+    with tempfile.TemporaryDirectory(prefix="cw-sdcard-") as folder:
+        root = Path(folder)
+        postgres = LocalPostgres(root / "pg")  # durable, as on the Pi
+        broker = LocalMosquitto(root / "mq")
+        postgres.start()
+        broker.start()
+        health_port, api_port = free_port(), free_port()
+        env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "CW_DATABASE_URL": postgres.url,
+            "CW_MQTT_URL": broker.url,
+            "CW_HEALTH_PORT": str(health_port),
+            "CW_API_PORT": str(api_port),
+            "CW_API_HOST": "127.0.0.1",
+            "CW_PERIOD_SECONDS": str(PERIOD_SECONDS),
+        }
+        services: dict[str, subprocess.Popen[bytes]] = {}
+
+        def spawn(label: str, module: str, extra: dict[str, str] | None = None) -> None:
+            # Logs go nowhere: in the containers they go to Docker's log driver, not our processes.
+            services[label] = subprocess.Popen(
+                [sys.executable, "-m", module],
+                env={**env, **(extra or {})},
+                cwd=REPO,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+
+        try:
+            spawn("aggregator", "citizenwatt_aggregator")
+            spawn("api", "citizenwatt_api")
+            wait_for_port(api_port, timeout=60)
+            _wait_healthy(health_port)
+            for i in range(SENSORS):
+                if i:
+                    # Spread over the period as independent sensors would be, not all at one instant
+                    # (which would let every commit carry one reading of each).
+                    time.sleep(PERIOD_SECONDS / SENSORS)
+                spawn(
+                    f"collector-{i}",
+                    "citizenwatt_simulator",
+                    {"CW_SENSOR_ID": f"sd{i}", "CW_SEED": str(i + 1), "CW_OUTBOX_PATH": str(root / f"outbox-{i}")},
+                )
+            time.sleep(warmup)  # steady state: every service connected, every sensor registered
+            _checkpoint(postgres.url)
+            roots: dict[str, list[int]] = {
+                "postgres": _children_of(_postmaster_pid(postgres)),
+                "mosquitto": [broker.process.pid] if broker.process else [],
+            }
+            for label, child in services.items():
+                roots.setdefault("collectors" if label.startswith("collector") else label, []).append(child.pid)
+            before = _stored(postgres.url)
+            tracer = Tracer(roots, root / "steady.trace")
+            started = time.monotonic()
+            time.sleep(seconds)  # the measurement window itself
+            steady = tracer.stop()
+            elapsed = time.monotonic() - started
+            readings = _stored(postgres.url) - before
+            tracer = Tracer({"postgres": _children_of(_postmaster_pid(postgres))}, root / "checkpoint.trace")
+            _checkpoint(postgres.url)
+            checkpoint = tracer.stop()
+        finally:
+            for child in services.values():
+                child.terminate()
+            for child in services.values():
+                try:
+                    child.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+            broker.stop()
+            postgres.stop()
+    labels = ["postgres", "mosquitto", "aggregator", "collectors", "api"]
+    print(
+        f"sdcard: {SENSORS} sensors at one reading per {PERIOD_SECONDS:g} s, {elapsed:.0f} s measured after"
+        f" {warmup:.0f} s of warm-up, strace on every process (regular files only)"
+    )
+    if readings <= 0:
+        print("  no reading stored during the window: nothing to divide by")
+        return
+    _print_table("steady state (window starts after a checkpoint)", steady, readings, labels)
+    _print_table("one checkpoint at the end of the window", checkpoint, readings, ["postgres"])
+    both = dict(steady)
+    pg = both.get("postgres", Usage())
+    extra = checkpoint.get("postgres", Usage())
+    both["postgres"] = Usage(
+        pg.bytes + extra.bytes,
+        pg.writes + extra.writes,
+        pg.syncs + extra.syncs,
+        pg.flush_hints + extra.flush_hints,
+        pg.by_file + extra.by_file,
+    )
+    _print_table("steady state + that checkpoint (upper bound)", both, readings, labels)
+
+
+if __name__ == "__main__":
+    run()
