@@ -6,14 +6,15 @@
 #         sketch is built for an Uno), chromium (the UI tests drive it through Playwright; Playwright's
 #         own browser download is never used), docker.io, docker-compose and debootstrap (the compose
 #         stack is built and run in a Docker daemon of the tests' own), and PostgreSQL's server headers,
-#         cmake and OpenSSL's headers (TimescaleDB is built from ../shared/vendor for the tests)
+#         cmake and OpenSSL's headers (TimescaleDB is built from ../shared/vendor for the tests), strace
+#         (the power-cut test and `make bench` count the system calls of real processes)
 # Waits for a package lock held by someone else (tools/apt-install.sh) instead of failing.
 set -euo pipefail
 profile="${1:-run}"
 packages=(mosquitto mosquitto-clients postgresql)
 if [ "$profile" = test ]; then
   packages+=(gcc-avr avr-libc arduino-core-avr arduino-mk chromium docker.io docker-compose debootstrap
-             postgresql-server-dev-15 cmake gcc make libssl-dev)
+             postgresql-server-dev-15 cmake gcc make libssl-dev strace)
 fi
 missing=()
 for p in "${packages[@]}"; do
