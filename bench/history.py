@@ -77,8 +77,8 @@ def grow(conn: Conn, sensor_ids: list[int], start: float, end: float) -> None:
 
 
 def _add_rollups(conn: Conn, start: float, end: float) -> None:
-    # Each segment belongs to the reading that ends it, so segments ending in [start, end) are
-    # exactly the ones this growth step adds, including the one bridging the previous step.
+    # The history grows before or after what is stored, never into it: the segments this step adds
+    # are those ending in [start, end), and the one starting in it that reaches stored readings.
     conn.execute(
         """
         INSERT INTO energy_rollups AS r (sensor_id, bucket, day_wh, night_wh, day_seconds, night_seconds)
@@ -92,19 +92,41 @@ def _add_rollups(conn: Conn, start: float, end: float) -> None:
             FROM (
                 SELECT sensor_id, night_rate AS n, extract(epoch FROM ts)::float8 AS t1, power AS p1,
                        lag(extract(epoch FROM ts)::float8) OVER w AS t0, lag(power) OVER w AS p0
-                FROM readings WHERE ts >= to_timestamp(%(lo)s) AND ts < to_timestamp(%(hi)s)
+                FROM readings WHERE ts >= to_timestamp(%(lo)s) AND ts <= to_timestamp(%(hi)s)
                 WINDOW w AS (PARTITION BY sensor_id ORDER BY ts)
             ) AS pairs
             CROSS JOIN LATERAL (SELECT floor(t0 / %(w)s) * %(w)s + %(w)s AS edge) AS x
             CROSS JOIN LATERAL (VALUES (edge - %(w)s, t0, least(t1, edge)), (edge, edge, t1)) AS part(b, a, e)
-            WHERE t1 >= %(start)s AND t1 - t0 > 0 AND t1 - t0 <= %(gap)s AND e > a
+            WHERE t1 - t0 > 0 AND t1 - t0 <= %(gap)s AND e > a
+              AND ((t1 >= %(start)s AND t1 < %(end)s) OR (t0 >= %(start)s AND t0 < %(end)s AND t1 >= %(end)s))
         ) AS parts
         GROUP BY sensor_id, b
         ON CONFLICT (sensor_id, bucket) DO UPDATE SET
             day_wh = r.day_wh + excluded.day_wh, night_wh = r.night_wh + excluded.night_wh,
             day_seconds = r.day_seconds + excluded.day_seconds, night_seconds = r.night_seconds + excluded.night_seconds
         """,
-        {"lo": start - MAX_GAP - 1, "hi": end, "start": start, "gap": MAX_GAP, "w": ROLLUP_SECONDS},
+        {
+            "lo": start - MAX_GAP - 1,
+            "hi": end + MAX_GAP + 1,
+            "start": start,
+            "end": end,
+            "gap": MAX_GAP,
+            "w": ROLLUP_SECONDS,
+        },
+    )
+    # Whole hours rebuilt from their quarter hours (idempotent, so the bridging hour is right too).
+    conn.execute(
+        """
+        INSERT INTO energy_rollups_hourly AS r (sensor_id, bucket, day_wh, night_wh, day_seconds, night_seconds)
+        SELECT sensor_id, date_trunc('hour', bucket, 'UTC'), sum(day_wh), sum(night_wh), sum(day_seconds),
+               sum(night_seconds)
+        FROM energy_rollups WHERE bucket >= date_trunc('hour', to_timestamp(%(lo)s), 'UTC')
+          AND bucket < to_timestamp(%(hi)s) GROUP BY 1, 2
+        ON CONFLICT (sensor_id, bucket) DO UPDATE SET
+            day_wh = excluded.day_wh, night_wh = excluded.night_wh,
+            day_seconds = excluded.day_seconds, night_seconds = excluded.night_seconds
+        """,
+        {"lo": start - MAX_GAP - 1, "hi": end + MAX_GAP + 3600},
     )
     conn.execute(
         "UPDATE sensors s SET energy_total_wh = t.wh, meter_wh = t.wh, last_seen = t.last FROM"

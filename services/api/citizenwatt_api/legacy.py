@@ -12,7 +12,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import psycopg
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import TypeAdapter
 
 from citizenwatt_common.energy import Energy
 from citizenwatt_common.night import format_hhmm
@@ -72,13 +73,18 @@ def as_unit(text: str) -> str:
     return text
 
 
-def measure_envelope(request: Request, conn: Conn, data: Any) -> dict[str, Any]:
+# A by_time call may answer 10 000 buckets: serialised once, by pydantic-core, that takes 4 ms;
+# returned as a dict, FastAPI's validation and encoding took 25 ms more.
+_ANY_JSON: TypeAdapter[Any] = TypeAdapter(Any)
+
+
+def measure_envelope(request: Request, conn: Conn, data: Any) -> Response:
     household = load_household(conn)
     zone = request.app.state.settings.zone
     rate = None
     if household.night_window is not None:
         rate = "night" if household.night_window.is_night(time.time(), zone) else "day"
-    return {"data": data, "rate": rate}
+    return Response(_ANY_JSON.dump_json({"data": data, "rate": rate}), media_type="application/json")
 
 
 def energy_json(energy: Energy | None) -> dict[str, float] | None:
@@ -159,7 +165,7 @@ def get_by_id(
     id1: str,
     user: User = Depends(current_user),
     conn: Conn = Depends(get_conn),
-) -> dict[str, Any]:
+) -> Response:
     sensor_id, measure_id = as_int(sensor), as_int(id1)
     if as_unit(unit) != "watts":
         raise invalid()
@@ -185,7 +191,7 @@ def get_by_id_range(
     id2: str,
     user: User = Depends(current_user),
     conn: Conn = Depends(get_conn),
-) -> dict[str, Any]:
+) -> Response:
     unit = as_unit(unit)
     sensor_id, first, end = _id_range(request, sensor, id1, id2, strict=False)
     found = queries.measures_by_ids(conn, sensor_id, first, end)
@@ -211,7 +217,7 @@ def get_by_id_groups(
     step: str,
     user: User = Depends(current_user),
     conn: Conn = Depends(get_conn),
-) -> dict[str, Any]:
+) -> Response:
     unit = as_unit(unit)
     sensor_id, first, end = _id_range(request, sensor, id1, id2, strict=True)
     size = as_int(step)
@@ -235,7 +241,7 @@ def get_by_time(
     t1: str,
     user: User = Depends(current_user),
     conn: Conn = Depends(get_conn),
-) -> dict[str, Any]:
+) -> Response:
     sensor_id, at = as_int(sensor), as_float(t1)
     if as_unit(unit) != "watts" or at < 0:
         raise invalid()
@@ -252,7 +258,7 @@ def get_by_time_range(
     t2: str,
     user: User = Depends(current_user),
     conn: Conn = Depends(get_conn),
-) -> dict[str, Any]:
+) -> Response:
     unit = as_unit(unit)
     sensor_id, start, end = as_int(sensor), as_float(t1), as_float(t2)
     if start < 0 or end < start:
@@ -276,7 +282,7 @@ def get_by_time_buckets(
     step: str,
     user: User = Depends(current_user),
     conn: Conn = Depends(get_conn),
-) -> dict[str, Any]:
+) -> Response:
     unit = as_unit(unit)
     sensor_id, start, end, width = as_int(sensor), as_float(t1), as_float(t2), as_float(step)
     if start < 0 or end < 0 or width <= 0 or end < start:
@@ -321,7 +327,7 @@ def delete_by_id(
     id1: str,
     user: User = Depends(user_allowed_to_change),
     conn: Conn = Depends(get_conn),
-) -> dict[str, Any]:
+) -> Response:
     sensor_id = as_int(sensor)
     found = queries.measure_by_id(conn, sensor_id, as_int(id1))
     return measure_envelope(request, conn, _delete(conn, sensor_id, [found] if found else []))
@@ -335,7 +341,7 @@ def delete_by_id_range(
     id2: str,
     user: User = Depends(user_allowed_to_change),
     conn: Conn = Depends(get_conn),
-) -> dict[str, Any]:
+) -> Response:
     sensor_id, first, end = _id_range(request, sensor, id1, id2, strict=False)
     found = queries.measures_by_ids(conn, sensor_id, first, end)
     return measure_envelope(request, conn, _delete(conn, sensor_id, found))
@@ -348,7 +354,7 @@ def delete_by_time(
     t1: str,
     user: User = Depends(user_allowed_to_change),
     conn: Conn = Depends(get_conn),
-) -> dict[str, Any]:
+) -> Response:
     sensor_id, at = as_int(sensor), as_float(t1)
     if at < 0:
         raise invalid()
@@ -364,7 +370,7 @@ def delete_by_time_range(
     t2: str,
     user: User = Depends(user_allowed_to_change),
     conn: Conn = Depends(get_conn),
-) -> dict[str, Any]:
+) -> Response:
     sensor_id, start, end = as_int(sensor), as_float(t1), as_float(t2)
     if start < 0 or end < start:
         raise invalid()
@@ -381,7 +387,7 @@ def insert(
     night_rate: str,
     user: User = Depends(user_allowed_to_change),
     conn: Conn = Depends(get_conn),
-) -> dict[str, Any]:
+) -> Response:
     sensor_id, power, at, night = as_int(sensor), as_float(value), as_int(timestamp), as_int(night_rate)
     if at < 0 or abs(power) > 1_000_000:
         raise invalid()

@@ -139,6 +139,10 @@ def energy_in_intervals(
             _add_rollup_cells(conn, table, sensor_id, edges, runs[source], cells)
     if runs["raw"]:
         _add_raw_cells(conn, sensor_id, edges, runs["raw"], cells, max_gap)
+    if len(cells) == len(intervals) and all(
+        lo == edges[i] and hi == edges[i + 1] for i, (lo, hi) in enumerate(intervals)
+    ):
+        return cells  # fine steps: every interval is one cell
     results = []
     for lo, hi in intervals:
         total = Energy()
@@ -154,6 +158,8 @@ def _cell_edges(intervals: Sequence[tuple[float, float]]) -> list[float]:
         if hi <= lo:
             continue
         points.update((lo, hi))
+        if hi - lo < ROLLUP_SECONDS:
+            continue  # too short to hold a whole quarter hour (the usual case for fine steps)
         for width in (ROLLUP_SECONDS, HOUR_SECONDS):
             first, last = math.ceil(lo / width) * width, math.floor(hi / width) * width
             if first < last:
@@ -197,39 +203,39 @@ def _add_rollup_cells(
 
 # Raw readings to energy per cell, in one pass. Each segment (two consecutive readings of one
 # window, at most max_gap apart) is charged to the cell holding its end; when it crosses one cell
-# edge, its part before the edge is returned beside ("carry") and charged to the previous cell.
-# Parts use the same formulas as citizenwatt_common.energy.Segment.part_in. Segments crossing
-# more than one edge (a step shorter than the readings' period) are returned whole for Python
-# to cut. Planner estimates for the LATERAL are poor, so grouping by sorting 10^5 rows looked
-# cheap to it; hashing is chosen explicitly (enable_sort off, for this transaction only).
-_RAW_CELLS = """
+# edge e, its part before e is summed apart ("carry") and charged to the previous cell. Parts use
+# the same formulas as citizenwatt_common.energy.Segment.part_in. Segments crossing more than one
+# edge (a step shorter than the readings' period, or a gap) only show in max(k1 - k0), and are then
+# fetched by _CROSSING_SEGMENTS for Python to cut. Plain sums, no FILTER: per-row work is what
+# a 10 000-bucket answer costs. Planner estimates for the LATERAL are poor, so grouping by sorting
+# 10^5 rows looked cheap to it; hashing is chosen explicitly (enable_sort off, for this
+# transaction only).
+_SEGMENTS = """
+SELECT t0, t1, p0, p1, n, k0, k1, (%(edges)s::float8[])[k1] AS e
+FROM unnest(%(lo)s::float8[], %(hi)s::float8[]) AS w(lo, hi)
+CROSS JOIN LATERAL (
+    SELECT lag(t) OVER o AS t0, t AS t1, lag(p) OVER o AS p0, p AS p1, n
+    FROM (SELECT ts, date_part('epoch', ts) AS t, power AS p, night_rate AS n FROM readings
+          WHERE sensor_id = %(s)s AND ts >= to_timestamp(w.lo) AND ts <= to_timestamp(w.hi)
+            AND ts >= to_timestamp(%(first)s) AND ts <= to_timestamp(%(last)s)) AS r
+    WINDOW o AS (ORDER BY ts)
+) AS seg
+CROSS JOIN LATERAL (SELECT width_bucket(seg.t0, %(edges)s::float8[]) AS k0,
+                           width_bucket(seg.t1, %(edges)s::float8[]) AS k1) AS cell
+WHERE t1 - t0 > 0 AND t1 - t0 <= %(gap)s
+"""
+_RAW_CELLS = f"""
 SELECT k1, n,
-       sum(whole) FILTER (WHERE k0 >= k1 - 1), sum(t1 - e) FILTER (WHERE k0 >= k1 - 1),
-       sum(carry) FILTER (WHERE k0 = k1 - 1), sum(e - t0) FILTER (WHERE k0 = k1 - 1),
-       array_agg(array[t0, t1, p0, p1]) FILTER (WHERE k0 < k1 - 1)
-FROM (
-    SELECT t0, t1, p0, p1, n, k0, k1, e,
-           CASE WHEN e = t0 THEN (p0 + p1) / 2 * (t1 - t0)
-                ELSE (p0 + (p1 - p0) * (e - t0) / (t1 - t0) + p1) / 2 * (t1 - e) END AS whole,
-           CASE WHEN e = t0 THEN 0
-                ELSE (p0 + p0 + (p1 - p0) * (e - t0) / (t1 - t0)) / 2 * (e - t0) END AS carry
-    FROM (
-        SELECT seg.*, k0, k1, CASE WHEN k0 = k1 THEN t0 ELSE greatest(t0, (%(edges)s::float8[])[k1]) END AS e
-        FROM unnest(%(lo)s::float8[], %(hi)s::float8[]) AS w(lo, hi)
-        CROSS JOIN LATERAL (
-            SELECT lag(t) OVER o AS t0, t AS t1, lag(p) OVER o AS p0, p AS p1, n
-            FROM (SELECT ts, date_part('epoch', ts) AS t, power AS p, night_rate AS n FROM readings
-                  WHERE sensor_id = %(s)s AND ts >= to_timestamp(w.lo) AND ts <= to_timestamp(w.hi)
-                    AND ts >= to_timestamp(%(first)s) AND ts <= to_timestamp(%(last)s)) AS r
-            WINDOW o AS (ORDER BY ts)
-        ) AS seg
-        CROSS JOIN LATERAL (SELECT width_bucket(seg.t0, %(edges)s::float8[]) AS k0,
-                                   width_bucket(seg.t1, %(edges)s::float8[]) AS k1) AS cell
-        WHERE t1 - t0 > 0 AND t1 - t0 <= %(gap)s
-    ) AS cut
-) AS parts
+       sum(CASE WHEN k0 = k1 THEN (p0 + p1) / 2 * (t1 - t0)
+                WHEN k0 = k1 - 1 THEN (p0 + (p1 - p0) * (e - t0) / (t1 - t0) + p1) / 2 * (t1 - e) END),
+       sum(CASE WHEN k0 = k1 THEN t1 - t0 WHEN k0 = k1 - 1 THEN t1 - e END),
+       sum(CASE WHEN k0 = k1 - 1 THEN (p0 + p0 + (p1 - p0) * (e - t0) / (t1 - t0)) / 2 * (e - t0) END),
+       sum(CASE WHEN k0 = k1 - 1 THEN e - t0 END),
+       max(k1 - k0)
+FROM ({_SEGMENTS}) AS cut
 GROUP BY k1, n
 """
+_CROSSING_SEGMENTS = f"SELECT t0, t1, p0, p1, n FROM ({_SEGMENTS}) AS cut WHERE k0 < k1 - 1"
 
 
 def _add_raw_cells(
@@ -255,40 +261,31 @@ def _add_raw_cells(
     is_raw = [False] * len(cells)
     for first, end in runs:
         is_raw[first:end] = [True] * (end - first)
+    params = {
+        "lo": [w[0] for w in windows],
+        "hi": [w[1] for w in windows],
+        "edges": edges,
+        "s": sensor_id,
+        "first": windows[0][0],
+        "last": windows[-1][1],
+        "gap": max_gap,
+    }
     with conn.transaction():
         conn.execute("SELECT set_config('enable_sort', 'off', true)")
-        rows = conn.execute(
-            _RAW_CELLS,
-            {
-                "lo": [w[0] for w in windows],
-                "hi": [w[1] for w in windows],
-                "edges": edges,
-                "s": sensor_id,
-                "first": windows[0][0],
-                "last": windows[-1][1],
-                "gap": max_gap,
-            },
-        ).fetchall()
-
-    def charge(index: int, night: bool, joules: float | None, seconds: float | None) -> None:
+        rows = conn.execute(_RAW_CELLS, params).fetchall()
+        crossing = conn.execute(_CROSSING_SEGMENTS, params).fetchall() if any(row[6] > 1 for row in rows) else []
+    last = len(cells)
+    for k1, night, joules, seconds, carried_joules, carried_seconds, _ in rows:
         # width_bucket's 1-based k is cell k - 1; 0 and len(edges) lie outside every cell.
-        if 0 <= index < len(cells) and is_raw[index] and seconds:
-            cells[index] += (
-                Energy(0.0, (joules or 0.0) / 3600, 0.0, seconds)
-                if night
-                else Energy((joules or 0.0) / 3600, 0.0, seconds, 0.0)
-            )
-
-    for k1, night, whole, whole_seconds, carry, carry_seconds, crossing in rows:
-        charge(int(k1) - 1, bool(night), whole, whole_seconds)
-        charge(int(k1) - 2, bool(night), carry, carry_seconds)
-        for t0, t1, p0, p1 in crossing or ():
-            segment = Segment(t0, t1, p0, p1, bool(night))
-            for index in range(
-                max(bisect.bisect_right(edges, t0) - 1, 0), min(bisect.bisect_left(edges, t1), len(cells))
-            ):
-                if is_raw[index]:
-                    cells[index].add_segment_part(segment, edges[index], edges[index + 1])
+        for index, wh, covered in ((int(k1) - 1, joules, seconds), (int(k1) - 2, carried_joules, carried_seconds)):
+            if covered and 0 <= index < last and is_raw[index]:
+                part = Energy(0.0, wh / 3600, 0.0, covered) if night else Energy(wh / 3600, 0.0, covered, 0.0)
+                cells[index] += part
+    for t0, t1, p0, p1, night in crossing:
+        segment = Segment(t0, t1, p0, p1, bool(night))
+        for index in range(max(bisect.bisect_right(edges, t0) - 1, 0), min(bisect.bisect_left(edges, t1), last)):
+            if is_raw[index]:
+                cells[index].add_segment_part(segment, edges[index], edges[index + 1])
 
 
 @dataclass(frozen=True)
