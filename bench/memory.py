@@ -266,6 +266,18 @@ class Browser:
             threading.Thread(target=self._poll_sensors, daemon=True),
         ]
 
+    def visit(self, seconds: float = 10.0) -> None:
+        """What opening the page does: the sensors, today's energy, then the live stream for a while."""
+        today = time.strftime("%Y-%m-%d")
+        for path in ("/api/v2/sensors", "/api/v2/settings", f"/api/v2/energy?start={today}&bucket=hour&count=24"):
+            with self._opener.open(f"{self.base}{path}", timeout=30) as response:
+                response.read()
+        deadline = time.monotonic() + seconds
+        with contextlib.suppress(OSError), self._opener.open(f"{self.base}/api/v2/live", timeout=3) as stream:
+            for _ in stream:
+                if time.monotonic() > deadline:
+                    break
+
     def start(self) -> None:
         for thread in self._threads:
             thread.start()
@@ -367,8 +379,12 @@ def run() -> None:
         _wait(lambda: stack.stored() > 0, 60, "no reading of the simulator was stored")
         time.sleep(settle)
         stack.check_alive()
+        idle = f"memory, stack idle with the simulator ({settle:.0f} s after its first stored reading)"
+        print_usage(idle, stack.sample())
+        Browser(f"http://127.0.0.1:{stack.api_port}").visit()
+        time.sleep(10)
         print_usage(
-            f"memory, stack idle with the simulator ({settle:.0f} s after its first stored reading)", stack.sample()
+            "memory, idle again after one visit of the page (login, sensors, energy, 10 s live)", stack.sample()
         )
         if os.environ.get("CW_BENCH_MEMORY_COLLECTORS", "1") != "0":
             measure_collectors(stack)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import yaml
 
+from tools.localstack import PI_MEMORY_SETTINGS
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -107,3 +109,20 @@ def test_each_hardware_collector_gets_exactly_its_devices() -> None:
         "collector-acs712": ["${CW_DIALOUT_GID:-20}"],
         "collector-awox": ["${CW_BLUETOOTH_GID:-112}"],
     }
+
+
+def test_the_database_gets_the_same_memory_settings_with_and_without_docker() -> None:
+    """make run's PostgreSQL and the Pi's TimescaleDB are sized alike for a 1 GB Pi, and the image's
+    own tuning from the host's RAM is off (its -c flags would win anyway, but a tuned first start
+    leaves a misleading postgresql.conf)."""
+    service = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]["timescaledb"]
+    command = service["command"]
+    assert command[0] == "postgres"
+    flags = dict(
+        flag.split("=", 1) for option, flag in zip(command[1::2], command[2::2], strict=True) if option == "-c"
+    )
+    assert {name: flags.get(name) for name, _ in PI_MEMORY_SETTINGS} == dict(PI_MEMORY_SETTINGS)
+    assert service["environment"]["NO_TS_TUNE"]
+    # The CI stand-in for the image must hand the command's flags to the server as the image does.
+    entrypoint = (REPO / "tests" / "compose" / "entrypoint.sh").read_text()
+    assert re.search(r'^exec .*postgres -D "\$PGDATA" "\$@"$', entrypoint, flags=re.M)

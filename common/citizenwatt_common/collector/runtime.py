@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import Field
 
+from ..backoff import Backoff
 from ..contract import SENSOR_ID_PATTERN, Reading
 from ..logs import setup_logging
 from ..settings import MqttSettings
@@ -36,20 +37,6 @@ class CollectorSettings(MqttSettings):
 
 class DeviceUnavailable(Exception):
     """The device cannot be reached. The message names the device and what the user should check."""
-
-
-class Backoff:
-    """1 s, 2 s, 4 s ... up to ``maximum``; reset after a success."""
-
-    def __init__(self, initial: float = 1.0, maximum: float = 60.0) -> None:
-        self.initial, self.maximum, self._next = initial, maximum, initial
-
-    def next_delay(self) -> float:
-        delay, self._next = self._next, min(self._next * 2, self.maximum)
-        return delay
-
-    def reset(self) -> None:
-        self._next = self.initial
 
 
 class CollectorRuntime:

@@ -24,7 +24,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from citizenwatt_common.collector.runtime import Backoff
+from citizenwatt_common.backoff import Backoff
 from citizenwatt_common.contract import STATUS_OFFLINE, STATUS_ONLINE, Topics
 from citizenwatt_common.mqtt import make_client
 from citizenwatt_common.schema import StorageMode, connect_migrated
