@@ -207,10 +207,10 @@ def run() -> None:
                     server.stop("immediate")
     labels = list(columns)
     print(f"queries: p50 of {runs} requests over HTTP, ms (one sensor every {history.PERIOD:g} s; x4: four sensors)")
-    print(f"  {'view':<34}" + "".join(f"{label:>16}" for label in labels))
+    print(f"  {'view':<34}" + "".join(f"{label:>20}" for label in labels))
     for index, (view, _, _) in enumerate(_views()):
-        print(f"  {view:<34}" + "".join(f"{columns[label][index]:16.1f}" for label in labels))
-    print(f"  {'database size, MB':<34}" + "".join(f"{sizes[label][1] / 1e6:16.0f}" for label in labels))
+        print(f"  {view:<34}" + "".join(f"{columns[label][index]:20.1f}" for label in labels))
+    print(f"  {'database size, MB':<34}" + "".join(f"{sizes[label][1] / 1e6:20.0f}" for label in labels))
 
 
 if __name__ == "__main__":
