@@ -1,0 +1,281 @@
+"""CSV export (``/api/v2/export/...``): raw readings and energy/cost per calendar bucket, streamed.
+
+A year of one sensor's 8-second readings is about 4 million rows (some 300 MB of CSV), so nothing
+here holds a whole export in memory, and nothing holds a pooled connection for the length of a
+download: a phone on Wi-Fi may take minutes to read it, and the api has only ``CW_POOL_SIZE``
+(4) connections for everyone.
+
+- Readings are read in pages of ``READINGS_PAGE`` rows by keyset (``ts > last ts of the page
+  before``, on the (sensor, ts) primary key), each page on a connection borrowed from the pool
+  and given back before the page is written out. A server-side cursor would bound memory just
+  as well, but it keeps its connection and an open transaction (a snapshot that also holds back
+  vacuum) for as long as the client takes to read; pages cost one index descent each and give
+  the connection back between them. Several sensors ("all") are merged in time order from one
+  page stream per sensor, so memory stays at one page per sensor.
+- Energy buckets are computed ``ENERGY_PAGE`` buckets at a time by ``queries.energy_in_intervals``
+  (exact, the same arithmetic as ``/api/v2/energy``), also on a borrowed connection per page.
+
+Every parameter is checked before the first byte is sent, so a bad one is a ``400`` with its
+reason; once streaming has started the status is already ``200`` and a failure can only cut the
+download short (a CSV without its final newline-terminated row).
+
+Timestamps are written twice: ISO 8601 in the household's zone (or ``tz``) with its UTC offset,
+so a DST day's repeated hour stays unambiguous, and Unix seconds.
+"""
+
+from __future__ import annotations
+
+import csv
+import heapq
+import io
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import psycopg
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+from psycopg_pool import ConnectionPool
+
+from citizenwatt_common.store import load_household
+
+from . import queries
+from .auth import ApiError, User, current_user
+from .db import get_conn
+from .v2 import Bucket, _zone, calendar_buckets
+
+router = APIRouter(prefix="/api/v2/export", tags=["export"])
+Conn = psycopg.Connection[Any]
+Pool = ConnectionPool[Conn]
+
+READINGS_PAGE = 5000
+ENERGY_PAGE = 500
+# An hour bucket per row: two years of hours, or 54 years of days, in one export.
+MAX_EXPORT_BUCKETS = 20_000
+READINGS_COLUMNS = ("time", "unix_time", "sensor", "power_w", "voltage_v", "current_a", "rate")
+ENERGY_COLUMNS = (
+    "start",
+    "end",
+    "start_unix_time",
+    "kwh",
+    "day_kwh",
+    "night_kwh",
+    "euros",
+    "day_euros",
+    "night_euros",
+    "mean_watts",
+)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {}}, "description": "CSV, one header row, streamed"},
+    400: {"description": "a parameter is malformed or out of range (the reason in `error`)"},
+    404: {"description": "no sensor with that id"},
+}
+
+
+# -- authentication without pinning a connection -----------------------------------------------
+# ``current_user`` borrows its connection through ``get_conn``, whose default (request) scope
+# keeps it until the response is finished, i.e. for the whole download. The same dependencies
+# in "function" scope give the connection back as soon as the route function returns, before
+# the first byte is streamed.
+def _function_conn(request: Request) -> Iterator[Conn]:
+    yield from get_conn(request)
+
+
+async def _export_user(request: Request, conn: Conn = Depends(_function_conn, scope="function")) -> User:
+    return await current_user(request, conn)
+
+
+def _unix(moment: datetime) -> str:
+    """Exact Unix seconds of a timestamp (microseconds, as PostgreSQL keeps them), no float noise."""
+    micros = (moment - _EPOCH) // timedelta(microseconds=1)
+    seconds, fraction = divmod(micros, 1_000_000)
+    return str(seconds) if fraction == 0 else f"{seconds}.{fraction:06d}".rstrip("0")
+
+
+def _number(value: float | None, digits: int | None = None) -> str:
+    if value is None:
+        return ""
+    return repr(float(value)) if digits is None else f"{value:.{digits}f}"
+
+
+def _csv_lines(rows: Iterable[Sequence[str]], flush_every: int) -> Iterator[str]:
+    """CSV text in chunks of ``flush_every`` rows (one write per chunk, not per row)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    pending = 0
+    for row in rows:
+        writer.writerow(row)
+        pending += 1
+        if pending >= flush_every:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+            pending = 0
+    if pending:
+        yield buffer.getvalue()
+
+
+def _sensors(conn: Conn, sensor: str) -> list[tuple[int, str]]:
+    """(id, key) of the sensors asked for: one id, or 'all'."""
+    if sensor == "all":
+        return [(int(r[0]), str(r[1])) for r in conn.execute("SELECT id, key FROM sensors ORDER BY id").fetchall()]
+    try:
+        sensor_id = int(sensor)
+    except ValueError:
+        raise ApiError(400, "sensor must be an integer id or 'all'") from None
+    if not -(2**31) <= sensor_id < 2**31:
+        raise ApiError(404, f"no sensor with id {sensor_id}")
+    row = conn.execute("SELECT id, key FROM sensors WHERE id = %s", (sensor_id,)).fetchone()
+    if row is None:
+        raise ApiError(404, f"no sensor with id {sensor_id}")
+    return [(int(row[0]), str(row[1]))]
+
+
+def _local_midnight(day: date, zone: ZoneInfo) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=zone)
+
+
+def _attachment(filename: str) -> dict[str, str]:
+    # Filenames are built from ids, dates and keywords only: nothing to escape.
+    return {"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"}
+
+
+# -- readings -----------------------------------------------------------------------------------
+def _reading_pages(pool: Pool, sensor_id: int, lo: datetime, hi: datetime) -> Iterator[tuple[Any, ...]]:
+    """One sensor's readings in [lo, hi), in time order, a page at a time."""
+    after: datetime | None = None
+    while True:
+        with pool.connection() as conn:
+            if after is None:
+                condition, bound = "ts >= %s", lo
+            else:
+                condition, bound = "ts > %s", after
+            page = conn.execute(
+                "SELECT ts, power, voltage, current, night_rate FROM readings"
+                f" WHERE sensor_id = %s AND {condition} AND ts < %s ORDER BY ts LIMIT %s",
+                (sensor_id, bound, hi, READINGS_PAGE),
+            ).fetchall()
+        yield from page
+        if len(page) < READINGS_PAGE:
+            return
+        after = page[-1][0]
+
+
+def _reading_rows(
+    pool: Pool, sensors: list[tuple[int, str]], lo: datetime, hi: datetime, zone: ZoneInfo
+) -> Iterator[list[str]]:
+    def keyed(sensor_id: int, key: str) -> Iterator[tuple[datetime, str, tuple[Any, ...]]]:
+        for row in _reading_pages(pool, sensor_id, lo, hi):
+            yield row[0], key, row
+
+    streams = [keyed(sensor_id, key) for sensor_id, key in sensors]
+    # heapq.merge is lazy and stable: equal timestamps come out in sensor id order.
+    for ts, key, (_, power, voltage, current, night) in heapq.merge(*streams, key=lambda item: item[0]):
+        yield [
+            ts.astimezone(zone).isoformat(),
+            _unix(ts),
+            key,
+            _number(power),
+            _number(voltage),
+            _number(current),
+            "night" if night else "day",
+        ]
+
+
+@router.get("/readings.csv", response_class=StreamingResponse, responses=_CSV_RESPONSE)
+def export_readings(
+    request: Request,
+    sensor: str = Query("all", description="a sensor id, or 'all' for every sensor (merged in time order)"),
+    start: date = Query(..., description="first local date exported (ISO, e.g. 2026-11-01)"),
+    end: date | None = Query(None, description="last local date exported, included (default: start)"),
+    tz: str | None = Query(None, description="IANA time zone of the dates and timestamps (default: the household's)"),
+    user: User = Depends(_export_user),
+    conn: Conn = Depends(_function_conn, scope="function"),
+) -> StreamingResponse:
+    """Raw readings as CSV: local ISO time with its offset, Unix time, sensor key, power (W),
+    voltage (V), current (A), tariff (day/night); oldest first. Streamed, any length."""
+    zone = _zone(tz, request.app.state.settings.zone)
+    last = start if end is None else end
+    if last < start:
+        raise ApiError(400, "end must be on or after start")
+    try:
+        lo, hi = _local_midnight(start, zone), _local_midnight(last + timedelta(days=1), zone)
+    except (OverflowError, ValueError):
+        raise ApiError(400, "start and end must be dates before 9999-12-31") from None
+    sensors = _sensors(conn, sensor)
+    rows = _reading_rows(request.app.state.pool, sensors, lo, hi, zone)
+    body = _csv_lines(_with_header(READINGS_COLUMNS, rows), flush_every=1000)
+    name = f"citizenwatt-readings-{sensor}-{start.isoformat()}-{last.isoformat()}.csv"
+    return StreamingResponse(body, media_type="text/csv; charset=utf-8", headers=_attachment(name))
+
+
+def _with_header(header: Sequence[str], rows: Iterable[Sequence[str]]) -> Iterator[Sequence[str]]:
+    yield header
+    yield from rows
+
+
+# -- energy per bucket --------------------------------------------------------------------------
+def _energy_rows(
+    pool: Pool,
+    sensor_ids: list[int],
+    periods: list[tuple[datetime, datetime]],
+    max_gap: float,
+    provider: queries.Provider | None,
+) -> Iterator[list[str]]:
+    for first in range(0, len(periods), ENERGY_PAGE):
+        page = periods[first : first + ENERGY_PAGE]
+        intervals = [(a.timestamp(), b.timestamp()) for a, b in page]
+        if sensor_ids:
+            with pool.connection() as conn:
+                totals = queries.energy_in_intervals(conn, sensor_ids, intervals, max_gap)
+        else:
+            totals = []
+        for index, (a, b) in enumerate(page):
+            energy = totals[index] if totals else None
+            if energy is None or energy.is_empty:
+                yield [a.isoformat(), b.isoformat(), _unix(a), "", "", "", "", "", "", ""]
+                continue
+            day_cost, night_cost = provider.cost(energy) if provider else (None, None)
+            total_cost = None if day_cost is None or night_cost is None else day_cost + night_cost
+            yield [
+                a.isoformat(),
+                b.isoformat(),
+                _unix(a),
+                _number(energy.total_wh / 1000, 6),
+                _number(energy.day_wh / 1000, 6),
+                _number(energy.night_wh / 1000, 6),
+                _number(total_cost, 6),
+                _number(day_cost, 6),
+                _number(night_cost, 6),
+                _number(energy.mean_power()[0], 3),
+            ]
+
+
+@router.get("/energy.csv", response_class=StreamingResponse, responses=_CSV_RESPONSE)
+def export_energy(
+    request: Request,
+    sensor: str = Query("all", description="a sensor id, or 'all' for the household total"),
+    start: date = Query(..., description="local date of the first bucket (ISO, e.g. 2026-11-24)"),
+    bucket: Bucket = Query("day"),
+    count: int = Query(1, ge=1, le=MAX_EXPORT_BUCKETS, description="number of buckets"),
+    tz: str | None = Query(None, description="IANA time zone (default: the household's)"),
+    user: User = Depends(_export_user),
+    conn: Conn = Depends(_function_conn, scope="function"),
+) -> StreamingResponse:
+    """Energy and cost per local calendar bucket as CSV, exactly as ``/api/v2/energy`` computes
+    them (kWh in total, day and night; euros at the current provider's prices; mean watts); a
+    bucket without readings has empty cells. Streamed."""
+    zone = _zone(tz, request.app.state.settings.zone)
+    try:
+        periods = calendar_buckets(start, bucket, count, zone)
+    except (OverflowError, ValueError):
+        raise ApiError(400, "start and count reach outside the calendar") from None
+    sensor_ids = [sensor_id for sensor_id, _ in _sensors(conn, sensor)]
+    max_gap = load_household(conn).max_gap_seconds
+    provider = queries.current_provider(conn)
+    rows = _energy_rows(request.app.state.pool, sensor_ids, periods, max_gap, provider)
+    body = _csv_lines(_with_header(ENERGY_COLUMNS, rows), flush_every=ENERGY_PAGE)
+    name = f"citizenwatt-energy-{sensor}-{bucket}-{start.isoformat()}-{count}.csv"
+    return StreamingResponse(body, media_type="text/csv; charset=utf-8", headers=_attachment(name))
