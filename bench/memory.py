@@ -18,7 +18,8 @@ Two figures per process, from ``/proc/<pid>/smaps_rollup``:
 Settings (environment): CW_BENCH_MEMORY_SECONDS (load duration, default 180), CW_BENCH_MEMORY_RATE
 (readings/s, default 200), CW_BENCH_MEMORY_SAMPLE_SECONDS (default 5), CW_BENCH_MEMORY_SETTLE_SECONDS
 (idle wait after the first stored reading, default 30), CW_BENCH_MEMORY_COLLECTORS (0: skip the
-hardware collectors' idle figures).
+hardware collectors' idle figures), CW_BENCH_MEMORY_COLLECTOR_SECONDS (how long they run before
+being measured, default 15). ``python -m bench.memory`` runs it alone.
 """
 
 from __future__ import annotations
@@ -211,9 +212,13 @@ class Stack:
                 log = (self.root / f"{name}.log").read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"{name} exited with {child.returncode}:\n{log}")
 
-    def stored(self) -> int:
+    def stored(self, sensors_like: str = "%") -> int:
+        """Readings stored, of the sensors whose key matches ``sensors_like`` (SQL LIKE)."""
         with psycopg.connect(self.postgres.url, autocommit=True) as conn:
-            row = conn.execute("SELECT count(*) FROM readings").fetchone()
+            row = conn.execute(
+                "SELECT count(*) FROM readings r JOIN sensors s ON s.id = r.sensor_id WHERE s.key LIKE %s",
+                (sensors_like,),
+            ).fetchone()
         return int(row[0]) if row else 0
 
 
@@ -392,7 +397,7 @@ def run() -> None:
 
 
 def _load(stack: Stack, seconds: float, rate: float, sample_every: float) -> None:
-    before = stack.stored()
+    load = "load-%"  # the simulator goes on meanwhile: count the load's readings only
     browser = Browser(f"http://127.0.0.1:{stack.api_port}")
     browser.start()
     publisher = Publisher(stack.broker.port, LOAD_SENSORS)
@@ -411,9 +416,9 @@ def _load(stack: Stack, seconds: float, rate: float, sample_every: float) -> Non
                 next_sample += sample_every
             time.sleep(0.01)
         published = publisher.published
-        backlog_at_end = published - (stack.stored() - before)
+        backlog_at_end = published - stack.stored(load)
         drain_start = time.monotonic()
-        _wait(lambda: stack.stored() - before >= published, 300, "the published readings were not all stored")
+        _wait(lambda: stack.stored(load) >= published, 300, "the published readings were not all stored")
         drained = time.monotonic() - drain_start
     finally:
         publisher.close()
@@ -424,13 +429,17 @@ def _load(stack: Stack, seconds: float, rate: float, sample_every: float) -> Non
         f" ({browser.requests} times); {backlog_at_end} readings not yet stored when it ended, all stored"
         f" {drained:.1f} s later; RSS sampled every {sample_every:.0f} s"
     )
-    print(f"  {'process':<18} {'first':>6} {'last':>6} {'max':>6}  {'slope MB/h':>10} {'2nd half':>9}")
+    print(
+        f"  {'process':<18} {'RSS: first':>10} {'last':>6} {'max':>6}  {'slope MB/h':>10} {'2nd half':>9}"
+        f"   {'PSS: first':>10} {'last':>6}"
+    )
     for name, s in series.items():
         label = f"{name} ({counts[name]})" if counts[name] > 1 else name
         rss = [u.rss_kb for _, u in s.points]
+        pss = [u.pss_kb for _, u in s.points]
         print(
-            f"  {label:<18} {_mb(rss[0])} {_mb(rss[-1])} {_mb(max(rss))}  "
-            f"{s.slope_mb_per_hour():10.1f} {s.slope_mb_per_hour(0.5):9.1f}"
+            f"  {label:<18} {_mb(rss[0]):>10} {_mb(rss[-1])} {_mb(max(rss))}  "
+            f"{s.slope_mb_per_hour():10.1f} {s.slope_mb_per_hour(0.5):9.1f}   {_mb(pss[0]):>10} {_mb(pss[-1])}"
         )
     print(
         "  (MB of RSS; PostgreSQL summed over its processes. A slope over a few minutes includes warm-up:"

@@ -7,6 +7,8 @@ bounds those figures rely on.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 
@@ -78,3 +80,12 @@ def test_the_api_pool_gives_back_connections_a_burst_opened(database_url: str) -
         assert pool.max_idle == POOL_MAX_IDLE_SECONDS <= 60
     finally:
         pool.close()
+
+
+def test_a_collector_loads_no_module_it_does_not_use() -> None:
+    """sqlite3 (1.3 MB of RSS) only to read an older version's outbox, pydantic-settings (3 MB) never."""
+    code = (
+        "import sys, citizenwatt_simulator.__main__; print(sorted({'sqlite3', 'pydantic_settings'} & set(sys.modules)))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3
 import struct
 import time
 import zlib
@@ -95,6 +94,9 @@ def _legacy_paths(path: str | Path) -> list[Path]:
 
 
 def _legacy_records(path: Path) -> list[tuple[int, bytes]]:
+    # Imported here, once in a collector's life if ever: sqlite3 costs every collector 1.3 MB of RSS.
+    import sqlite3
+
     db = sqlite3.connect(str(path))
     try:
         return [(int(s), bytes(p)) for s, p in db.execute("SELECT seq, payload FROM outbox ORDER BY seq")]
