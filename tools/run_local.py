@@ -51,7 +51,13 @@ def main() -> int:
         wait_for_port(int(api_port), timeout=60)
         # The simulator comes last: the aggregator's subscription must exist before readings flow.
         wait_healthy(f"http://127.0.0.1:{env.get('CW_HEALTH_PORT', '8081')}/healthz")
-        sim_env = {"CW_SENSOR_ID": "simulator", "CW_OUTBOX_PATH": str(data / "outbox-simulator.sqlite"), **env}
+        # A newcomer's first run shows a month of simulated history at once (CW_BACKFILL_DAYS=0: none).
+        sim_env = {
+            "CW_SENSOR_ID": "simulator",
+            "CW_OUTBOX_PATH": str(data / "outbox-simulator.sqlite"),
+            "CW_BACKFILL_DAYS": "30",
+            **env,
+        }
         children.append(("simulator", spawn("citizenwatt_simulator", sim_env)))
         print(f"\nCitizenWatt is running: http://localhost:{api_port}  (Ctrl-C to stop)\n", flush=True)
         while not stopping:

@@ -45,6 +45,9 @@ class Sensor(BaseModel):
     power: float | None
     battery: float | None
     readings_today: int
+    # A simulator's readings (its live ones and the history it publishes on a first start) are
+    # made up: the page says so.
+    simulated: bool
 
 
 class EnergyBucket(BaseModel):
@@ -95,6 +98,7 @@ def sensors(request: Request, user: User = Depends(current_user), conn: Conn = D
             battery=r[6],
             readings_today=int(r[7]),
             online=r[4] is not None and now - float(r[4]) < ONLINE_SECONDS,
+            simulated=r[3] == "simulator",
         )
         for r in rows
     ]

@@ -7,9 +7,11 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field
 
-from citizenwatt_common.collector.runtime import CollectorRuntime, CollectorSettings, main_for
+from citizenwatt_common.collector.runtime import CollectorRuntime, CollectorSettings
 from citizenwatt_common.contract import Reading
+from citizenwatt_common.logs import setup_logging
 
+from .backfill import backfill, ran_before
 from .household import SimulatedHousehold
 
 
@@ -18,12 +20,35 @@ class SimulatorSettings(CollectorSettings):
     seed: int = Field(default=1, description="random seed of the simulated household")
     timezone: str = Field(default="Europe/Paris", description="whose daily rhythm to simulate")
     voltage: float = Field(default=230.0, description="nominal mains voltage reported with each reading")
+    backfill_days: float = Field(
+        default=0,
+        ge=0,
+        le=3660,
+        description="on the first start, publish this many days of simulated past readings first (0: none)",
+    )
+    backfill_period_seconds: float = Field(
+        default=60,
+        gt=0,
+        # Further apart than the aggregator's gap limit (300 s by default), readings bound no energy.
+        le=300,
+        description="seconds between two backfilled readings",
+    )
 
 
-def simulate(runtime: CollectorRuntime) -> None:
+def simulate(runtime: CollectorRuntime, *, ran_before: bool = False) -> None:
     settings = runtime.settings
     assert isinstance(settings, SimulatorSettings)
-    house = SimulatedHousehold(seed=settings.seed, zone=ZoneInfo(settings.timezone))
+    zone = ZoneInfo(settings.timezone)
+    backfill(
+        runtime,
+        ran_before=ran_before,
+        days=settings.backfill_days,
+        period=settings.backfill_period_seconds,
+        seed=settings.seed,
+        zone=zone,
+        voltage=settings.voltage,
+    )
+    house = SimulatedHousehold(seed=settings.seed, zone=zone)
 
     def read_once() -> Reading:
         ts = time.time()
@@ -34,7 +59,12 @@ def simulate(runtime: CollectorRuntime) -> None:
 
 
 def main() -> None:
-    main_for("simulator", SimulatorSettings, simulate)
+    # main_for's body, plus one look before the publisher creates its outbox files: files already
+    # there mean a simulator ran here before, with a history of its own, and no backfill.
+    settings = SimulatorSettings.from_environment()
+    setup_logging(settings.log_level)
+    earlier = ran_before(settings.outbox_path)
+    CollectorRuntime(settings, "simulator").run(lambda runtime: simulate(runtime, ran_before=earlier))
 
 
 if __name__ == "__main__":
