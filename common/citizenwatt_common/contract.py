@@ -61,6 +61,14 @@ class Topics:
         """Newest ``seq`` the aggregator has committed for a sensor (lets collectors prune outboxes)."""
         return f"{self.base}/{sensor_id}/committed"
 
+    def alert(self, sensor_id: str) -> str:
+        """Retained: the sensor's active alerts and standby baseline (the aggregator's, JSON)."""
+        return f"{self.base}/{sensor_id}/alert"
+
+    def alert_event(self, sensor_id: str) -> str:
+        """Not retained: one message when an alert is raised or cleared, for notifications."""
+        return f"{self.base}/{sensor_id}/alert/event"
+
     @property
     def all_readings(self) -> str:
         return f"{self.base}/+/reading"

@@ -155,6 +155,28 @@ MIGRATIONS: Final[tuple[str, ...]] = (
            sum(night_seconds)
     FROM energy_rollups GROUP BY 1, 2;
     """,
+    # 5: alerts found by the aggregator (see alerts.py). One row per alert raised, closed by
+    # cleared_at when it ends: the open rows are what the page and the retained MQTT state show,
+    # and the aggregator compares against them after a restart, so it announces a raise or a
+    # clear once and only once. sensor_checks: each sensor's standby baseline and last check.
+    """
+    CREATE TABLE alerts (
+        id bigserial PRIMARY KEY,
+        sensor_id integer NOT NULL REFERENCES sensors (id),
+        kind text NOT NULL,
+        since timestamptz NOT NULL,
+        cleared_at timestamptz,
+        message text NOT NULL,
+        details jsonb NOT NULL DEFAULT '{}'
+    );
+    CREATE UNIQUE INDEX alerts_open_idx ON alerts (sensor_id, kind) WHERE cleared_at IS NULL;
+    CREATE TABLE sensor_checks (
+        sensor_id integer PRIMARY KEY REFERENCES sensors (id),
+        checked_at timestamptz NOT NULL,
+        standby_w double precision,
+        standby_nights integer NOT NULL DEFAULT 0
+    );
+    """,
 )
 
 # EDF "Tarif Bleu" regulated prices in force from 2026-02-01, tax included, 6 kVA meter (the

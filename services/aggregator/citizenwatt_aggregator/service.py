@@ -29,6 +29,7 @@ from citizenwatt_common.contract import STATUS_OFFLINE, STATUS_ONLINE, Topics
 from citizenwatt_common.mqtt import make_client
 from citizenwatt_common.schema import StorageMode, connect_migrated
 
+from .alerting import AlertWatcher
 from .batch import BatchOutcome, Incoming, seq_ranges, write_batch
 from .settings import AggregatorSettings
 from .state import publish_discovery, publish_states
@@ -171,8 +172,12 @@ class Aggregator:
             properties=self._connect_properties(),
         )
         self._client.loop_start()
+        # Alerts are checked in a thread of their own, on a connection of their own: never in
+        # the way of a batch (alerting.py).
+        alerts = AlertWatcher(self.settings, self._client, self.topics, lambda: self._generation)
         try:
             self._connection_or_wait()
+            alerts.start()
             while not self.stop_event.is_set():
                 batch = self._next_batch()
                 if not batch:
@@ -193,6 +198,7 @@ class Aggregator:
                     except psycopg.Error as exc:
                         log.warning("could not publish sensor states: %s", exc)
         finally:
+            alerts.stop()
             self._client.publish(self.topics.service_status("aggregator"), STATUS_OFFLINE, qos=1, retain=True)
             self._client.disconnect()
             self._client.loop_stop()

@@ -1,11 +1,56 @@
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Self
 
-from citizenwatt_common.settings import DatabaseSettings, MqttSettings
+from pydantic import Field, model_validator
+
+from citizenwatt_common.settings import CommonSettings, DatabaseSettings, MqttSettings
 
 
-class AggregatorSettings(MqttSettings, DatabaseSettings):
+class AlertSettings(CommonSettings):
+    """``CW_ALERT_*``: when the aggregator raises an alert (the rules: citizenwatt_common.alerts)."""
+
+    alert_interval_seconds: float = Field(
+        default=60.0, ge=0, description="how often alerts are evaluated (0: no alerts, no standby figure)"
+    )
+    alert_silent_factor: float = Field(
+        default=10.0, gt=0, description="a sensor is silent after this many of its periods without a reading"
+    )
+    # 300 s is also CW_MAX_GAP_SECONDS' default: a longer silence is when energy stops being counted.
+    alert_silent_min_seconds: float = Field(
+        default=300.0, ge=0, description="... and never before this many seconds (a Wi-Fi blip is no alert)"
+    )
+    alert_silent_forget_days: float = Field(
+        default=30.0, ge=0, description="a sensor silent longer than this is taken as removed (0: never)"
+    )
+    alert_unusual_factor: float = Field(
+        default=2.0, ge=1, description="an hour is unusual above this many times the usual for its weekday and hour"
+    )
+    alert_unusual_margin_wh: float = Field(
+        default=500.0, ge=0, description="... and above the usual plus this many Wh (quiet hours)"
+    )
+    alert_unusual_weeks: int = Field(default=8, ge=1, le=52, description="weeks of history the usual is taken from")
+    alert_unusual_min_weeks: int = Field(
+        default=3, ge=1, le=52, description="measured weeks needed before an hour can be called unusual"
+    )
+    alert_night_start_hour: int = Field(default=1, ge=0, le=23, description="local hour the standby night starts")
+    alert_night_end_hour: int = Field(default=5, ge=0, le=23, description="local hour it ends")
+    alert_standby_nights: int = Field(default=7, ge=1, le=60, description="nights the standby baseline looks at")
+    alert_standby_sustain_minutes: int = Field(
+        default=60, ge=15, le=240, multiple_of=15, description="how long the standby low must last (minutes)"
+    )
+    alert_standby_watts: float = Field(
+        default=0.0, ge=0, description="raise a standby alert above this baseline in W (0: report it, never alert)"
+    )
+
+    @model_validator(mode="after")
+    def _night_is_not_empty(self) -> Self:
+        if self.alert_night_start_hour == self.alert_night_end_hour:
+            raise ValueError("CW_ALERT_NIGHT_START_HOUR and CW_ALERT_NIGHT_END_HOUR must differ")
+        return self
+
+
+class AggregatorSettings(MqttSettings, DatabaseSettings, AlertSettings):
     client_id: str = Field(default="citizenwatt-aggregator", description="MQTT client id (names the session)")
     session_expiry_seconds: int = Field(
         default=7 * 86_400, ge=60, description="how long the broker keeps our queue while we are away"

@@ -48,7 +48,7 @@ def publish_discovery(client: paho.Client, topics: Topics, sensor: str, prefix: 
     Energy is ``total_increasing`` so Home Assistant's energy dashboard can use it directly;
     that is why the state's ``energy_kwh`` never decreases.
     """
-    device = {"identifiers": [f"citizenwatt_{sensor}"], "name": f"CitizenWatt {sensor}", "manufacturer": "CitizenWatt"}
+    device = _device(sensor)
     entities = {
         "power": {
             "unit_of_measurement": "W",
@@ -73,3 +73,49 @@ def publish_discovery(client: paho.Client, topics: Topics, sensor: str, prefix: 
             **fields,
         }
         client.publish(f"{prefix}/sensor/citizenwatt_{sensor}/{name}/config", json.dumps(config), qos=1, retain=True)
+
+
+def _device(sensor: str) -> dict[str, Any]:
+    return {"identifiers": [f"citizenwatt_{sensor}"], "name": f"CitizenWatt {sensor}", "manufacturer": "CitizenWatt"}
+
+
+def publish_alert_discovery(client: paho.Client, topics: Topics, sensor: str, prefix: str) -> None:
+    """Home Assistant discovery for a sensor's ``alert`` topic: a problem binary sensor (its
+    attributes are the whole message, active alerts included), the standby power and its cost.
+
+    Their availability is the aggregator's, not the collector's: a silent collector is exactly
+    when the problem entity must stay available and on.
+    """
+    availability = topics.service_status("aggregator")
+    entities = {
+        ("binary_sensor", "alert"): {
+            "name": "Alert",
+            "device_class": "problem",
+            "value_template": "{{ 'ON' if value_json.active else 'OFF' }}",
+            "json_attributes_topic": topics.alert(sensor),
+        },
+        ("sensor", "standby"): {
+            "name": "Standby power",
+            "unit_of_measurement": "W",
+            "device_class": "power",
+            "state_class": "measurement",
+            "value_template": "{{ value_json.standby_w }}",
+        },
+        ("sensor", "standby_cost"): {
+            "name": "Standby cost per year",
+            "unit_of_measurement": "EUR",
+            "device_class": "monetary",
+            "value_template": "{{ value_json.standby_euros_per_year }}",
+        },
+    }
+    for (component, name), fields in entities.items():
+        config = {
+            "unique_id": f"citizenwatt_{sensor}_{name}",
+            "state_topic": topics.alert(sensor),
+            "availability_topic": availability,
+            "device": _device(sensor),
+            **fields,
+        }
+        client.publish(
+            f"{prefix}/{component}/citizenwatt_{sensor}/{name}/config", json.dumps(config), qos=1, retain=True
+        )

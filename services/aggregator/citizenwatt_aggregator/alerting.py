@@ -1,0 +1,415 @@
+"""The alert watcher: the rules of ``citizenwatt_common.alerts`` on a timer, stored and published.
+
+It runs in a thread of its own with its own database connection, so the ingest loop never waits
+for it and its acknowledge-after-commit rule is untouched. Each check reads only small things:
+the sensors table, the 15-minute rollups of two hours and of the same hours in past weeks, the
+nights' rollups once an hour, and a sensor's last readings only once it has been quiet for longer
+than the minimum silence. Open alerts live in the ``alerts`` table, so a restarted aggregator
+neither announces an alert twice nor forgets to announce its end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+from zoneinfo import ZoneInfo
+
+import paho.mqtt.client as paho
+import psycopg
+
+from citizenwatt_common.alerts import (
+    Finding,
+    Quarter,
+    Standby,
+    all_day_price,
+    hour_energy,
+    local_hour_start,
+    night_windows,
+    same_hour_weeks_before,
+    silent,
+    standby_baseline,
+    standby_finding,
+    typical_period,
+    unusual_hour,
+    yearly_cost,
+)
+from citizenwatt_common.backoff import Backoff
+from citizenwatt_common.contract import SCHEMA_VERSION, Topics
+from citizenwatt_common.energy import ROLLUP_SECONDS
+from citizenwatt_common.store import load_household
+
+from .settings import AggregatorSettings
+from .state import publish_alert_discovery
+
+log = logging.getLogger(__name__)
+
+Conn = psycopg.Connection[Any]
+_ALERTS_LOCK: Final = 0x43570002  # pg_advisory_xact_lock key: one writer of the alerts table at a time
+_PERIOD_READINGS: Final = 21  # the latest readings a sensor's period is the median spacing of
+_STANDBY_REFRESH_SECONDS: Final = 3600  # late readings of a night may still arrive after it
+
+
+@dataclass(frozen=True)
+class OpenAlert:
+    kind: str
+    since: float
+    message: str
+    details: dict[str, Any]
+
+
+@dataclass
+class SensorReport:
+    sensor_id: int
+    key: str
+    findings: list[Finding]
+    standby: Standby | None
+    euros_per_year: float | None
+    active: list[OpenAlert] = field(default_factory=list)  # as stored: ``since`` kept from the raise
+
+
+@dataclass(frozen=True)
+class Change:
+    key: str
+    event: str  # "raised" or "cleared"
+    alert: OpenAlert
+    at: float
+
+
+def evaluate(
+    conn: Conn,
+    settings: AggregatorSettings,
+    now: float,
+    standby_cache: dict[int, tuple[tuple[float, int], Standby | None]] | None = None,
+) -> list[SensorReport]:
+    """Every sensor's findings at ``now``, from the database as it is."""
+    zone = settings.zone
+    sensors = [
+        (int(r[0]), str(r[1]), None if r[2] is None else float(r[2]))
+        for r in conn.execute("SELECT id, key, extract(epoch FROM last_seen)::float8 FROM sensors ORDER BY id")
+    ]
+    if not sensors:
+        return []
+    price = _all_day_price(conn)
+    hours = _unusual_hours(conn, settings, zone, now, [sid for sid, _, _ in sensors])
+    reports = []
+    for sensor_id, key, last_seen in sensors:
+        findings: list[Finding] = []
+        quiet = None if last_seen is None else now - last_seen
+        if quiet is not None and quiet > settings.alert_silent_min_seconds:
+            found = silent(
+                last_seen,
+                _period(conn, sensor_id, last_seen) if last_seen is not None else None,
+                now,
+                zone,
+                factor=settings.alert_silent_factor,
+                min_seconds=settings.alert_silent_min_seconds,
+                forget_seconds=settings.alert_silent_forget_days * 86400,
+            )
+            if found is not None:
+                findings.append(found)
+        unusual = hours.get(sensor_id)
+        if unusual is not None:
+            findings.append(unusual)
+        standby = _standby(conn, settings, zone, now, sensor_id, standby_cache)
+        euros = None if standby is None or price is None else yearly_cost(standby.watts, price)
+        high = standby_finding(standby, settings.alert_standby_watts, euros)
+        if high is not None:
+            findings.append(high)
+        reports.append(SensorReport(sensor_id, key, findings, standby, euros))
+    return reports
+
+
+def _all_day_price(conn: Conn) -> float | None:
+    # The household's provider, else the first one: the rule the api's prices follow too.
+    row = conn.execute(
+        "SELECT day_slope_watt_euros, night_slope_watt_euros FROM energy_providers"
+        " WHERE id = (SELECT coalesce(h.provider_id, (SELECT min(id) FROM energy_providers)) FROM household h)"
+    ).fetchone()
+    if row is None:
+        return None
+    return all_day_price(float(row[0]), float(row[1]), load_household(conn).night_window)
+
+
+def _period(conn: Conn, sensor_id: int, last_seen: float) -> float | None:
+    rows = conn.execute(
+        "SELECT extract(epoch FROM ts)::float8 FROM readings WHERE sensor_id = %s"
+        " AND ts >= to_timestamp(%s) AND ts <= to_timestamp(%s) ORDER BY ts DESC LIMIT %s",
+        # Bounded in time so TimescaleDB opens only the newest chunk.
+        (sensor_id, last_seen - 86400, last_seen + 1, _PERIOD_READINGS),
+    ).fetchall()
+    return typical_period(float(r[0]) for r in rows)
+
+
+def _quarters(conn: Conn, sensor_ids: Sequence[int], starts: Sequence[float]) -> dict[int, dict[float, Quarter]]:
+    rows = conn.execute(
+        "SELECT sensor_id, extract(epoch FROM bucket)::float8, day_wh + night_wh, day_seconds + night_seconds"
+        " FROM energy_rollups WHERE sensor_id = ANY(%s) AND bucket = ANY(%s)",
+        (list(sensor_ids), [datetime.fromtimestamp(s, UTC) for s in starts]),
+    ).fetchall()
+    found: dict[int, dict[float, Quarter]] = {}
+    for sensor_id, start, wh, seconds in rows:
+        found.setdefault(int(sensor_id), {})[float(start)] = Quarter(float(start), float(wh), float(seconds))
+    return found
+
+
+def _unusual_hours(
+    conn: Conn, settings: AggregatorSettings, zone: ZoneInfo, now: float, sensor_ids: Sequence[int]
+) -> dict[int, Finding]:
+    """The current hour so far, else the last whole hour, when above the usual for its weekday and hour.
+
+    The hour just ended is looked at too so an alert lasts while it is deserved: without it, a
+    heater left on would be announced at 14:40, cleared at 15:00 (a new hour starts empty) and
+    announced again at 15:40.
+    """
+    current = local_hour_start(now, zone)
+    previous = local_hour_start(current - 1, zone)
+    history = {h: same_hour_weeks_before(h, zone, settings.alert_unusual_weeks) for h in (current, previous)}
+    starts = [
+        hour + i * ROLLUP_SECONDS
+        for h, past in history.items()
+        for hour in (h, *past)
+        for i in range(3600 // ROLLUP_SECONDS)
+    ]
+    quarters = _quarters(conn, sensor_ids, starts)
+    found = {}
+    for sensor_id in sensor_ids:
+        mine = quarters.get(sensor_id, {})
+        for hour in (current, previous):
+            finding = unusual_hour(
+                hour,
+                hour_energy(mine, hour, complete=False) or 0.0,
+                [hour_energy(mine, past, complete=True) for past in history[hour]],
+                zone,
+                factor=settings.alert_unusual_factor,
+                margin_wh=settings.alert_unusual_margin_wh,
+                min_weeks=settings.alert_unusual_min_weeks,
+            )
+            if finding is not None:
+                found[sensor_id] = finding
+                break
+    return found
+
+
+def _standby(
+    conn: Conn,
+    settings: AggregatorSettings,
+    zone: ZoneInfo,
+    now: float,
+    sensor_id: int,
+    cache: dict[int, tuple[tuple[float, int], Standby | None]] | None,
+) -> Standby | None:
+    windows = night_windows(
+        now, zone, settings.alert_night_start_hour, settings.alert_night_end_hour, settings.alert_standby_nights
+    )
+    # The nights change once a day; recomputed hourly anyway for readings that arrive late.
+    key = (windows[-1][1], int(now // _STANDBY_REFRESH_SECONDS))
+    if cache is not None and sensor_id in cache and cache[sensor_id][0] == key:
+        return cache[sensor_id][1]
+    rows = conn.execute(
+        "SELECT extract(epoch FROM bucket)::float8, day_wh + night_wh, day_seconds + night_seconds"
+        " FROM energy_rollups WHERE sensor_id = %s AND bucket >= to_timestamp(%s) AND bucket < to_timestamp(%s)",
+        (sensor_id, windows[0][0], windows[-1][1]),
+    ).fetchall()
+    quarters = [Quarter(float(r[0]), float(r[1]), float(r[2])) for r in rows]
+    standby = standby_baseline(quarters, windows, settings.alert_standby_sustain_minutes * 60 // ROLLUP_SECONDS)
+    if cache is not None:
+        cache[sensor_id] = (key, standby)
+    return standby
+
+
+def persist(conn: Conn, reports: Sequence[SensorReport], now: float) -> list[Change]:
+    """Open the alerts newly found, close those no longer found, keep the rest (with their first
+    ``since`` and the latest figures); fill each report's ``active``. One transaction."""
+    changes: list[Change] = []
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ALERTS_LOCK,))
+        open_rows: dict[tuple[int, str], OpenAlert] = {
+            (int(r[0]), str(r[1])): OpenAlert(str(r[1]), float(r[2]), str(r[3]), dict(r[4]))
+            for r in conn.execute(
+                "SELECT sensor_id, kind, extract(epoch FROM since)::float8, message, details"
+                " FROM alerts WHERE cleared_at IS NULL"
+            )
+        }
+        for report in reports:
+            for finding in report.findings:
+                details = _plain(finding.details)
+                previous = open_rows.pop((report.sensor_id, finding.kind), None)
+                if previous is None:
+                    alert = OpenAlert(finding.kind, finding.since or now, finding.message, details)
+                    conn.execute(
+                        "INSERT INTO alerts (sensor_id, kind, since, message, details)"
+                        " VALUES (%s, %s, to_timestamp(%s), %s, %s::jsonb)",
+                        (report.sensor_id, alert.kind, alert.since, alert.message, json.dumps(details)),
+                    )
+                    changes.append(Change(report.key, "raised", alert, now))
+                else:
+                    alert = OpenAlert(finding.kind, previous.since, finding.message, details)
+                    if (alert.message, alert.details) != (previous.message, previous.details):
+                        conn.execute(
+                            "UPDATE alerts SET message = %s, details = %s::jsonb"
+                            " WHERE sensor_id = %s AND kind = %s AND cleared_at IS NULL",
+                            (alert.message, json.dumps(details), report.sensor_id, alert.kind),
+                        )
+                report.active.append(alert)
+            conn.execute(
+                "INSERT INTO sensor_checks (sensor_id, checked_at, standby_w, standby_nights)"
+                " VALUES (%s, to_timestamp(%s), %s, %s) ON CONFLICT (sensor_id) DO UPDATE SET"
+                " checked_at = excluded.checked_at, standby_w = excluded.standby_w,"
+                " standby_nights = excluded.standby_nights",
+                (
+                    report.sensor_id,
+                    now,
+                    None if report.standby is None else report.standby.watts,
+                    0 if report.standby is None else report.standby.nights,
+                ),
+            )
+        keys = {report.sensor_id: report.key for report in reports}
+        for (sensor_id, kind), alert in open_rows.items():
+            conn.execute(
+                "UPDATE alerts SET cleared_at = to_timestamp(%s) WHERE sensor_id = %s AND kind = %s"
+                " AND cleared_at IS NULL",
+                (now, sensor_id, kind),
+            )
+            if sensor_id in keys:
+                changes.append(Change(keys[sensor_id], "cleared", alert, now))
+    return changes
+
+
+def _plain(details: Any) -> dict[str, Any]:
+    """Details as JSON gives them back (rounded: the stored copy compares equal to a fresh one)."""
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in dict(details).items()}
+
+
+def alert_payload(report: SensorReport) -> dict[str, Any]:
+    """The retained ``<base>/<sensor>/alert`` message (schema in the README's MQTT contract)."""
+    return {
+        "v": SCHEMA_VERSION,
+        "sensor": report.key,
+        "active": [
+            {"kind": a.kind, "since": round(a.since, 3), "message": a.message, **a.details} for a in report.active
+        ],
+        "standby_w": None if report.standby is None else round(report.standby.watts, 1),
+        "standby_nights": 0 if report.standby is None else report.standby.nights,
+        "standby_euros_per_year": None if report.euros_per_year is None else round(report.euros_per_year, 2),
+    }
+
+
+def event_payload(change: Change) -> dict[str, Any]:
+    alert = change.alert
+    return {
+        "v": SCHEMA_VERSION,
+        "sensor": change.key,
+        "event": change.event,
+        "kind": alert.kind,
+        "since": round(alert.since, 3),
+        "at": round(change.at, 3),
+        "message": alert.message,
+        **alert.details,
+    }
+
+
+class AlertWatcher:
+    """Checks every ``CW_ALERT_INTERVAL_SECONDS`` in a daemon thread; publishes through the
+    aggregator's MQTT client (paho's publish is thread-safe)."""
+
+    def __init__(
+        self,
+        settings: AggregatorSettings,
+        client: paho.Client,
+        topics: Topics,
+        generation: Callable[[], int],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self._client = client
+        self._topics = topics
+        self._generation = generation  # the aggregator's MQTT connection count
+        self._clock = clock
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._conn: Conn | None = None
+        self._standby_cache: dict[int, tuple[tuple[float, int], Standby | None]] = {}
+        self._published: dict[str, str] = {}  # retained payload last sent per sensor
+        self._discovered: set[str] = set()  # sensors whose alert discovery went out on this connection
+        self._published_generation = -1
+
+    def start(self) -> None:
+        if self.settings.alert_interval_seconds <= 0:
+            return
+        self._thread = threading.Thread(target=self._run, name="alerts", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._drop_connection()
+
+    def _run(self) -> None:
+        backoff = Backoff(1.0, 60.0)
+        delay = 0.0  # a first check at once: the retained states after a restart
+        failing = False
+        while not self._stop.wait(delay):
+            try:
+                self.check()
+            except psycopg.Error as exc:
+                if not failing:
+                    log.warning("alerts not checked (will retry): %s", str(exc).strip())
+                failing = True
+                self._drop_connection()
+                delay = backoff.next_delay()
+                continue
+            if failing:
+                log.info("alerts checked again")
+            failing = False
+            backoff = Backoff(1.0, 60.0)
+            delay = self.settings.alert_interval_seconds
+
+    def check(self) -> list[SensorReport]:
+        """One evaluation: store the changes, then publish states and events. Returns the reports."""
+        conn = self._connection()
+        now = self._clock()
+        reports = evaluate(conn, self.settings, now, self._standby_cache)
+        changes = persist(conn, reports, now)
+        self._publish(reports, changes)
+        return reports
+
+    def _publish(self, reports: Sequence[SensorReport], changes: Sequence[Change]) -> None:
+        generation = self._generation()
+        if generation != self._published_generation:
+            # A new broker connection: the broker may have lost retained messages (a crash before
+            # its snapshot), so every state and discovery goes out again.
+            self._published = {}
+            self._discovered = set()
+            self._published_generation = generation
+        for report in reports:
+            if self.settings.ha_discovery and report.key not in self._discovered:
+                publish_alert_discovery(self._client, self._topics, report.key, self.settings.ha_discovery_prefix)
+                self._discovered.add(report.key)
+            payload = json.dumps(alert_payload(report))
+            if self._published.get(report.key) == payload:
+                continue
+            info = self._client.publish(self._topics.alert(report.key), payload, qos=1, retain=True)
+            if info.rc == paho.MQTT_ERR_SUCCESS:
+                self._published[report.key] = payload
+        for change in changes:
+            log.info("alert %s for %s: %s", change.event, change.key, change.alert.message)
+            self._client.publish(self._topics.alert_event(change.key), json.dumps(event_payload(change)), qos=1)
+
+    def _connection(self) -> Conn:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self.settings.database_url, autocommit=True, connect_timeout=10)
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._conn.close()
+        self._conn = None
