@@ -176,7 +176,7 @@ def parse_reading(topic_sensor: str | None, payload: bytes) -> Reading | Rejecti
         return Rejection(f"payload is not UTF-8 ({exc.reason} at byte {exc.start})")
     try:
         # parse_constant turns NaN/Infinity (which Python's json accepts) into an error.
-        raw: Any = json.loads(text, parse_constant=_refuse_constant)
+        raw: Any = _DECODER.decode(text)
     except (ValueError, RecursionError) as exc:
         return Rejection(f"payload is not JSON: {exc}")
     if not isinstance(raw, dict):
@@ -195,6 +195,10 @@ def parse_reading(topic_sensor: str | None, payload: bytes) -> Reading | Rejecti
 
 def _refuse_constant(name: str) -> float:
     raise ValueError(f"non-finite number {name}")
+
+
+# One decoder for every message: json.loads with an option builds a new one per call.
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
 
 
 def _describe(exc: ValidationError) -> str:

@@ -8,6 +8,7 @@ writers never compute deltas from the same stale neighbours.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -74,30 +75,43 @@ def store_readings(conn: Conn, readings: Sequence[Reading], household: Household
         return StoreResult(0, 0)
     ids = register_sensors(conn, readings)
     _lock_sensors(conn, ids.values())
-    columns: dict[str, list[Any]] = {name: [] for name in _READING_COLUMNS}
-    for r in readings:
-        columns["sensor_id"].append(ids[r.sensor])
-        columns["ts"].append(r.ts)
-        columns["power"].append(r.power)
-        columns["night_rate"].append(night_flag(household.night_window, r.ts, zone))
-        for name in ("voltage", "current", "battery", "soc", "energy", "state", "seq"):
-            columns[name].append(getattr(r, name))
+    window = household.night_window
+    # The batch travels as one JSON text that the server takes apart: psycopg would convert eleven
+    # arrays element by element in Python, the largest cost of a batch on the aggregator's side.
+    # Exact: json writes each float's shortest round-trip form, which float8 reads back bit for bit.
+    batch = json.dumps(
+        [
+            [
+                ids[r.sensor],
+                r.ts,
+                r.power,
+                night_flag(window, r.ts, zone),
+                r.voltage,
+                r.current,
+                r.battery,
+                r.soc,
+                r.energy,
+                r.state,
+                r.seq,
+            ]
+            for r in readings
+        ]
+    )
     # One statement for the whole batch; ON CONFLICT makes redelivery harmless and RETURNING tells
     # exactly which rows are new, so rollups move only for those.
     rows = conn.execute(
         """
         INSERT INTO readings (sensor_id, ts, power, night_rate, voltage, current, battery, soc,
                               energy, state, seq)
-        SELECT sensor_id, to_timestamp(ts), power, night_rate, voltage, current, battery, soc,
-               energy, state, seq
-        FROM unnest(%s::int[], %s::float8[], %s::float8[], %s::bool[], %s::float8[], %s::float8[],
-                    %s::float8[], %s::float8[], %s::float8[], %s::bool[], %s::int8[])
-             AS t(sensor_id, ts, power, night_rate, voltage, current, battery, soc, energy, state, seq)
-        ORDER BY sensor_id, ts
+        SELECT (r->>0)::int, to_timestamp((r->>1)::float8), (r->>2)::float8, (r->>3)::bool,
+               (r->>4)::float8, (r->>5)::float8, (r->>6)::float8, (r->>7)::float8, (r->>8)::float8,
+               (r->>9)::bool, (r->>10)::int8
+        FROM json_array_elements(%s::json) AS r
+        ORDER BY 1, 2
         ON CONFLICT (sensor_id, ts) DO NOTHING
         RETURNING sensor_id, extract(epoch FROM ts)::float8
         """,
-        [columns[name] for name in _READING_COLUMNS],
+        (batch,),
     ).fetchall()
     changed: dict[int, list[float]] = {}
     for sensor_id, ts in rows:
@@ -112,21 +126,6 @@ def store_readings(conn: Conn, readings: Sequence[Reading], household: Household
             ([sid for sid, _ in last_seen], [ts for _, ts in last_seen]),
         )
     return StoreResult(inserted=len(rows), duplicates=len(readings) - len(rows))
-
-
-_READING_COLUMNS: Final = (
-    "sensor_id",
-    "ts",
-    "power",
-    "night_rate",
-    "voltage",
-    "current",
-    "battery",
-    "soc",
-    "energy",
-    "state",
-    "seq",
-)
 
 
 def delete_readings(

@@ -1,0 +1,224 @@
+"""How fast the aggregator stores a backlog, against a bare paho-mqtt subscriber on the same broker.
+
+Both drain the same kind of queue: ``CW_BENCH_INGEST_READINGS`` (default 20 000) QoS 1 readings
+of 4 sensors, published while the consumer was away and kept for it by the broker in its
+persistent session (MQTT v5, as the aggregator's). The bare subscriber only receives and
+acknowledges (paho's automatic PUBACK). The aggregator validates each reading, stores it with its
+energy rollups in a durable PostgreSQL (fsync on), commits, and only then acknowledges and
+confirms to the collectors: it is done when the confirmations cover every reading.
+Each rate is readings / (last one done - first one delivered).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from tools.localstack import REPO, LocalMosquitto, LocalPostgres
+
+SENSORS = 4
+
+
+def _client(client_id: str, port: int) -> paho.Client:
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
+    client.max_inflight_messages_set(1000)
+    return client
+
+
+def _session() -> Properties:
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    props.SessionExpiryInterval = 3600
+    return props
+
+
+class BareSubscriber:
+    """A persistent QoS 1 session that counts what it receives and does nothing else."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.received = 0
+        self.first_at: float | None = None
+        self.last_at: float | None = None
+        self.expected = 0
+        self.done = threading.Event()
+        self.subscribed = threading.Event()
+        self.client = _client("bench-bare", port)
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = lambda *args: self.subscribed.set()
+        self.client.on_message = self._on_message
+
+    def _on_connect(self, client: paho.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if not flags.session_present:
+            client.subscribe("citizenwatt/+/reading", qos=1)
+
+    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        now = time.perf_counter()
+        if self.first_at is None:
+            self.first_at = now
+        self.received += 1
+        if self.received >= self.expected > 0:
+            self.last_at = now
+            self.done.set()
+
+    def connect(self) -> None:
+        self.client.connect("127.0.0.1", self.port, clean_start=False, properties=_session())
+        self.client.loop_start()
+
+    def disconnect(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def _publish_backlog(port: int, count: int) -> None:
+    client = _client("bench-publisher", port)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    start = time.time() - (count // SENSORS + 1) * 8.0
+    last = None
+    for i in range(count):
+        sensor = f"ingest-{i % SENSORS}"
+        payload = {
+            "v": 1,
+            "sensor": sensor,
+            "kind": "simulator",
+            "ts": round(start + (i // SENSORS) * 8.0 + (i % SENSORS) * 0.5, 3),
+            "seq": i // SENSORS + 1,
+            "power": 100.0 + (i * 37) % 900,
+            "voltage": 230.0,
+            "current": round((100.0 + (i * 37) % 900) / 230.0, 3),
+        }
+        last = client.publish(f"citizenwatt/{sensor}/reading", json.dumps(payload), qos=1)
+    assert last is not None
+    last.wait_for_publish(120)
+    client.disconnect()
+    client.loop_stop()
+
+
+class Confirmations:
+    """Watches the aggregator's status and its commit confirmations."""
+
+    def __init__(self, port: int, count: int) -> None:
+        self.wanted = {f"ingest-{s}": count // SENSORS + (1 if s < count % SENSORS else 0) for s in range(SENSORS)}
+        self.confirmed = dict.fromkeys(self.wanted, 0)
+        self.online_at: float | None = None
+        self.done_at: float | None = None
+        self.online = threading.Event()
+        self.done = threading.Event()
+        self.ready = threading.Event()
+        self.client = _client("bench-confirmations", port)
+        self.client.on_connect = lambda c, u, f, r, p: c.subscribe(
+            [("citizenwatt/+/committed", 1), ("citizenwatt/_services/aggregator/status", 1)]
+        )
+        self.client.on_subscribe = lambda *args: self.ready.set()
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        if not self.ready.wait(10):
+            raise TimeoutError("could not subscribe to the confirmations")
+
+    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        now = time.perf_counter()
+        if message.topic.endswith("/status"):
+            if message.payload == b"online" and not message.retain:
+                self.online_at = now
+                self.online.set()
+            return
+        sensor = message.topic.split("/")[1]
+        if sensor in self.confirmed:
+            self.confirmed[sensor] += sum(high - low + 1 for low, high in json.loads(message.payload)["seqs"])
+            if all(self.confirmed[s] >= n for s, n in self.wanted.items()) and self.done_at is None:
+                self.done_at = now
+                self.done.set()
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def run() -> None:
+    """Print the bare subscriber's and the aggregator's drain rates and their ratio."""
+    count = int(os.environ.get("CW_BENCH_INGEST_READINGS", "20000"))
+    with tempfile.TemporaryDirectory(prefix="cw-ingest-") as folder:
+        root = Path(folder)
+        postgres = LocalPostgres(root / "pg")  # durable: fsync on, as on a Pi
+        broker = LocalMosquitto(root / "mq")
+        postgres.start()
+        broker.start()
+        env = {
+            **os.environ,
+            "CW_DATABASE_URL": postgres.url,
+            "CW_MQTT_URL": broker.url,
+            "CW_HEALTH_PORT": "0",
+            "CW_HA_DISCOVERY": "true",
+        }
+        confirmations = Confirmations(broker.port, count)
+
+        def aggregator() -> subprocess.Popen[bytes]:
+            return subprocess.Popen(
+                [sys.executable, "-m", "citizenwatt_aggregator"],
+                env=env,
+                cwd=REPO,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+
+        try:
+            # Both sessions exist before the backlog is published, so the broker queues it for both.
+            bare = BareSubscriber(broker.port)
+            bare.connect()
+            if not bare.subscribed.wait(10):
+                raise TimeoutError("the bare subscriber could not subscribe")
+            bare.disconnect()
+            first = aggregator()
+            if not confirmations.online.wait(60):
+                raise TimeoutError("the aggregator did not come online")
+            first.terminate()
+            first.wait(30)
+            confirmations.online.clear()
+
+            _publish_backlog(broker.port, count)
+
+            bare = BareSubscriber(broker.port)
+            bare.expected = count
+            bare.connect()
+            if not bare.done.wait(600):
+                raise TimeoutError(f"the bare subscriber received {bare.received} of {count}")
+            bare.disconnect()
+            assert bare.first_at is not None and bare.last_at is not None
+            bare_rate = count / (bare.last_at - bare.first_at)
+
+            second = aggregator()
+            try:
+                if not confirmations.done.wait(900):
+                    raise TimeoutError(f"the aggregator confirmed {confirmations.confirmed} of {count}")
+            finally:
+                second.terminate()
+                second.wait(30)
+            assert confirmations.online_at is not None and confirmations.done_at is not None
+            stored_rate = count / (confirmations.done_at - confirmations.online_at)
+        finally:
+            confirmations.close()
+            broker.stop()
+            postgres.stop()
+    print(
+        f"ingest: {count} queued QoS 1 readings of {SENSORS} sensors, one broker:"
+        f" bare paho subscriber {bare_rate:,.0f} readings/s received and acknowledged;"
+        f" aggregator {stored_rate:,.0f} readings/s validated, committed (fsync on) with rollups, then"
+        f" acknowledged; ratio {stored_rate / bare_rate:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    run()
