@@ -93,6 +93,8 @@ def test_a_collector_can_publish_only_its_own_sensor(secured: tuple[LocalMosquit
     forged = {"v": 1, "sensor": "meter2", "kind": "simulator", "ts": now, "power": 1.0}
     meter.publish("citizenwatt/meter2/reading", json.dumps(forged))
     meter.publish("citizenwatt/meter1/state", "{}")
+    meter.publish("citizenwatt/meter1/alert", '{"v":1,"sensor":"meter1","active":[]}')  # only the aggregator's
+    meter.publish("citizenwatt/meter1/alert/event", "{}")
     own = {"v": 1, "sensor": "meter1", "kind": "simulator", "ts": now, "power": 2.0}
     meter.publish("citizenwatt/meter1/reading", json.dumps(own))
     # Messages from one publisher arrive in order: once the last one is seen, the others were dropped.
@@ -142,6 +144,10 @@ def test_services_work_end_to_end_with_their_accounts(
         **common,
         "CW_MQTT_USERNAME": "_aggregator",
         "CW_MQTT_PASSWORD_FILE": str(secrets / "_aggregator.password"),
+        # Alerts checked often, a collector silent after 1 s: its alert must reach Home Assistant.
+        "CW_ALERT_INTERVAL_SECONDS": "0.2",
+        "CW_ALERT_SILENT_MIN_SECONDS": "1",
+        "CW_ALERT_SILENT_FACTOR": "3",
     }
     collector_env = {
         **common,
@@ -158,6 +164,10 @@ def test_services_work_end_to_end_with_their_accounts(
         wait_until(lambda: count_rows(database_url) >= 20, message="readings stored")
         home.wait_for(lambda ms: any(t == "citizenwatt/meter1/state" for t, _, _ in ms))
         assert simulator.stop() == 0
+        # The aggregator's account may publish alerts (the broker drops what the ACL refuses).
+        home.wait_for(lambda ms: any(t == "citizenwatt/meter1/alert/event" for t, _, _ in ms))
+        states = [json.loads(p) for t, p, _ in home.messages if t == "citizenwatt/meter1/alert"]
+        assert [a["kind"] for a in states[-1]["active"]] == ["silent"]
     finally:
         aggregator.stop()
         home.close()
