@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -84,7 +86,10 @@ def stack(
     api = ServiceProcess(
         "citizenwatt_api", {**common, "CW_API_PORT": str(port), "CW_API_HOST": "127.0.0.1"}, logs / "api.log"
     ).start()
-    with aggregator_online(mosquitto_module.url, db_url, logs / "agg.log"):
+    # Alerts checked every second (not every minute), so the alert test need not wait long.
+    with aggregator_online(
+        mosquitto_module.url, db_url, logs / "agg.log", extra_env={"CW_ALERT_INTERVAL_SECONDS": "1"}
+    ):
         simulators = [
             ServiceProcess(
                 "citizenwatt_simulator",
@@ -235,6 +240,71 @@ def test_history_of_a_past_day_in_kwh_and_euros_per_sensor(tab: Page) -> None:
     page.locator("#history-empty").wait_for()
 
 
+def test_history_downloads_the_shown_period_as_csv(tab: Page) -> None:
+    tab.log_in()
+    page = tab.page
+
+    def link(name: str) -> tuple[str, dict[str, str]]:
+        href = page.locator(f"#csv-{name}").get_attribute("href") or ""
+        path, _, query = href.partition("?")
+        return path, dict(urllib.parse.parse_qsl(query))
+
+    page.goto(f"/#/history/day/{PAST_DAY}")
+    page.locator("#csv-energy").wait_for()
+    assert (
+        " ".join(page.locator("#downloads").inner_text().split()) == "Download (CSV): kWh and € per bar every reading"
+    )
+    assert page.get_by_role("link", name="kWh and € per bar").get_attribute("id") == "csv-energy"
+    assert link("energy") == (
+        "/api/v2/export/energy.csv",
+        {"sensor": "all", "start": PAST_DAY, "bucket": "hour", "count": "24", "tz": "Europe/Paris"},
+    )
+    assert link("readings") == (
+        "/api/v2/export/readings.csv",
+        {"sensor": "all", "start": PAST_DAY, "end": PAST_DAY, "tz": "Europe/Paris"},
+    )
+    with page.expect_download() as energy_download:
+        page.locator("#csv-energy").click()
+    assert energy_download.value.suggested_filename == f"citizenwatt-energy-all-hour-{PAST_DAY}-24.csv"
+    energy_rows = Path(energy_download.value.path()).read_text().splitlines()
+    # 24 hours and a header. Sensor b's night hour and sensor a's day hour (see PAST_DAY), at EDF
+    # Base's 0.1940 EUR/kWh: 0.5 kWh = 0.097 EUR, 1 kWh = 0.194 EUR. 2025-01-16T00:00Z is
+    # 1 736 985 600 (20 104 days), so 02:00+01:00 is 1 736 989 200 and 10:00+01:00 1 737 018 000.
+    assert len(energy_rows) == 25
+    assert energy_rows[3] == (
+        "2025-01-16T02:00:00+01:00,2025-01-16T03:00:00+01:00,1736989200,"
+        "0.500000,0.000000,0.500000,0.097000,0.000000,0.097000,500.000"
+    )
+    assert energy_rows[11] == (
+        "2025-01-16T10:00:00+01:00,2025-01-16T11:00:00+01:00,1737018000,"
+        "1.000000,1.000000,0.000000,0.194000,0.194000,0.000000,1000.000"
+    )
+    assert energy_rows[1] == "2025-01-16T00:00:00+01:00,2025-01-16T01:00:00+01:00,1736982000,,,,,,,"
+    with page.expect_download() as readings_download:
+        page.locator("#csv-readings").click()
+    readings_rows = Path(readings_download.value.path()).read_text().splitlines()
+    assert len(readings_rows) == 1 + 61 + 61  # each hour has a reading a minute, both ends included
+    assert readings_rows[1] == "2025-01-16T02:00:00+01:00,1736989200,b,500.0,,,night"
+    assert readings_rows[-1] == "2025-01-16T11:00:00+01:00,1737021600,a,1000.0,,,day"
+    # The week and the month around that day, for sensor a: the links follow what is shown.
+    page.locator("#sensor-pick").select_option(label="a")
+    page.get_by_role("button", name="Week").click()
+    page.wait_for_function("document.querySelector('#csv-energy').href.includes('bucket=day')")
+    assert link("energy")[1] == {
+        "sensor": "1",
+        "start": "2025-01-13",
+        "bucket": "day",
+        "count": "7",
+        "tz": "Europe/Paris",
+    }
+    assert link("readings")[1] == {"sensor": "1", "start": "2025-01-13", "end": "2025-01-19", "tz": "Europe/Paris"}
+    page.get_by_role("button", name="Month").click()
+    page.wait_for_function("document.querySelector('#csv-energy').href.includes('count=31')")
+    assert link("readings")[1]["end"] == "2025-01-31"
+    page.locator("#sensor-pick").select_option(label="All sensors")
+    tab.shot("history-downloads")
+
+
 def test_chart_ticks_show_the_decimals_their_step_needs(tab: Page) -> None:
     tab.log_in()
     ticks = "([s, v]) => import('/js/charts.js').then((m) => m.tickValues(null, v, 1, 0, s))"
@@ -284,6 +354,7 @@ def test_sensors_page_lists_every_sensor_with_its_health(tab: Page) -> None:
     house = page.locator("tr[data-sensor=house]")
     assert house.locator(".badge").text_content() == "online"
     assert page.locator("tr[data-sensor=a] .badge").text_content() == "offline"
+    assert house.locator("td").nth(1).text_content() == "simulator (simulated)"
     assert number_in(house.locator("td").nth(6).text_content() or "") > 0
     tab.shot("sensors")
 
@@ -303,6 +374,33 @@ def test_a_silent_sensor_is_not_counted_in_power_now(tab: Page, stack: Stack) ->
     # 200 s is 3.3 minutes, said as "3 min".
     page.get_by_text("Last reading 3 min ago: is the collector running?").wait_for()
     assert page.locator("#live-power").text_content() == "–"
+
+
+def test_an_alert_for_a_silent_sensor_in_the_live_and_sensors_views(tab: Page, stack: Stack) -> None:
+    # Sensor "quiet" sent three readings 10 s apart, the last 980 s ago: it is allowed
+    # max(10 x 10 s, 300 s) = 300 s of silence, so the aggregator raises a silent alert.
+    last = datetime.now().timestamp() - 980
+    with psycopg.connect(stack.database_url, autocommit=True) as conn, conn.transaction():
+        readings = [Reading(sensor="quiet", kind="simulator", ts=last - 10 * i, power=40.0) for i in range(3)]
+        store_readings(conn, readings, load_household(conn), PARIS)
+    sql = (
+        "SELECT count(*) FROM alerts a JOIN sensors s ON s.id = a.sensor_id WHERE s.key = 'quiet' AND a.kind = 'silent'"
+    )
+    wait_until(lambda: count_rows(stack.database_url, sql) == 1, message="the aggregator's silent alert")
+    tab.log_in()
+    page = tab.page
+    since = datetime.fromtimestamp(last, PARIS).strftime("%d/%m/%Y, %H:%M")  # en-GB's short date and time
+    item = page.locator("#alerts-list li[data-sensor=quiet]")
+    item.wait_for()
+    assert item.text_content() == f"quiet: no reading since {since} (one every 10 s expected)."
+    assert page.locator("#alerts h2").text_content() == "Alerts"
+    tab.shot("live-alert")
+    page.get_by_role("link", name="Sensors").click()
+    page.locator("#alerts-list li[data-sensor=quiet]").wait_for()
+    # No night measured yet: no standby figure.
+    assert page.locator("tr[data-sensor=quiet] td.standby").text_content() == "–"
+    page.locator("#language").select_option("fr")
+    page.get_by_text(f"quiet : aucune mesure depuis le {since.replace(',', '')}").wait_for()
 
 
 def test_french_on_a_phone(browser: Browser, stack: Stack) -> None:

@@ -78,6 +78,11 @@ export function mount(root, ctx) {
         <h1 id="period-title" class="period-title"></h1>
       </div>
       <div id="history-body"><p class="loading" data-i18n="common.loading"></p></div>
+      <p class="downloads" id="downloads" hidden>
+        <span data-i18n="history.download"></span>
+        <a id="csv-energy" class="button secondary" download data-i18n="history.csvEnergy"></a>
+        <a id="csv-readings" class="button secondary" download data-i18n="history.csvReadings"></a>
+      </p>
     </section>`;
   const $ = (id) => root.querySelector(`#${id}`);
   const goTo = (p, d) => ctx.navigate(`history/${p}/${d}`);
@@ -157,6 +162,20 @@ export function mount(root, ctx) {
     );
   }
 
+  // The shown period as CSV files (streamed by the api, saved by the browser with the session
+  // cookie): its buckets exactly as drawn, and every raw reading of its days.
+  function links(r) {
+    const url = (path, params) => `${path}?${new URLSearchParams(params)}`;
+    const lastDay = iso(new Date(parse(shift(r.start, period, 1)).getTime() - 86400000));
+    $("csv-energy").href = url("/api/v2/export/energy.csv", {
+      sensor: ctx.sensor, start: r.start, bucket: r.bucket, count: buckets.length, tz: ctx.timezone,
+    });
+    $("csv-readings").href = url("/api/v2/export/readings.csv", {
+      sensor: ctx.sensor, start: r.start, end: lastDay, tz: ctx.timezone,
+    });
+    $("downloads").hidden = false;
+  }
+
   async function load() {
     const r = request(period, dateIso);
     try {
@@ -168,6 +187,7 @@ export function mount(root, ctx) {
       buckets = report.buckets.filter(r.keep);
       labels = buckets.map(r.label);
       $("period-title").textContent = title(period, report);
+      links(r);
       show();
     } catch (error) {
       $("history-body").innerHTML = `<p class="error" id="history-error"></p>`;
