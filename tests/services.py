@@ -140,10 +140,12 @@ class MqttObserver:
 
 
 @contextmanager
-def aggregator_online(broker_url: str, database_url: str, log_path: Path, topic: str = "#") -> Iterator[MqttObserver]:
+def aggregator_online(
+    broker_url: str, database_url: str, log_path: Path, topic: str = "#", extra_env: dict[str, str] | None = None
+) -> Iterator[MqttObserver]:
     """A running aggregator process, and an observer on ``topic`` that saw it come online."""
     observer = MqttObserver(broker_url, topic, client_id=f"observer-{log_path.parent.name}")
-    env = {"CW_MQTT_URL": broker_url, "CW_DATABASE_URL": database_url, "CW_HEALTH_PORT": "0"}
+    env = {"CW_MQTT_URL": broker_url, "CW_DATABASE_URL": database_url, "CW_HEALTH_PORT": "0", **(extra_env or {})}
     try:
         with service("citizenwatt_aggregator", env, log_path):
             observer.wait_for(

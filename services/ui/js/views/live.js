@@ -2,11 +2,13 @@
 import { api, ApiError } from "../api.js";
 import { ago, currentLocale, number, t } from "../i18n.js";
 import { COLORS, makeChart, tickValues, todayIn } from "../charts.js";
+import { mountAlerts } from "../alerts.js";
 
 const WINDOW_S = 600;
 
 export function mount(root, ctx) {
   root.innerHTML = `
+    <section id="alerts" class="card alerts" role="status" hidden></section>
     <section class="card live">
       <div class="live-head">
         <h1 data-i18n="live.title"></h1>
@@ -148,6 +150,7 @@ export function mount(root, ctx) {
   });
   const ticker = setInterval(showNow, 1000);
   const todayTimer = setInterval(loadToday, 30000);
+  const stopAlerts = mountAlerts($("alerts"), ctx, { sensorId: wanted });
   start();
 
   return () => {
@@ -155,6 +158,7 @@ export function mount(root, ctx) {
     stream.close();
     clearInterval(ticker);
     clearInterval(todayTimer);
+    stopAlerts();
     plot?.destroy();
   };
 }
