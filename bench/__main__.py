@@ -422,10 +422,31 @@ def _wait_rows(url: str, sql: str, expected: int, timeout: float = 600) -> None:
     raise TimeoutError(sql)
 
 
+def main() -> None:
+    """Every benchmark, or those named in CW_BENCH (comma-separated), in this order."""
+    from bench import ingest, memory, queries, sdcard
+
+    benches: dict[str, Any] = {
+        "login": bench_legacy_form_login,
+        "queries": queries.run,
+        "storage": bench_storage,
+        "energy": bench_energy_arithmetic,
+        "ingest": ingest.run,
+        "aggregator": bench_aggregator_throughput,
+        "sigkill": bench_sigkill_recovery,
+        "live": bench_live_latency,
+        "sdcard": sdcard.run,
+        "memory": memory.run,
+    }
+    chosen = [name.strip() for name in os.environ.get("CW_BENCH", ",".join(benches)).split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in benches]
+    if unknown:
+        sys.exit(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(benches)}")
+    for name in chosen:
+        started = time.perf_counter()
+        benches[name]()
+        print(f"[{name}: {time.perf_counter() - started:.0f} s]", flush=True)
+
+
 if __name__ == "__main__":
-    bench_legacy_form_login()
-    bench_storage()
-    bench_energy_arithmetic()
-    bench_aggregator_throughput()
-    bench_sigkill_recovery()
-    bench_live_latency()
+    main()
