@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from functools import partial
 from zoneinfo import ZoneInfo
@@ -191,3 +192,17 @@ def test_silent_beyond_factor_times_period_or_the_minimum() -> None:
     assert rule(last, 8.0, last + 31 * 86400) is None
     assert rule(last, 8.0, last + 31 * 86400, forget_seconds=0.0) is not None
     assert rule(None, 8.0, last) is None
+
+
+def test_every_alert_setting_is_documented_with_its_default() -> None:
+    from citizenwatt_aggregator.settings import AlertSettings
+    from tools.localstack import REPO
+
+    readme = (REPO / "README.md").read_text()
+    rows = dict(re.findall(r"^\| `(CW_ALERT_[A-Z_]+)` \| `([^`]*)` \|", readme, flags=re.MULTILINE))
+    assert len(rows) == len(AlertSettings.model_fields) - 2  # every one but the two night hours, on one row
+    for name, info in AlertSettings.model_fields.items():
+        variable = f"CW_{name.upper()}"
+        assert variable in readme, f"{variable} is not in the README"
+        if variable in rows:  # the night hours share one row
+            assert rows[variable] == f"{info.default:g}", variable
