@@ -200,8 +200,9 @@ def test_every_alert_setting_is_documented_with_its_default() -> None:
 
     readme = (REPO / "README.md").read_text()
     rows = dict(re.findall(r"^\| `(CW_ALERT_[A-Z_]+)` \| `([^`]*)` \|", readme, flags=re.MULTILINE))
-    assert len(rows) == len(AlertSettings.model_fields) - 2  # every one but the two night hours, on one row
-    for name, info in AlertSettings.model_fields.items():
+    fields = {name: info for name, info in AlertSettings.model_fields.items() if name.startswith("alert_")}
+    assert len(rows) == len(fields) - 2  # every one but the two night hours, which share a row
+    for name, info in fields.items():
         variable = f"CW_{name.upper()}"
         assert variable in readme, f"{variable} is not in the README"
         if variable in rows:  # the night hours share one row
