@@ -82,13 +82,18 @@ class Change:
     at: float
 
 
-def evaluate(
-    conn: Conn,
-    settings: AggregatorSettings,
-    now: float,
-    standby_cache: dict[int, tuple[tuple[float, int], Standby | None]] | None = None,
-) -> list[SensorReport]:
+@dataclass
+class Memo:
+    """What a check may reuse from the previous ones: a silent sensor's period (its readings do not
+    change while it is silent) and each sensor's standby baseline (recomputed hourly)."""
+
+    periods: dict[int, tuple[float, float | None]] = field(default_factory=dict)  # id -> (last_seen, period)
+    standby: dict[int, tuple[tuple[float, int], Standby | None]] = field(default_factory=dict)
+
+
+def evaluate(conn: Conn, settings: AggregatorSettings, now: float, memo: Memo | None = None) -> list[SensorReport]:
     """Every sensor's findings at ``now``, from the database as it is."""
+    memo = memo or Memo()
     zone = settings.zone
     sensors = [
         (int(r[0]), str(r[1]), None if r[2] is None else float(r[2]))
@@ -101,11 +106,14 @@ def evaluate(
     reports = []
     for sensor_id, key, last_seen in sensors:
         findings: list[Finding] = []
-        quiet = None if last_seen is None else now - last_seen
-        if quiet is not None and quiet > settings.alert_silent_min_seconds:
+        # Silence within the minimum is never an alert: no need to know the period then.
+        if last_seen is not None and now - last_seen > settings.alert_silent_min_seconds:
+            known = memo.periods.get(sensor_id)
+            if known is None or known[0] != last_seen:
+                known = memo.periods[sensor_id] = (last_seen, _period(conn, sensor_id, last_seen))
             found = silent(
                 last_seen,
-                _period(conn, sensor_id, last_seen) if last_seen is not None else None,
+                known[1],
                 now,
                 zone,
                 factor=settings.alert_silent_factor,
@@ -117,7 +125,7 @@ def evaluate(
         unusual = hours.get(sensor_id)
         if unusual is not None:
             findings.append(unusual)
-        standby = _standby(conn, settings, zone, now, sensor_id, standby_cache)
+        standby = _standby(conn, settings, zone, now, sensor_id, memo.standby)
         euros = None if standby is None or price is None else yearly_cost(standby.watts, price)
         high = standby_finding(standby, settings.alert_standby_watts, euros)
         if high is not None:
@@ -203,14 +211,14 @@ def _standby(
     zone: ZoneInfo,
     now: float,
     sensor_id: int,
-    cache: dict[int, tuple[tuple[float, int], Standby | None]] | None,
+    cache: dict[int, tuple[tuple[float, int], Standby | None]],
 ) -> Standby | None:
     windows = night_windows(
         now, zone, settings.alert_night_start_hour, settings.alert_night_end_hour, settings.alert_standby_nights
     )
     # The nights change once a day; recomputed hourly anyway for readings that arrive late.
     key = (windows[-1][1], int(now // _STANDBY_REFRESH_SECONDS))
-    if cache is not None and sensor_id in cache and cache[sensor_id][0] == key:
+    if sensor_id in cache and cache[sensor_id][0] == key:
         return cache[sensor_id][1]
     rows = conn.execute(
         "SELECT extract(epoch FROM bucket)::float8, day_wh + night_wh, day_seconds + night_seconds"
@@ -219,8 +227,7 @@ def _standby(
     ).fetchall()
     quarters = [Quarter(float(r[0]), float(r[1]), float(r[2])) for r in rows]
     standby = standby_baseline(quarters, windows, settings.alert_standby_sustain_minutes * 60 // ROLLUP_SECONDS)
-    if cache is not None:
-        cache[sensor_id] = (key, standby)
+    cache[sensor_id] = (key, standby)
     return standby
 
 
@@ -335,7 +342,7 @@ class AlertWatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._conn: Conn | None = None
-        self._standby_cache: dict[int, tuple[tuple[float, int], Standby | None]] = {}
+        self._memo = Memo()
         self._published: dict[str, str] = {}  # retained payload last sent per sensor
         self._discovered: set[str] = set()  # sensors whose alert discovery went out on this connection
         self._published_generation = -1
@@ -376,7 +383,7 @@ class AlertWatcher:
         """One evaluation: store the changes, then publish states and events. Returns the reports."""
         conn = self._connection()
         now = self._clock()
-        reports = evaluate(conn, self.settings, now, self._standby_cache)
+        reports = evaluate(conn, self.settings, now, self._memo)
         changes = persist(conn, reports, now)
         self._publish(reports, changes)
         return reports
