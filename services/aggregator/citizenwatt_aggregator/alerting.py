@@ -71,6 +71,7 @@ class SensorReport:
     findings: list[Finding]
     standby: Standby | None
     euros_per_year: float | None
+    standby_computed: bool = False  # the baseline was worked out now, not taken from the memo
     active: list[OpenAlert] = field(default_factory=list)  # as stored: ``since`` kept from the raise
 
 
@@ -125,12 +126,14 @@ def evaluate(conn: Conn, settings: AggregatorSettings, now: float, memo: Memo | 
         unusual = hours.get(sensor_id)
         if unusual is not None:
             findings.append(unusual)
+        before = memo.standby.get(sensor_id)
         standby = _standby(conn, settings, zone, now, sensor_id, memo.standby)
+        fresh = memo.standby[sensor_id] is not before  # _standby memoises a new entry when it works one out
         euros = None if standby is None or price is None else yearly_cost(standby.watts, price)
         high = standby_finding(standby, settings.alert_standby_watts, euros)
         if high is not None:
             findings.append(high)
-        reports.append(SensorReport(sensor_id, key, findings, standby, euros))
+        reports.append(SensorReport(sensor_id, key, findings, standby, euros, fresh))
     return reports
 
 
@@ -265,6 +268,10 @@ def persist(conn: Conn, reports: Sequence[SensorReport], now: float) -> list[Cha
                             (alert.message, json.dumps(details), report.sensor_id, alert.kind),
                         )
                 report.active.append(alert)
+            if not report.standby_computed:
+                # Only when worked out (hourly): a check that changes nothing writes nothing, so
+                # it costs no commit (no WAL write and sync on the SD card) in the steady state.
+                continue
             conn.execute(
                 "INSERT INTO sensor_checks (sensor_id, checked_at, standby_w, standby_nights)"
                 " VALUES (%s, to_timestamp(%s), %s, %s) ON CONFLICT (sensor_id) DO UPDATE SET"

@@ -40,7 +40,7 @@ class SensorAlerts(BaseModel):
     standby_w: float | None = Field(description="lowest sustained power overnight (median of the last nights)")
     standby_nights: int = Field(description="nights it was found from")
     standby_euros_per_year: float | None = Field(description="standby_w around the clock for a year, priced")
-    checked_at: float | None = Field(description="when the aggregator last checked this sensor")
+    checked_at: float | None = Field(description="when the aggregator last worked out the standby baseline (hourly)")
 
 
 class AlertsReport(BaseModel):
