@@ -74,6 +74,15 @@ def test_reading_topics_are_recognised_only_with_a_valid_sensor_id() -> None:
     assert isinstance(parse_reading(None, json.dumps(GOOD).encode()), Rejection)
 
 
+def test_alert_topics_sit_under_the_sensor_and_are_not_readings() -> None:
+    topics = Topics("home/cw")
+    assert topics.alert("fridge") == "home/cw/fridge/alert"
+    assert topics.alert_event("fridge") == "home/cw/fridge/alert/event"
+    # The aggregator subscribes to <base>/+/reading only: neither looks like a reading topic.
+    assert topics.sensor_of(topics.alert("fridge")) is None
+    assert topics.sensor_of(topics.alert_event("fridge")) is None
+
+
 def test_payload_round_trips_and_leaves_out_absent_fields() -> None:
     reading = Reading(sensor="s1", kind="simulator", ts=1732400000.5, power=12.5)
     assert json.loads(reading.to_payload()) == {
