@@ -225,3 +225,31 @@ def test_the_alerts_route_needs_a_login(database_url: str) -> None:
     api = ApiSettings(database_url=database_url, ui_dir="/nonexistent", api_publish_radio_config=False)
     with TestClient(create_app(api)) as client:
         assert client.get("/api/v2/alerts").status_code == 401
+
+
+def test_a_failing_check_is_retried_and_the_watcher_goes_on(
+    mosquitto: LocalMosquitto, database_url: str, connected_client: paho.Client
+) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        store_at(conn, "hall", datetime(2026, 10, 14, 13, tzinfo=PARIS), 0.1, 50.0)
+    calls = 0
+
+    def clock() -> float:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ValueError("a fault in the first check")
+        return datetime(2026, 10, 14, 14, 20, tzinfo=PARIS).timestamp()
+
+    settings = AggregatorSettings(mqtt_url=mosquitto.url, database_url=database_url, alert_interval_seconds=0.05)
+    observer = MqttObserver(mosquitto.url, "citizenwatt/hall/alert")
+    watcher = AlertWatcher(settings, connected_client, Topics(), lambda: 1, clock)
+    watcher.start()
+    try:
+        # Silent since 13:06 + 600 s (readings a minute apart: max(10 x 60 s, 300 s) = 600 s).
+        state = json.loads(observer.wait_for(lambda ms: ms)[0][1])
+        assert kinds(state) == ["silent"]
+        assert calls >= 2
+    finally:
+        watcher.stop()
+        observer.close()

@@ -380,6 +380,14 @@ class AlertWatcher:
                 self._drop_connection()
                 delay = backoff.next_delay()
                 continue
+            except Exception:
+                # A fault in the rules must not end alerting for good (nor touch ingest): say it
+                # loudly, once, and try again at the next interval.
+                if not failing:
+                    log.exception("alerts not checked (will retry)")
+                failing = True
+                delay = self.settings.alert_interval_seconds
+                continue
             if failing:
                 log.info("alerts checked again")
             failing = False
