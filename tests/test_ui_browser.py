@@ -419,6 +419,10 @@ def test_french_on_a_phone(browser: Browser, stack: Stack) -> None:
     page.wait_for_function("document.querySelector('#total')?.textContent?.includes('kWh')")
     assert page.locator("#period-title").text_content() == "jeudi 16 janvier 2025"
     assert page.locator("#total").text_content() == "1,500\u202fkWh".replace("\u202f", " ")
+    page.get_by_role("link", name="kWh et € par barre").wait_for()
+    assert page.get_by_role("link", name="toutes les mesures").get_attribute("id") == "csv-readings"
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the history page scrolls sideways on a phone ({width} px)"
     phone.shot("phone-history-fr")
     page.get_by_role("link", name="Réglages").click()
     page.get_by_role("heading", name="Heures creuses").wait_for()
