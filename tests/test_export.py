@@ -286,3 +286,14 @@ def test_streaming_reads_pages_not_everything(client: TestClient, monkeypatch: p
     monkeypatch.setattr(psycopg.Cursor, "fetchall", counting)
     assert csv_of(client, "readings.csv", sensor="2", start="2026-10-25") == whole
     assert fetched == [2, 1]
+
+
+def test_unix_times_and_numbers_are_written_exactly() -> None:
+    from citizenwatt_api.export import _number, _unix
+
+    assert _unix(datetime(2026, 10, 25, 1, 2, 0, 500_000, tzinfo=UTC)) == "1792890120.5"
+    assert _unix(datetime(1969, 12, 31, 23, 59, 59, 500_000, tzinfo=UTC)) == "-0.5"
+    assert _unix(datetime(1969, 12, 31, 23, 59, 58, tzinfo=UTC)) == "-2"
+    assert _number(-1e-15, 6) == "0.000000"
+    assert _number(-0.0000006, 6) == "-0.000001"
+    assert _number(None, 6) == "" and _number(229.0) == "229.0"

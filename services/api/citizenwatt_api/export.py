@@ -90,14 +90,19 @@ async def _export_user(request: Request, conn: Conn = Depends(_function_conn, sc
 def _unix(moment: datetime) -> str:
     """Exact Unix seconds of a timestamp (microseconds, as PostgreSQL keeps them), no float noise."""
     micros = (moment - _EPOCH) // timedelta(microseconds=1)
-    seconds, fraction = divmod(micros, 1_000_000)
-    return str(seconds) if fraction == 0 else f"{seconds}.{fraction:06d}".rstrip("0")
+    seconds, fraction = divmod(abs(micros), 1_000_000)
+    sign = "-" if micros < 0 else ""
+    return f"{sign}{seconds}" if fraction == 0 else f"{sign}{seconds}.{fraction:06d}".rstrip("0")
 
 
 def _number(value: float | None, digits: int | None = None) -> str:
     if value is None:
         return ""
-    return repr(float(value)) if digits is None else f"{value:.{digits}f}"
+    if digits is None:
+        return repr(float(value))
+    text = f"{value:.{digits}f}"
+    # Rollups are kept by adding and subtracting deltas: float dust must not print as "-0.000000".
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
 
 
 def _csv_lines(rows: Iterable[Sequence[str]], flush_every: int) -> Iterator[str]:
