@@ -37,7 +37,7 @@ ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_
     PATH=/opt/venv/bin:$PATH PYTHONPATH=/app
 # glibc malloc on a 1 GB Pi, as tools/run_local.py sets it for `make run` (the reasons are there): blocks
 # of 128 KiB and more are mapped and given back when freed (one 16 MB scrypt password check no longer
-# stays resident in the api), and two arenas rather than 8 per core for the services' threads.
+# stays resident in the api), and two arenas rather than 8 per core for C libraries' allocations in threads.
 ENV MALLOC_MMAP_THRESHOLD_=131072 MALLOC_ARENA_MAX=2
 
 # --- Build stage: the virtual environment --------------------------------------------------------

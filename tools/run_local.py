@@ -22,7 +22,8 @@ from tools.localstack import REPO, LocalMosquitto, LocalPostgres, wait_for_port
 # in mappings of their own, given back to the kernel when freed; by default glibc raises the threshold
 # after the first such block is freed, and the next ones then come from the heap and stay resident:
 # one scrypt password check (16 MB) left the api 16 MB larger for good. Two arenas instead of up to
-# 8 per core: each thread that allocates otherwise gets an arena of its own that others never reuse.
+# 8 per core bound what C libraries (libpq, OpenSSL) allocating from many threads may keep: a bound,
+# not a measured saving (Python's own objects live in pymalloc's arenas; no difference on bench/memory.py).
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_ARENA_MAX": "2"}
 
 
