@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -182,6 +183,21 @@ async def current_user(request: Request, conn: psycopg.Connection[Any] = Depends
     if user is None:
         raise ApiError(401, "Authentication required: log in, or POST login and password")
     return user
+
+
+# ``get_conn`` in its default (request) scope keeps its connection until the response is finished:
+# for a stream (a CSV download, the live page's server-sent events) that is as long as the client
+# keeps it open, and a few open pages would hold the whole pool. The same dependencies in
+# "function" scope give the connection back as soon as the route function returns, before the
+# first byte is streamed; streaming routes borrow a connection per query instead.
+def released_conn(request: Request) -> Iterator[psycopg.Connection[Any]]:
+    yield from get_conn(request)
+
+
+async def current_user_for_stream(
+    request: Request, conn: psycopg.Connection[Any] = Depends(released_conn, scope="function")
+) -> User:
+    return await current_user(request, conn)
 
 
 def same_origin(request: Request) -> bool:

@@ -41,8 +41,7 @@ from psycopg_pool import ConnectionPool
 from citizenwatt_common.store import load_household
 
 from . import queries
-from .auth import ApiError, User, current_user
-from .db import get_conn
+from .auth import ApiError, User, current_user_for_stream, released_conn
 from .v2 import Bucket, _zone, calendar_buckets
 
 router = APIRouter(prefix="/api/v2/export", tags=["export"])
@@ -72,19 +71,6 @@ _CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
     400: {"description": "a parameter is malformed or out of range (the reason in `error`)"},
     404: {"description": "no sensor with that id"},
 }
-
-
-# -- authentication without pinning a connection -----------------------------------------------
-# ``current_user`` borrows its connection through ``get_conn``, whose default (request) scope
-# keeps it until the response is finished, i.e. for the whole download. The same dependencies
-# in "function" scope give the connection back as soon as the route function returns, before
-# the first byte is streamed.
-def _function_conn(request: Request) -> Iterator[Conn]:
-    yield from get_conn(request)
-
-
-async def _export_user(request: Request, conn: Conn = Depends(_function_conn, scope="function")) -> User:
-    return await current_user(request, conn)
 
 
 def _unix(moment: datetime) -> str:
@@ -196,8 +182,8 @@ def export_readings(
     start: date = Query(..., description="first local date exported (ISO, e.g. 2026-11-01)"),
     end: date | None = Query(None, description="last local date exported, included (default: start)"),
     tz: str | None = Query(None, description="IANA time zone of the dates and timestamps (default: the household's)"),
-    user: User = Depends(_export_user),
-    conn: Conn = Depends(_function_conn, scope="function"),
+    user: User = Depends(current_user_for_stream),
+    conn: Conn = Depends(released_conn, scope="function"),
 ) -> StreamingResponse:
     """Raw readings as CSV: local ISO time with its offset, Unix time, sensor key, power (W),
     voltage (V), current (A), tariff (day/night); oldest first. Streamed, any length."""
@@ -266,8 +252,8 @@ def export_energy(
     bucket: Bucket = Query("day"),
     count: int = Query(1, ge=1, le=MAX_EXPORT_BUCKETS, description="number of buckets"),
     tz: str | None = Query(None, description="IANA time zone (default: the household's)"),
-    user: User = Depends(_export_user),
-    conn: Conn = Depends(_function_conn, scope="function"),
+    user: User = Depends(current_user_for_stream),
+    conn: Conn = Depends(released_conn, scope="function"),
 ) -> StreamingResponse:
     """Energy and cost per local calendar bucket as CSV, exactly as ``/api/v2/energy`` computes
     them (kWh in total, day and night; euros at the current provider's prices; mean watts); a

@@ -25,7 +25,7 @@ from citizenwatt_common.energy import Energy
 from citizenwatt_common.store import load_household
 
 from . import queries
-from .auth import ApiError, User, current_user
+from .auth import ApiError, User, current_user, current_user_for_stream
 from .db import get_conn
 
 router = APIRouter(prefix="/api/v2", tags=["v2"])
@@ -236,7 +236,7 @@ def readings(
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}},
 )
-async def live(request: Request, user: User = Depends(current_user)) -> StreamingResponse:
+async def live(request: Request, user: User = Depends(current_user_for_stream)) -> StreamingResponse:
     """Server-sent events: one ``reading`` event per new reading of any sensor measured in the last
     day, checked every second; the first event is the newest reading of that day."""
     pool = request.app.state.pool
