@@ -5,6 +5,12 @@ one sensor. The energy of a segment is its trapezoid; a segment longer than the 
 sensor that was offline) carries none. A segment takes the tariff (day/night) of the sample
 that ends it. Part of a segment inside an interval is the integral of the linear signal over
 that part, so splitting an interval in two never changes the sum.
+
+Negative power is export (solar panels feeding the grid). Import and export are kept apart: a
+segment whose two powers have opposite signs crosses zero at
+``t* = t0 + p0 / (p0 - p1) * (t1 - t0)``; its part before ``t*`` is one direction and its part after
+the other, each its own triangle. So import and export are each the integral of ``max(p, 0)`` and
+``max(-p, 0)``, both never negative, and import - export is the net energy (day + night).
 """
 
 from __future__ import annotations
@@ -48,6 +54,40 @@ class Segment:
             return (self.p0 + self.p1) / 2 * (b - a), b - a
         return (self.power_at(a) + self.power_at(b)) / 2 * (b - a), b - a
 
+    def zero_crossing(self) -> float | None:
+        """The time the linear signal crosses zero strictly inside the segment, if it does."""
+        if (self.p0 > 0 > self.p1) or (self.p0 < 0 < self.p1):
+            return self.t0 + self.p0 / (self.p0 - self.p1) * (self.t1 - self.t0)
+        return None
+
+    def flows_in(self, lo: float, hi: float) -> tuple[float, float]:
+        """(import joules, export joules) of this segment inside [lo, hi), both >= 0."""
+        a, b = max(lo, self.t0), min(hi, self.t1)
+        if b <= a:
+            return 0.0, 0.0
+        if a == self.t0 and b == self.t1:
+            return linear_flows(self.p0, self.p1, b - a)
+        return linear_flows(self.power_at(a), self.power_at(b), b - a)
+
+
+def linear_flows(pa: float, pb: float, seconds: float) -> tuple[float, float]:
+    """(import joules, export joules) of a signal linear from ``pa`` to ``pb`` W over ``seconds``.
+
+    Same signs (or a zero end): the trapezoid goes wholly to one side. Opposite signs: the zero
+    crossing cuts it into two triangles; the one on the side of ``p`` has height ``|p|`` and base
+    ``seconds * |p| / |pa - pb|`` (similar triangles), so its area is ``p**2 * seconds / (2 |pa - pb|)``.
+    The two triangles add up to the trapezoid: (pa**2 - pb**2) / (2 (pa - pb)) = (pa + pb) / 2.
+    Written without the crossing time, so a part cut exactly at t* (whose end is 0 W, or float dust
+    around it) comes out right with no special case.
+    """
+    if pa >= 0 and pb >= 0:
+        return (pa + pb) / 2 * seconds, 0.0
+    if pa <= 0 and pb <= 0:
+        return 0.0, -(pa + pb) / 2 * seconds
+    spread = 2 * abs(pa - pb)
+    positive, negative = (pa, pb) if pa > 0 else (pb, pa)
+    return positive * positive * seconds / spread, negative * negative * seconds / spread
+
 
 def segments_of(samples: Iterable[Sample], max_gap: float) -> Iterator[Segment]:
     """Consecutive pairs of time-sorted samples that bound energy (0 < dt <= max_gap)."""
@@ -60,17 +100,27 @@ def segments_of(samples: Iterable[Sample], max_gap: float) -> Iterator[Segment]:
 
 @dataclass(slots=True)
 class Energy:
-    """Energy and covered time, split by tariff. Also used for signed deltas of rollups."""
+    """Energy and covered time, split by tariff. Also used for signed deltas of rollups.
+
+    ``day_wh`` and ``night_wh`` are net energy (export counts negative), as they always were;
+    ``import_wh`` and ``export_wh`` are the two directions apart (each >= 0 outside of deltas),
+    with ``import_wh - export_wh == day_wh + night_wh`` up to float rounding.
+    """
 
     day_wh: float = 0.0
     night_wh: float = 0.0
     day_seconds: float = 0.0
     night_seconds: float = 0.0
+    import_wh: float = 0.0
+    export_wh: float = 0.0
 
     def add_segment_part(self, segment: Segment, lo: float = -math.inf, hi: float = math.inf) -> None:
         joules, seconds = segment.part_in(lo, hi)
         if seconds <= 0:
             return
+        imported, exported = segment.flows_in(lo, hi)
+        self.import_wh += imported / 3600
+        self.export_wh += exported / 3600
         if segment.night:
             self.night_wh += joules / 3600
             self.night_seconds += seconds
@@ -83,15 +133,23 @@ class Energy:
         self.night_wh += other.night_wh
         self.day_seconds += other.day_seconds
         self.night_seconds += other.night_seconds
+        self.import_wh += other.import_wh
+        self.export_wh += other.export_wh
         return self
 
     def scaled(self, factor: float) -> Energy:
         return Energy(
-            self.day_wh * factor, self.night_wh * factor, self.day_seconds * factor, self.night_seconds * factor
+            self.day_wh * factor,
+            self.night_wh * factor,
+            self.day_seconds * factor,
+            self.night_seconds * factor,
+            self.import_wh * factor,
+            self.export_wh * factor,
         )
 
     @property
     def total_wh(self) -> float:
+        """Net energy: import minus export."""
         return self.day_wh + self.night_wh
 
     @property
