@@ -13,7 +13,7 @@ import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from citizenwatt_api import account, alerts, household, legacy, pages, passwords, v2
+from citizenwatt_api import account, alerts, compare, export, household, legacy, pages, passwords, v2
 from citizenwatt_api.app import create_app
 from citizenwatt_api.passwords import hash_password, verify_password
 from citizenwatt_api.settings import ApiSettings
@@ -51,7 +51,16 @@ def test_every_data_route_refuses_anonymous_requests(app_client: TestClient) -> 
         "/api/v2/logout",
     }
     checked = 0
-    routers = (legacy.router, pages.router, v2.router, alerts.router, account.router, household.router)
+    routers = (
+        legacy.router,
+        pages.router,
+        v2.router,
+        compare.router,
+        alerts.router,
+        export.router,
+        account.router,
+        household.router,
+    )
     for route in [r for router in routers for r in router.routes]:
         if not isinstance(route, APIRoute) or route.path in open_paths:
             continue

@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from citizenwatt_common.schema import connect_migrated
 
-from . import account, alerts, export, household, legacy, pages, v2
+from . import account, alerts, compare, export, household, legacy, pages, v2
 from .auth import LoginThrottle, create_user
 from .db import open_pool
 from .passwords import VerifiedPasswords
@@ -64,6 +64,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(legacy.router)
     app.include_router(pages.router)
     app.include_router(v2.router)
+    app.include_router(compare.router)
     app.include_router(alerts.router)
     app.include_router(export.router)
     app.include_router(account.router)
