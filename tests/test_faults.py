@@ -510,7 +510,7 @@ def test_power_cut_loses_at_most_the_documented_window(
     assert all(age <= WINDOW_SECONDS for age in lost.values())
     print(
         f"\nPOWER CUT: {len(seen)} readings published, {len(must_survive)} older than {WINDOW_SECONDS:g} s all stored;"
-        f" lost {len(lost)} (the newest, at most {max(lost.values(), default=0):.1f} s old);"
+        f" lost {len(lost)}, all measured in the last {max(lost.values(), default=0):.1f} s;"
         f" outbox syncs {len(fsyncs)} in {cut_at - killed_at:.0f} s unconfirmed, none before;"
         f" {cut_off} unsynced bytes cut off"
     )
