@@ -11,7 +11,7 @@ import os
 import re
 import shutil
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -303,6 +303,107 @@ def test_history_downloads_the_shown_period_as_csv(tab: Page) -> None:
     assert link("readings")[1]["end"] == "2025-01-31"
     page.locator("#sensor-pick").select_option(label="All sensors")
     tab.shot("history-downloads")
+
+
+# Comparisons, on days of their own (2023 and 2022: no other test looks there). Sensor a draws
+# 1000 W and sensor b 250 W from 10:00, for one and two hours, on Wednesday 2023-03-15; a drew
+# 2000 W for an hour the day before and 500 W a year earlier, at the same time. By hand (kWh):
+#   2023-03-15: a 1.0 (10h), b 0.25 (10h) + 0.25 (11h); household 1.5, of which 1.25 at 10h
+#   2023-03-14 (the day before): 2.0 at 10h; 2022-03-15 (a year earlier, a Tuesday): 0.5 at 10h
+# Like for like, over the hours measured in both (10h only): 1.25 against 2.0 = -37.5 %, against
+# 0.5 = +150 %. Its week (Monday 13 March): 2.0 + 1.5 = 3.5; 52 weeks earlier is the week of
+# Monday 2022-03-14, whose Tuesday (0.5) faces Tuesday 2023-03-14 (2.0): +300 %; the week before
+# measured nothing.
+COMPARE_DAY = "2023-03-15"
+
+
+def expect_energy_request(page: Any, route: str, action: Callable[[], None]) -> dict[str, str]:
+    """Do ``action`` and return the query of the /api/v2/energy/<route> request it makes."""
+    with page.expect_request(lambda request: f"/api/v2/energy/{route}?" in request.url) as request:
+        action()
+    return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(request.value.url).query))
+
+
+def legend(page: Any) -> list[str]:
+    return [" ".join(text.split()) for text in page.locator("#history-legend > span").all_inner_texts()]
+
+
+def test_history_compares_with_the_previous_period_and_a_year_earlier_and_splits_by_sensor(
+    tab: Page, stack: Stack
+) -> None:
+    day = datetime.fromisoformat(COMPARE_DAY).replace(tzinfo=PARIS, hour=10)
+    store_hour(stack.database_url, "a", day, 1000.0)
+    store_hour(stack.database_url, "b", day, 250.0)
+    store_hour(stack.database_url, "b", day + timedelta(hours=1), 250.0)
+    store_hour(stack.database_url, "a", day - timedelta(days=1), 2000.0)
+    store_hour(stack.database_url, "a", day.replace(year=2022), 500.0)
+    tab.log_in()
+    page = tab.page
+    page.goto(f"/#/history/day/{COMPARE_DAY}")
+    page.locator("#history-chart canvas").wait_for()
+    page.get_by_role("button", name="kWh").click()
+    chart = page.locator("#history-chart")
+    assert chart.get_attribute("data-series") == "total,night" and legend(page) == ["Day", "Night"]
+    assert page.locator("#total").text_content() == "1.500 kWh"
+    day_query = {"sensor": "all", "start": COMPARE_DAY, "period": "day", "bucket": "hour", "tz": "Europe/Paris"}
+    query = expect_energy_request(page, "compare", lambda: page.get_by_label("previous period").check())
+    assert query == {**day_query, "with": "previous"}
+    page.wait_for_function("document.querySelector('#history-chart')?.dataset.series === 'total,night,previous'")
+    assert legend(page) == ["Day", "Night", "Day before"]
+    assert page.locator("#span-previous").text_content() == "14 Mar 2023"
+    assert page.locator("#total-previous").text_content() == "2.000 kWh"
+    assert page.locator("#change-previous").text_content() == "-37.5 % like for like"
+    assert page.locator("#change-previous").get_attribute("title") == "over the bars measured in both periods: 1"
+    query = expect_energy_request(page, "compare", lambda: page.get_by_label("same period last year").check())
+    assert query == {**day_query, "with": "previous,year"}
+    page.wait_for_function("document.querySelector('#history-chart')?.dataset.series === 'total,night,previous,year'")
+    assert legend(page) == ["Day", "Night", "Day before", "A year earlier"]
+    assert page.locator("#span-year").text_content() == "15 Mar 2022"
+    assert page.locator("#total-year").text_content() == "0.500 kWh"
+    assert page.locator("#change-year").text_content() == "+150.0 % like for like"
+    plot = page.locator("#history-chart .u-over")
+    box = plot.bounding_box()
+    assert box
+    expected = "10h · 1.250 kWh · night 0.000 kWh · day before 2.000 kWh · a year earlier 0.500 kWh"
+    plot.hover(position={"x": 10.5 / 24 * box["width"], "y": box["height"] / 2})
+    page.wait_for_function(f"document.querySelector('#bucket-detail').textContent === {expected!r}")
+    tab.shot("history-compare")
+
+    # Split by sensor: one stacked bar per sensor that measured something, their totals adding up
+    # to the household's, the reference lines still over them.
+    query = expect_energy_request(page, "by-sensor", lambda: page.get_by_label("by sensor").check())
+    assert query == {"start": COMPARE_DAY, "period": "day", "bucket": "hour", "tz": "Europe/Paris"}
+    page.wait_for_function("document.querySelector('#history-chart')?.dataset.series?.startsWith('sensor-')")
+    # Sensor a (id 1) and b (id 2), the tallest stack (a + b) drawn first.
+    assert chart.get_attribute("data-series") == "sensor-2,sensor-1,previous,year"
+    assert legend(page) == ["a · 1.000 kWh", "b · 0.500 kWh", "Day before", "A year earlier"]
+    assert page.locator("#total").text_content() == "1.500 kWh"
+    expected = "10h · a 1.000 kWh · b 0.250 kWh · total 1.250 kWh · day before 2.000 kWh · a year earlier 0.500 kWh"
+    plot.hover(position={"x": 10.5 / 24 * box["width"], "y": box["height"] / 3})
+    page.wait_for_function(f"document.querySelector('#bucket-detail').textContent === {expected!r}")
+    tab.shot("history-by-sensor")
+
+    # The choices stay on for the next view: the week, whose year-earlier week starts on a Monday.
+    query = expect_energy_request(page, "compare", lambda: page.get_by_role("button", name="Week").click())
+    assert query == {**day_query, "start": "2023-03-13", "period": "week", "bucket": "day", "with": "previous,year"}
+    page.wait_for_function("document.querySelector('#span-year')?.textContent === '14 Mar – 20 Mar 2022'")
+    assert page.locator("#total").text_content() == "3.500 kWh"
+    assert legend(page)[-2:] == ["Week before", "52 weeks earlier"]
+    assert page.locator("#total-year").text_content() == "0.500 kWh"
+    assert page.locator("#change-year").text_content() == "+300.0 % like for like"
+    assert page.locator("#total-previous").text_content() == "–"
+    assert page.locator("#change-previous").text_content() == "nothing to compare with"
+    # One sensor picked: its own figures, and no split (it is the household's).
+    page.locator("#sensor-pick").select_option(label="a")
+    page.wait_for_function("document.querySelector('#history-chart')?.dataset.series === 'total,night,previous,year'")
+    assert page.get_by_label("by sensor").is_disabled()
+    assert page.locator("#total").text_content() == "3.000 kWh"
+    page.locator("#sensor-pick").select_option(label="All sensors")
+    page.wait_for_function("document.querySelector('#history-chart')?.dataset.series?.startsWith('sensor-')")
+    for name in ("previous period", "same period last year", "by sensor"):
+        page.get_by_label(name).uncheck()
+    page.wait_for_function("document.querySelector('#history-chart')?.dataset.series === 'total,night'")
+    assert legend(page) == ["Day", "Night"] and page.locator(".reference").count() == 0
 
 
 def test_chart_ticks_show_the_decimals_their_step_needs(tab: Page) -> None:

@@ -1,9 +1,15 @@
-// History: energy per hour/day/month over a day, week, month or year, in kWh or euros, day and night.
+// History: energy per hour/day/month over a day, week, month or year, in kWh or euros, day and night;
+// optionally beside the period before and the same period a year earlier (dashed lines), or split
+// by sensor (stacked bars).
 import { api } from "../api.js";
 import { currentLocale, number, t } from "../i18n.js";
 import { COLORS, makeChart, tickValues, todayIn } from "../charts.js";
 
 const PERIODS = ["day", "week", "month", "year"];
+// The comparisons the API offers (/api/v2/energy/compare), in the order they are drawn.
+const REFERENCES = ["previous", "year"];
+const REFERENCE_COLORS = { previous: "#4b5563", year: "#dc2626" };
+const REFERENCE_DASH = { previous: [6, 4], year: [2, 3] };
 
 // Calendar arithmetic on YYYY-MM-DD strings, in UTC so the browser's own zone never shifts a date.
 const parse = (iso) => new Date(`${iso}T00:00:00Z`);
@@ -44,6 +50,18 @@ function request(period, dateIso) {
   return { bucket: "month", count: 12, start: first, keep: () => true, label: (b) => month.format(parse(b.start.slice(0, 10))) };
 }
 
+/** The calendar span a reference covers, shortly: "14 Jan 2026", "5 – 11 Jan 2026", "December 2025". */
+function spanTitle(period, series) {
+  const lang = currentLocale();
+  const first = parse(series.start.slice(0, 10));
+  const last = new Date(parse(series.end.slice(0, 10)).getTime() - 86400000);
+  const fmt = (options, date) => new Intl.DateTimeFormat(lang, { ...options, timeZone: "UTC" }).format(date);
+  if (period === "day") return fmt({ day: "numeric", month: "short", year: "numeric" }, first);
+  if (period === "week") return `${fmt({ day: "numeric", month: "short" }, first)} – ${fmt({ day: "numeric", month: "short", year: "numeric" }, last)}`;
+  if (period === "month") return fmt({ month: "long", year: "numeric" }, first);
+  return fmt({ year: "numeric" }, first);
+}
+
 function title(period, report) {
   const lang = currentLocale();
   const first = parse(report.buckets[0].start.slice(0, 10));
@@ -77,6 +95,12 @@ export function mount(root, ctx) {
         <button type="button" class="secondary" id="next" data-i18n-label="history.next">›</button>
         <h1 id="period-title" class="period-title"></h1>
       </div>
+      <div class="controls compare-controls" role="group" aria-labelledby="compare-label">
+        <span id="compare-label" class="muted" data-i18n="history.compare"></span>
+        <label><input type="checkbox" id="cmp-previous" data-ref="previous"><span data-i18n="history.comparePrevious"></span></label>
+        <label><input type="checkbox" id="cmp-year" data-ref="year"><span data-i18n="history.compareYear"></span></label>
+        <label id="by-sensor-label"><input type="checkbox" id="by-sensor"><span data-i18n="history.bySensor"></span></label>
+      </div>
       <div id="history-body"><p class="loading" data-i18n="common.loading"></p></div>
       <p class="downloads" id="downloads" hidden>
         <span data-i18n="history.download"></span>
@@ -98,11 +122,37 @@ export function mount(root, ctx) {
     }),
   );
 
+  // Which comparisons are on, kept across visits like the unit. The split by sensor is a split of
+  // the household: it is offered with "All sensors" picked, where the totals are the household's.
+  const wanted = new Set((localStorage.getItem("cw.compare") ?? "").split(",").filter((k) => REFERENCES.includes(k)));
+  const canSplit = ctx.sensor === "all";
+  let split = canSplit && localStorage.getItem("cw.bySensor") === "1";
+  for (const box of root.querySelectorAll("[data-ref]")) {
+    box.checked = wanted.has(box.dataset.ref);
+    box.addEventListener("change", () => {
+      if (box.checked) wanted.add(box.dataset.ref);
+      else wanted.delete(box.dataset.ref);
+      localStorage.setItem("cw.compare", REFERENCES.filter((k) => wanted.has(k)).join(","));
+      load();
+    });
+  }
+  $("by-sensor").checked = split;
+  $("by-sensor").disabled = !canSplit;
+  if (!canSplit) $("by-sensor-label").title = t("history.bySensorAll");
+  $("by-sensor").addEventListener("change", (event) => {
+    split = event.target.checked;
+    localStorage.setItem("cw.bySensor", split ? "1" : "0");
+    load();
+  });
+
   let report = null;
+  let comparison = null; // /api/v2/energy/compare, when a comparison is on
+  let parts = null; // /api/v2/energy/by-sensor, when split by sensor
   let labels = [];
   let buckets = [];
   let plot = null;
   let closed = false;
+  let loads = 0;
 
   function show() {
     root.querySelectorAll("[data-unit]").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.unit === unit)));
@@ -116,32 +166,124 @@ export function mount(root, ctx) {
     const digits = unit === "kwh" ? 3 : 2;
     const suffix = unit === "kwh" ? " kWh" : " €";
     const value = (pick) => (unit === "euros" && report.total_euros === null ? t("history.noPrice") : number(sum(pick), digits) + suffix);
-    if (buckets.every((b) => b.kwh === null)) {
+    const amount = (v) => (v === null || v === undefined ? "–" : number(v, digits) + suffix);
+    const sumOf = (values) => values.reduce((acc, v) => acc + (v ?? 0), 0);
+    const percent = (v) => `${v > 0 ? "+" : ""}${number(v, 1)} %`;
+    const pickUnit = (kwh, euros) => (unit === "kwh" ? kwh : euros);
+    // Other series are matched to the shown bars by their start (the same instant, written alike).
+    const indexOf = (list) => new Map(list.map((b, i) => [b.start, i]));
+    const refs = REFERENCES.filter((k) => comparison?.[k]);
+    const refValues = {};
+    if (refs.length) {
+      const at = indexOf(comparison.current.buckets);
+      for (const k of refs) {
+        refValues[k] = buckets.map((b) => {
+          const twin = comparison[k].buckets[at.get(b.start)];
+          return twin ? pickUnit(twin.kwh, twin.euros) : null;
+        });
+      }
+    }
+    const shownSensors = parts ? parts.sensors.filter((s) => s.total_kwh !== null) : [];
+    const sensorValues = {};
+    if (parts) {
+      const at = indexOf(parts.buckets);
+      for (const s of shownSensors) sensorValues[s.id] = buckets.map((b) => pickUnit(s.kwh, s.euros)[at.get(b.start)] ?? null);
+    }
+    const refTotal = (k) => pickUnit(comparison[k].total_kwh, comparison[k].total_euros);
+    if (buckets.every((b) => b.kwh === null) && refs.every((k) => comparison[k].total_kwh === null)) {
       body.innerHTML = `<p class="empty" id="history-empty"></p>`;
       $("history-empty").textContent = ctx.sensors.length ? t("history.empty") : t("empty.sensors");
       return;
     }
+    const refName = (k) => (k === "previous" ? t(`history.previous.${period}`) : t(period === "week" ? "history.lastYearWeek" : "history.lastYear"));
+    const sensorName = (s) => s.name || s.key;
+    const sensorColor = (s) => COLORS.lines[shownSensors.indexOf(s) % COLORS.lines.length];
+    const swatchLine = (k) => `<i class="swatch line" style="color:${REFERENCE_COLORS[k]}" data-dash="${k}"></i>`;
+    const legend = parts
+      ? shownSensors.map((s) => `<span data-series="sensor-${s.id}"><i class="swatch" style="background:${sensorColor(s)}"></i><span class="name"></span></span>`)
+      : [`<span data-series="total"><i class="swatch day"></i>${t("history.dayPart")}</span>`, `<span data-series="night"><i class="swatch night"></i>${t("history.nightPart")}</span>`];
+    legend.push(...refs.map((k) => `<span data-series="${k}">${swatchLine(k)}${refName(k)}</span>`));
     body.innerHTML = `
-      <div class="legend"><span><i class="swatch day"></i>${t("history.dayPart")}</span><span><i class="swatch night"></i>${t("history.nightPart")}</span></div>
+      <div class="legend" id="history-legend">${legend.join("")}</div>
       <div id="history-chart" class="chart"></div>
       <p id="bucket-detail" class="bucket-detail muted"></p>
       <div class="totals">
         <div><span>${t("history.total")}</span><b id="total">${value(totalOf)}</b></div>
         <div><span><i class="swatch day"></i>${t("history.dayPart")}</span><b id="total-day">${value((b) => (totalOf(b) ?? 0) - (nightOf(b) ?? 0))}</b></div>
         <div><span><i class="swatch night"></i>${t("history.nightPart")}</span><b id="total-night">${value(nightOf)}</b></div>
+        ${refs
+          .map(
+            (k) => `<div class="reference" data-ref="${k}"><span>${swatchLine(k)}${refName(k)} · <span id="span-${k}"></span></span>
+              <b id="total-${k}"></b><small id="change-${k}" class="change"></small></div>`,
+          )
+          .join("")}
       </div>`;
+    // Sensor names and spans come from the database or the calendar: set as text, never as HTML.
+    for (const s of shownSensors) {
+      body.querySelector(`[data-series="sensor-${s.id}"] .name`).textContent = `${sensorName(s)} · ${amount(sumOf(sensorValues[s.id]))}`;
+    }
+    for (const k of refs) {
+      $(`span-${k}`).textContent = spanTitle(period, comparison[k]);
+      const unpriced = unit === "euros" && comparison[k].total_euros === null && comparison[k].total_kwh !== null;
+      $(`total-${k}`).textContent = unpriced ? t("history.noPrice") : amount(refTotal(k));
+      const change = pickUnit(comparison[k].change_percent, comparison[k].change_percent_euros);
+      $(`change-${k}`).textContent =
+        change === null ? t("history.noChange") : t("history.change", { change: percent(change) });
+      $(`change-${k}`).title = t("history.changeHelp", { n: comparison[k].compared_buckets });
+      $(`change-${k}`).dataset.change = change === null ? "" : String(change);
+    }
     // The bar under the pointer (or the finger: a tap moves uPlot's cursor) in words and numbers.
-    const amount = (v) => (v === null ? "–" : number(v, digits) + suffix);
     const detail = (u) => {
       const i = u.cursor.idx;
-      $("bucket-detail").textContent =
-        buckets[i] === undefined // no bar under the pointer (idx null) or none yet
-          ? t("history.pointHint")
-          : `${labels[i]} · ${amount(totalOf(buckets[i]))} · ${t("history.nightPart").toLowerCase()} ${amount(nightOf(buckets[i]))}`;
+      if (buckets[i] === undefined) {
+        $("bucket-detail").textContent = t("history.pointHint"); // no bar under the pointer (idx null) or none yet
+        return;
+      }
+      const words = [labels[i]];
+      if (parts) {
+        for (const s of shownSensors) words.push(`${sensorName(s)} ${amount(sensorValues[s.id][i])}`);
+        words.push(`${t("history.total").toLowerCase()} ${amount(totalOf(buckets[i]))}`);
+      } else {
+        words.push(amount(totalOf(buckets[i])), `${t("history.nightPart").toLowerCase()} ${amount(nightOf(buckets[i]))}`);
+      }
+      for (const k of refs) words.push(`${refName(k).toLowerCase()} ${amount(refValues[k][i])}`);
+      $("bucket-detail").textContent = words.join(" · ");
     };
-    // Two bar series from zero: the whole bucket in the day colour, its night part drawn over it.
     const bars = uPlot.paths.bars({ size: [0.7, 48] });
     const xs = buckets.map((_, i) => i);
+    const series = [{}];
+    const data = [xs];
+    const keys = [];
+    if (parts) {
+      // uPlot does not stack: each sensor's bar is drawn from zero up to the running sum of the
+      // sensors before it and itself, the tallest first, so each lower part is painted over it.
+      let below = buckets.map(() => null);
+      const stacks = shownSensors.map((s) => {
+        below = below.map((v, i) => (v === null && sensorValues[s.id][i] === null ? null : (v ?? 0) + (sensorValues[s.id][i] ?? 0)));
+        return { s, values: below };
+      });
+      for (const { s, values } of stacks.reverse()) {
+        series.push({ label: sensorName(s), fill: sensorColor(s), stroke: sensorColor(s), paths: bars, points: { show: false } });
+        data.push(values);
+        keys.push(`sensor-${s.id}`);
+      }
+    } else {
+      // Two bar series from zero: the whole bucket in the day colour, its night part drawn over it.
+      series.push(
+        { label: t("history.total"), fill: COLORS.day, stroke: COLORS.day, paths: bars, points: { show: false } },
+        { label: t("history.nightPart"), fill: COLORS.night, stroke: COLORS.night, paths: bars, points: { show: false } },
+      );
+      data.push(buckets.map(totalOf), buckets.map(nightOf));
+      keys.push("total", "night");
+    }
+    for (const k of refs) {
+      // A dashed line through the reference's bars, with a dot on each so a lone one shows too.
+      const color = REFERENCE_COLORS[k];
+      series.push({ label: refName(k), stroke: color, width: 2, dash: REFERENCE_DASH[k], points: { show: true, size: 6, fill: color, stroke: color } });
+      data.push(refValues[k]);
+      keys.push(k);
+    }
+    $("history-chart").dataset.series = keys.join(",");
     plot = makeChart(
       $("history-chart"),
       {
@@ -152,13 +294,9 @@ export function mount(root, ctx) {
           { values: (u, splits) => splits.map((i) => labels[i] ?? ""), space: 28, grid: { show: false } },
           { label: unit === "kwh" ? "kWh" : "€", size: 60, values: tickValues },
         ],
-        series: [
-          {},
-          { label: t("history.total"), fill: COLORS.day, stroke: COLORS.day, paths: bars, points: { show: false } },
-          { label: t("history.nightPart"), fill: COLORS.night, stroke: COLORS.night, paths: bars, points: { show: false } },
-        ],
+        series,
       },
-      [xs, buckets.map(totalOf), buckets.map(nightOf)],
+      data,
     );
   }
 
@@ -178,12 +316,24 @@ export function mount(root, ctx) {
 
   async function load() {
     const r = request(period, dateIso);
+    const seq = ++loads; // a toggle clicked while loading: only the newest answer is shown
+    const references = REFERENCES.filter((k) => wanted.has(k));
     try {
-      const fetched = await api("/api/v2/energy", {
-        params: { sensor: ctx.sensor, start: r.start, bucket: r.bucket, count: r.count, tz: ctx.timezone },
-      });
-      if (closed) return;
+      const [fetched, compared, splitReport] = await Promise.all([
+        api("/api/v2/energy", {
+          params: { sensor: ctx.sensor, start: r.start, bucket: r.bucket, count: r.count, tz: ctx.timezone },
+        }),
+        references.length
+          ? api("/api/v2/energy/compare", {
+              params: { sensor: ctx.sensor, start: r.start, period, bucket: r.bucket, tz: ctx.timezone, with: references.join(",") },
+            })
+          : null,
+        split ? api("/api/v2/energy/by-sensor", { params: { start: r.start, period, bucket: r.bucket, tz: ctx.timezone } }) : null,
+      ]);
+      if (closed || seq !== loads) return;
       report = fetched;
+      comparison = compared;
+      parts = splitReport;
       buckets = report.buckets.filter(r.keep);
       labels = buckets.map(r.label);
       $("period-title").textContent = title(period, report);
