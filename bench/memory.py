@@ -15,9 +15,10 @@ Two figures per process, from ``/proc/<pid>/smaps_rollup``:
 - PSS, each shared page divided among the processes mapping it: what the processes really cost the
   machine together (sums of PSS add up; sums of RSS overcount).
 
-Settings (environment): CW_BENCH_MEMORY_SECONDS (load duration, default 180), CW_BENCH_MEMORY_RATE
+Settings (environment): CW_BENCH_MEMORY_SECONDS (load duration, default 120), CW_BENCH_MEMORY_RATE
 (readings/s, default 200), CW_BENCH_MEMORY_SAMPLE_SECONDS (default 5), CW_BENCH_MEMORY_SETTLE_SECONDS
-(idle wait after the first stored reading, default 30), CW_BENCH_MEMORY_COLLECTORS (0: skip the
+(idle wait after the first stored reading, default 150: the api's pool shrinks back to one
+connection after 60 s unused), CW_BENCH_MEMORY_COLLECTORS (0: skip the
 hardware collectors' idle figures), CW_BENCH_MEMORY_COLLECTOR_SECONDS (how long they run before
 being measured, default 15). ``python -m bench.memory`` runs it alone.
 """
@@ -376,10 +377,10 @@ def running_stack() -> Iterator[Stack]:
 
 
 def run() -> None:
-    load_seconds = _env_float("CW_BENCH_MEMORY_SECONDS", 180)
+    load_seconds = _env_float("CW_BENCH_MEMORY_SECONDS", 120)
     rate = _env_float("CW_BENCH_MEMORY_RATE", 200)
     sample_every = _env_float("CW_BENCH_MEMORY_SAMPLE_SECONDS", 5)
-    settle = _env_float("CW_BENCH_MEMORY_SETTLE_SECONDS", 30)
+    settle = _env_float("CW_BENCH_MEMORY_SETTLE_SECONDS", 150)
     with running_stack() as stack:
         _wait(lambda: stack.stored() > 0, 60, "no reading of the simulator was stored")
         time.sleep(settle)
