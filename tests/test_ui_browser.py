@@ -329,7 +329,7 @@ def legend(page: Any) -> list[str]:
 
 
 def test_history_compares_with_the_previous_period_and_a_year_earlier_and_splits_by_sensor(
-    tab: Page, stack: Stack
+    tab: Page, browser: Browser, stack: Stack
 ) -> None:
     day = datetime.fromisoformat(COMPARE_DAY).replace(tzinfo=PARIS, hour=10)
     store_hour(stack.database_url, "a", day, 1000.0)
@@ -404,6 +404,27 @@ def test_history_compares_with_the_previous_period_and_a_year_earlier_and_splits
         page.get_by_label(name).uncheck()
     page.wait_for_function("document.querySelector('#history-chart')?.dataset.series === 'total,night'")
     assert legend(page) == ["Day", "Night"] and page.locator(".reference").count() == 0
+
+    # In French on a phone: everything on, and nothing wider than the screen.
+    phone = Page(browser, stack, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    try:
+        phone.log_in()
+        small = phone.page
+        small.locator("#language").select_option("fr")
+        small.goto(f"/#/history/day/{COMPARE_DAY}")
+        small.locator("#history-chart canvas").wait_for()
+        for name in ("période précédente", "même période l'an dernier", "par capteur"):
+            small.get_by_label(name).check()
+        small.wait_for_function(
+            "document.querySelector('#history-chart')?.dataset.series === 'sensor-2,sensor-1,previous,year'"
+        )
+        assert legend(small) == ["a · 1,000 kWh", "b · 0,500 kWh", "La veille", "Un an plus tôt"]
+        assert small.locator("#change-previous").text_content() == "-37,5 % à périmètre égal"
+        width = small.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"the compared history scrolls sideways on a phone ({width} px)"
+        phone.shot("phone-history-compare-fr")
+    finally:
+        phone.close()
 
 
 def test_chart_ticks_show_the_decimals_their_step_needs(tab: Page) -> None:
