@@ -57,3 +57,14 @@ def test_no_service_imports_pydantic_settings() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_the_radio_s_numeric_choices_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CW_SENSOR_ID", "radio")
+    monkeypatch.setenv("CW_NRF24_DATA_RATE_KBPS", "1000")
+    monkeypatch.setenv("CW_NRF24_CRC_BITS", "8")
+    settings = Nrf24Settings.from_environment()
+    assert (settings.nrf24_data_rate_kbps, settings.nrf24_crc_bits) == (1000, 8)
+    monkeypatch.setenv("CW_NRF24_DATA_RATE_KBPS", "500")
+    with pytest.raises(ValidationError, match="250, 1000 or 2000"):
+        Nrf24Settings.from_environment()

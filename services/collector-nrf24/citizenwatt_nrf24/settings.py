@@ -23,6 +23,13 @@ class Nrf24Settings(CollectorSettings):
     nrf24_check_padding: bool = Field(default=True, description="refuse packets whose padding is not zero")
     nrf24_poll_seconds: float = Field(default=0.05, gt=0, description="how often the radio is checked")
 
+    @field_validator("nrf24_data_rate_kbps", "nrf24_crc_bits", mode="before")
+    @classmethod
+    def _number_from_text(cls, value: object) -> object:
+        # From the environment these come as text, which a Literal of ints does not convert by itself:
+        # CW_NRF24_DATA_RATE_KBPS=1000 was refused ("Input should be 250, 1000 or 2000").
+        return int(value) if isinstance(value, str) and value.strip().isdigit() else value
+
     @field_validator("nrf24_aes_key")
     @classmethod
     def _valid_key(cls, text: str) -> str:
