@@ -125,13 +125,13 @@ def test_the_hourly_rollups_are_filled_from_the_quarter_hours_on_upgrade(
     db: psycopg.Connection[tuple[object, ...]], database_url: str
 ) -> None:
     from citizenwatt_common.schema import MIGRATIONS, migrate
+    from tests.test_export_energy import downgrade_to
 
     store(db, [reading(o, p) for o, p in TRACE])
-    # Back to the schema before the hourly rollups, with the 15-minute ones already written.
-    with db.transaction():
-        db.execute("DROP TABLE energy_rollups_hourly")
-        version = next(n for n, text in enumerate(MIGRATIONS, 1) if "CREATE TABLE energy_rollups_hourly" in text)
-        db.execute("DELETE FROM schema_migrations WHERE version = %s", (version,))
+    # Back to the schema before the hourly rollups, with the 15-minute ones already written (and
+    # the later migrations undone: migrate() applies what comes after the newest version applied).
+    version = next(n for n, text in enumerate(MIGRATIONS, 1) if "CREATE TABLE energy_rollups_hourly" in text)
+    downgrade_to(db, version - 1)
     migrate(db, 300.0)
     row = db.execute("SELECT extract(epoch FROM bucket)::int8, day_wh + night_wh FROM energy_rollups_hourly").fetchall()
     assert [int(str(b)) for b, _ in row] == [B]

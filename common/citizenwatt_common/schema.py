@@ -177,6 +177,69 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         standby_nights integer NOT NULL DEFAULT 0
     );
     """,
+    # 6: import and export apart (negative power is export, see energy.py): both rollup tables get
+    # the energy of each direction (each >= 0; import - export = day_wh + night_wh, the net), and
+    # sensors get exact totals of each, their never-decreasing meters for dashboards and Home
+    # Assistant, and whether the sensor ever reported negative power.
+    #
+    # Filling the existing rows: a sensor with no negative reading has no segment below zero, so
+    # its import is its net energy and its export nothing (greatest(): float dust of the deltas
+    # never makes a negative import). Proving that takes one scan of the readings for power < 0
+    # (no index can answer it), once. Only the sensors that did report negative power have their
+    # 15-minute rollups worked out again from their readings, segment by segment, cut at the
+    # quarter hours and split at zero crossings as energy.linear_flows does; the hourly rows and
+    # the sensors' totals are then summed from the 15-minute rows. A household without solar
+    # panels pays one scan and two small UPDATEs.
+    """
+    ALTER TABLE energy_rollups ADD COLUMN import_wh double precision NOT NULL DEFAULT 0,
+                               ADD COLUMN export_wh double precision NOT NULL DEFAULT 0;
+    ALTER TABLE energy_rollups_hourly ADD COLUMN import_wh double precision NOT NULL DEFAULT 0,
+                                      ADD COLUMN export_wh double precision NOT NULL DEFAULT 0;
+    ALTER TABLE sensors ADD COLUMN exports boolean NOT NULL DEFAULT false,   -- ever reported power < 0
+                        ADD COLUMN energy_import_wh double precision NOT NULL DEFAULT 0,  -- exact
+                        ADD COLUMN energy_export_wh double precision NOT NULL DEFAULT 0,  -- exact
+                        ADD COLUMN meter_import_wh double precision NOT NULL DEFAULT 0,   -- never decreases
+                        ADD COLUMN meter_export_wh double precision NOT NULL DEFAULT 0;   -- never decreases
+
+    UPDATE sensors SET exports = true WHERE id IN (SELECT DISTINCT sensor_id FROM readings WHERE power < 0);
+
+    UPDATE energy_rollups r SET import_wh = greatest(r.day_wh + r.night_wh, 0)
+    FROM sensors s WHERE s.id = r.sensor_id AND NOT s.exports;
+
+    WITH seg AS (
+        SELECT sensor_id, lag(t) OVER w AS t0, t AS t1, lag(p) OVER w AS p0, p AS p1
+        FROM (SELECT sensor_id, ts, date_part('epoch', ts) AS t, power AS p FROM readings
+              WHERE sensor_id IN (SELECT id FROM sensors WHERE exports)) AS r
+        WINDOW w AS (PARTITION BY sensor_id ORDER BY ts)
+    ), part AS (  -- each segment's part in each quarter hour it touches, with its end powers
+        SELECT sensor_id, b, z - a AS len,
+               p0 + (p1 - p0) * (a - t0) / (t1 - t0) AS pa, p0 + (p1 - p0) * (z - t0) / (t1 - t0) AS pb
+        FROM seg
+        CROSS JOIN LATERAL generate_series(floor(t0 / 900)::int8 * 900, ceil(t1)::int8, 900) AS q(b)
+        CROSS JOIN LATERAL (SELECT greatest(t0, b::float8) AS a, least(t1, b::float8 + 900) AS z) AS cut
+        WHERE t1 - t0 > 0 AND t1 - t0 <= (SELECT max_gap_seconds FROM household) AND z > a
+    ), flows AS (
+        SELECT sensor_id, b,
+               sum(CASE WHEN pa >= 0 AND pb >= 0 THEN (pa + pb) / 2 * len
+                        WHEN pa <= 0 AND pb <= 0 THEN 0
+                        ELSE greatest(pa, pb) ^ 2 * len / (2 * abs(pa - pb)) END) / 3600 AS i,
+               sum(CASE WHEN pa >= 0 AND pb >= 0 THEN 0
+                        WHEN pa <= 0 AND pb <= 0 THEN -(pa + pb) / 2 * len
+                        ELSE least(pa, pb) ^ 2 * len / (2 * abs(pa - pb)) END) / 3600 AS e
+        FROM part GROUP BY 1, 2
+    )
+    UPDATE energy_rollups r SET import_wh = f.i, export_wh = f.e
+    FROM flows f WHERE r.sensor_id = f.sensor_id AND r.bucket = to_timestamp(f.b);
+
+    UPDATE energy_rollups_hourly h SET import_wh = q.i, export_wh = q.e
+    FROM (SELECT sensor_id, date_trunc('hour', bucket, 'UTC') AS hour, sum(import_wh) AS i, sum(export_wh) AS e
+          FROM energy_rollups GROUP BY 1, 2) AS q
+    WHERE h.sensor_id = q.sensor_id AND h.bucket = q.hour;
+
+    UPDATE sensors s SET energy_import_wh = q.i, energy_export_wh = q.e, meter_import_wh = q.i, meter_export_wh = q.e
+    FROM (SELECT sensor_id, sum(import_wh) AS i, sum(export_wh) AS e FROM energy_rollups_hourly GROUP BY 1) AS q
+    WHERE s.id = q.sensor_id;
+    """,
 )
 
 # EDF "Tarif Bleu" regulated prices in force from 2026-02-01, tax included, 6 kVA meter (the

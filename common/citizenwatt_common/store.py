@@ -125,13 +125,17 @@ def store_readings(conn: Conn, readings: Sequence[Reading], household: Household
         FROM json_array_elements(%s::json) AS r
         ORDER BY 1, 2
         ON CONFLICT (sensor_id, ts) DO NOTHING
-        RETURNING sensor_id, extract(epoch FROM ts)::float8
+        RETURNING sensor_id, extract(epoch FROM ts)::float8, power < 0
         """,
         (batch,),
     ).fetchall()
     changed: dict[int, list[float]] = {}
-    for sensor_id, ts in rows:
+    exporting: set[int] = set()
+    for sensor_id, ts, negative in rows:
         changed.setdefault(int(sensor_id), []).append(float(ts))
+        if negative:
+            exporting.add(int(sensor_id))
+    _mark_exporting(conn, exporting)
     for sensor_id, stamps in changed.items():
         _apply_delta(conn, sensor_id, stamps, sign=+1, last_seen=max(stamps))
     return StoreResult(inserted=len(rows), duplicates=len(readings) - len(rows))
@@ -189,9 +193,21 @@ def insert_reading(conn: Conn, sensor_id: int, ts: float, power: float, night: b
     ).fetchone()
     if row is None:
         return False
+    if power < 0:
+        _mark_exporting(conn, {sensor_id})
     _apply_delta(conn, sensor_id, [float(row[0])], sign=+1)
     conn.execute("UPDATE sensors SET last_seen = greatest(last_seen, to_timestamp(%s)) WHERE id = %s", (ts, sensor_id))
     return True
+
+
+def _mark_exporting(conn: Conn, sensor_ids: set[int]) -> None:
+    """Remember that these sensors reported negative power (export): the page and the API show
+    their import and export apart. "NOT exports": once set, a batch of a solar sensor's night
+    readings updates no row (no new row version, no WAL)."""
+    if sensor_ids:
+        conn.execute(
+            "UPDATE sensors SET exports = true WHERE id = ANY(%s::int[]) AND NOT exports", (sorted(sensor_ids),)
+        )
 
 
 def _lock_sensors(conn: Conn, sensor_ids: Iterable[int]) -> None:
@@ -224,13 +240,25 @@ def _apply_delta(conn: Conn, sensor_id: int, stamps: list[float], sign: int, las
         hours.setdefault(bucket_start(bucket, HOUR_SECONDS), Energy()).__iadd__(energy)
     for table, deltas in (("energy_rollups", totals), ("energy_rollups_hourly", hours)):
         _add_to_rollups(conn, table, sensor_id, deltas)
-    # A late reading can lower a segment's energy, so the exact total may dip; the meter that
-    # dashboards see keeps its highest value, as an electricity meter would.
+    # A late reading can lower a segment's energy, so the exact totals may dip; the meters that
+    # dashboards see keep their highest value, as an electricity meter would. Import and export
+    # each have their own: a late reading may lower one and raise the other. (The net meter_wh,
+    # by the same rule, stalls while a sensor exports; it keeps the meaning it always had.)
     conn.execute(
         "UPDATE sensors SET energy_total_wh = energy_total_wh + %(d)s,"
         " meter_wh = greatest(meter_wh, energy_total_wh + %(d)s),"
+        " energy_import_wh = energy_import_wh + %(i)s,"
+        " meter_import_wh = greatest(meter_import_wh, energy_import_wh + %(i)s),"
+        " energy_export_wh = energy_export_wh + %(e)s,"
+        " meter_export_wh = greatest(meter_export_wh, energy_export_wh + %(e)s),"
         " last_seen = greatest(last_seen, to_timestamp(%(l)s)) WHERE id = %(s)s",
-        {"d": sum(e.total_wh for e in totals.values()), "s": sensor_id, "l": last_seen},
+        {
+            "d": sum(e.total_wh for e in totals.values()),
+            "i": sum(e.import_wh for e in totals.values()),
+            "e": sum(e.export_wh for e in totals.values()),
+            "s": sensor_id,
+            "l": last_seen,
+        },
     )
 
 
@@ -239,14 +267,18 @@ def _add_to_rollups(conn: Conn, table: str, sensor_id: int, deltas: dict[int, En
     conn.execute(
         sql.SQL(
             """
-            INSERT INTO {} AS r (sensor_id, bucket, day_wh, night_wh, day_seconds, night_seconds)
-            SELECT %s, to_timestamp(b), dw, nw, ds, ns
-            FROM unnest(%s::int8[], %s::float8[], %s::float8[], %s::float8[], %s::float8[]) AS t(b, dw, nw, ds, ns)
+            INSERT INTO {} AS r (sensor_id, bucket, day_wh, night_wh, day_seconds, night_seconds,
+                                 import_wh, export_wh)
+            SELECT %s, to_timestamp(b), dw, nw, ds, ns, iw, ew
+            FROM unnest(%s::int8[], %s::float8[], %s::float8[], %s::float8[], %s::float8[], %s::float8[],
+                        %s::float8[]) AS t(b, dw, nw, ds, ns, iw, ew)
             ON CONFLICT (sensor_id, bucket) DO UPDATE SET
                 day_wh = r.day_wh + excluded.day_wh,
                 night_wh = r.night_wh + excluded.night_wh,
                 day_seconds = r.day_seconds + excluded.day_seconds,
-                night_seconds = r.night_seconds + excluded.night_seconds
+                night_seconds = r.night_seconds + excluded.night_seconds,
+                import_wh = r.import_wh + excluded.import_wh,
+                export_wh = r.export_wh + excluded.export_wh
             """
         ).format(sql.Identifier(table)),
         (
@@ -256,6 +288,8 @@ def _add_to_rollups(conn: Conn, table: str, sensor_id: int, deltas: dict[int, En
             [deltas[b].night_wh for b in buckets],
             [deltas[b].day_seconds for b in buckets],
             [deltas[b].night_seconds for b in buckets],
+            [deltas[b].import_wh for b in buckets],
+            [deltas[b].export_wh for b in buckets],
         ),
     )
 

@@ -20,7 +20,7 @@ def publish_states(
     plans only the newest chunks instead of every chunk at every batch."""
     rows = conn.execute(
         """
-        SELECT s.key, s.meter_wh, last.ts, last.power, last.night_rate
+        SELECT s.key, s.meter_wh, s.meter_import_wh, s.meter_export_wh, last.ts, last.power, last.night_rate
         FROM sensors s
         CROSS JOIN LATERAL (
             SELECT extract(epoch FROM r.ts)::float8 AS ts, r.power, r.night_rate FROM readings r
@@ -30,23 +30,33 @@ def publish_states(
         """,
         (since, list(sensors)),
     ).fetchall()
-    for key, meter_wh, ts, power, night in rows:
+    for key, meter_wh, import_wh, export_wh, ts, power, night in rows:
         payload = {
             "v": SCHEMA_VERSION,
             "sensor": key,
             "ts": ts,
             "power": power,
+            # The net energy's highest total so far, as it always was: for a sensor that never
+            # exports, its consumption; for one that does, it stalls while it exports.
             "energy_kwh": round(float(meter_wh) / 1000, 6),
+            # Each direction on its own meter, never decreasing: what an exporting sensor needs.
+            "energy_import_kwh": round(float(import_wh) / 1000, 6),
+            "energy_export_kwh": round(float(export_wh) / 1000, 6),
             "rate": "night" if night else "day",
         }
         client.publish(topics.state(key), json.dumps(payload), qos=1, retain=True)
 
 
 def publish_discovery(client: paho.Client, topics: Topics, sensor: str, prefix: str) -> None:
-    """Home Assistant MQTT discovery: a power and an energy entity per sensor, read from ``state``.
+    """Home Assistant MQTT discovery: power, energy, and energy imported and exported, per sensor,
+    read from ``state``.
 
-    Energy is ``total_increasing`` so Home Assistant's energy dashboard can use it directly;
-    that is why the state's ``energy_kwh`` never decreases.
+    The energy entities are ``total_increasing`` kWh so Home Assistant's energy dashboard can use
+    them directly; that is why the state's energy figures never decrease. With solar panels, the
+    dashboard's "grid consumption" is the import entity and its "return to grid" the export one.
+    Both are announced for every sensor, whether it has exported yet or not: what discovery says
+    then never depends on the data (panels installed later need nothing redone), and a sensor that
+    never exports shows an export of 0 and an import equal to its energy.
     """
     device = _device(sensor)
     entities = {
@@ -62,10 +72,26 @@ def publish_discovery(client: paho.Client, topics: Topics, sensor: str, prefix: 
             "state_class": "total_increasing",
             "value_template": "{{ value_json.energy_kwh }}",
         },
+        "energy_import": {
+            "name": "Energy imported",
+            "unit_of_measurement": "kWh",
+            "device_class": "energy",
+            "state_class": "total_increasing",
+            # An older aggregator's retained state has no such field: unknown, rather than 0 (which
+            # Home Assistant would take for a meter reset).
+            "value_template": "{{ value_json.energy_import_kwh if value_json.energy_import_kwh is defined else None }}",
+        },
+        "energy_export": {
+            "name": "Energy exported",
+            "unit_of_measurement": "kWh",
+            "device_class": "energy",
+            "state_class": "total_increasing",
+            "value_template": "{{ value_json.energy_export_kwh if value_json.energy_export_kwh is defined else None }}",
+        },
     }
     for name, fields in entities.items():
         config = {
-            "name": name.capitalize(),
+            "name": name.capitalize(),  # unless the entity names itself
             "unique_id": f"citizenwatt_{sensor}_{name}",
             "state_topic": topics.state(sensor),
             "availability_topic": topics.status(sensor),

@@ -183,11 +183,12 @@ def _add_rollup_cells(
     # edges) tells which cell a rollup row falls in.
     rows = conn.execute(
         sql.SQL(
-            "SELECT r.k, r.dw, r.nw, r.ds, r.ns"
+            "SELECT r.k, r.dw, r.nw, r.ds, r.ns, r.iw, r.ew"
             " FROM unnest(%(lo)s::float8[], %(hi)s::float8[]) AS run(lo, hi)"
             " CROSS JOIN LATERAL ("
             "   SELECT width_bucket(date_part('epoch', bucket), %(edges)s::float8[]) AS k,"
-            "          sum(day_wh) AS dw, sum(night_wh) AS nw, sum(day_seconds) AS ds, sum(night_seconds) AS ns"
+            "          sum(day_wh) AS dw, sum(night_wh) AS nw, sum(day_seconds) AS ds, sum(night_seconds) AS ns,"
+            "          sum(import_wh) AS iw, sum(export_wh) AS ew"
             "   FROM {} WHERE sensor_id = ANY(%(s)s::int[])"
             "     AND bucket >= to_timestamp(run.lo) AND bucket < to_timestamp(run.hi)"
             "   GROUP BY 1) AS r"
@@ -199,8 +200,8 @@ def _add_rollup_cells(
             "s": sensor_ids,
         },
     ).fetchall()
-    for k, dw, nw, ds, ns in rows:
-        cells[int(k) - 1] += Energy(float(dw), float(nw), float(ds), float(ns))
+    for k, *sums in rows:
+        cells[int(k) - 1] += Energy(*(float(v) for v in sums))
 
 
 # Raw readings to energy per cell, in one pass. Each segment (two consecutive readings of one
@@ -212,6 +213,12 @@ def _add_rollup_cells(
 # a 10 000-bucket answer costs. Planner estimates for the LATERAL are poor, so grouping by sorting
 # 10^5 rows looked cheap to it; hashing is chosen explicitly (enable_sort off, for this
 # transaction only).
+#
+# Export (negative power) is summed apart, for the same two parts, with energy.linear_flows's
+# formulas: a part whose two end powers have opposite signs holds a triangle each way. A cell's
+# import is then its net plus its export. Most readings are not negative, so the first test
+# (both ends >= 0: no export at all) answers for most rows with two comparisons and a NULL, which
+# sum() skips: fine steps over a house without solar panels cost next to nothing more.
 _SEGMENTS = """
 SELECT t0, t1, p0, p1, n, k0, k1, (%(edges)s::float8[])[k1] AS e
 FROM unnest(%(lo)s::float8[], %(hi)s::float8[]) AS w(lo, hi)
@@ -226,6 +233,18 @@ CROSS JOIN LATERAL (SELECT width_bucket(seg.t0, %(edges)s::float8[]) AS k0,
                            width_bucket(seg.t1, %(edges)s::float8[]) AS k1) AS cell
 WHERE t1 - t0 > 0 AND t1 - t0 <= %(gap)s
 """
+
+
+def _export_sql(pa: str, pb: str, seconds: str) -> str:
+    """SQL for the export joules of a part linear from ``pa`` to ``pb`` W (energy.linear_flows)."""
+    return (
+        f"CASE WHEN {pa} <= 0 AND {pb} <= 0 THEN -({pa} + {pb}) / 2 * ({seconds})"
+        f" WHEN {pa} >= 0 AND {pb} >= 0 THEN 0"
+        f" ELSE least({pa}, {pb}) * least({pa}, {pb}) * ({seconds}) / (2 * abs({pa} - {pb})) END"
+    )
+
+
+_AT_EDGE = "(p0 + (p1 - p0) * (e - t0) / (t1 - t0))"  # the power where the segment crosses edge e
 _RAW_CELLS = f"""
 SELECT k1, n,
        sum(CASE WHEN k0 = k1 THEN (p0 + p1) / 2 * (t1 - t0)
@@ -233,7 +252,12 @@ SELECT k1, n,
        sum(CASE WHEN k0 = k1 THEN t1 - t0 WHEN k0 = k1 - 1 THEN t1 - e END),
        sum(CASE WHEN k0 = k1 - 1 THEN (p0 + p0 + (p1 - p0) * (e - t0) / (t1 - t0)) / 2 * (e - t0) END),
        sum(CASE WHEN k0 = k1 - 1 THEN e - t0 END),
-       max(k1 - k0)
+       max(k1 - k0),
+       sum(CASE WHEN p0 >= 0 AND p1 >= 0 THEN NULL
+                WHEN k0 = k1 THEN {_export_sql("p0", "p1", "t1 - t0")}
+                WHEN k0 = k1 - 1 THEN {_export_sql(_AT_EDGE, "p1", "t1 - e")} END),
+       sum(CASE WHEN p0 >= 0 AND p1 >= 0 THEN NULL
+                WHEN k0 = k1 - 1 THEN {_export_sql("p0", _AT_EDGE, "e - t0")} END)
 FROM ({_SEGMENTS}) AS cut
 GROUP BY k1, n
 """
@@ -277,12 +301,21 @@ def _add_raw_cells(
         rows = conn.execute(_RAW_CELLS, params).fetchall()
         crossing = conn.execute(_CROSSING_SEGMENTS, params).fetchall() if any(row[6] > 1 for row in rows) else []
     last = len(cells)
-    for k1, night, joules, seconds, carried_joules, carried_seconds, _ in rows:
+    for k1, night, joules, seconds, carried_joules, carried_seconds, _, exported, carried_exported in rows:
         # width_bucket's 1-based k is cell k - 1; 0 and len(edges) lie outside every cell.
-        for index, wh, covered in ((int(k1) - 1, joules, seconds), (int(k1) - 2, carried_joules, carried_seconds)):
+        for index, net, covered, out in (
+            (int(k1) - 1, joules, seconds, exported),
+            (int(k1) - 2, carried_joules, carried_seconds, carried_exported),
+        ):
             if covered and 0 <= index < last and is_raw[index]:
-                part = Energy(0.0, wh / 3600, 0.0, covered) if night else Energy(wh / 3600, 0.0, covered, 0.0)
-                cells[index] += part
+                wh, out_wh = net / 3600, (out or 0.0) / 3600
+                # Import is net plus export; max(): a part all export has an import of 0, which the
+                # two sums (net and export, each rounded) may miss by a last bit or so.
+                in_wh = max(wh + out_wh, 0.0)
+                if night:
+                    cells[index] += Energy(0.0, wh, 0.0, covered, in_wh, out_wh)
+                else:
+                    cells[index] += Energy(wh, 0.0, covered, 0.0, in_wh, out_wh)
     for t0, t1, p0, p1, night in crossing:
         segment = Segment(t0, t1, p0, p1, bool(night))
         for index in range(max(bisect.bisect_right(edges, t0) - 1, 0), min(bisect.bisect_left(edges, t1), last)):

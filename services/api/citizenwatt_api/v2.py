@@ -48,14 +48,23 @@ class Sensor(BaseModel):
     # A simulator's readings (its live ones and the history it publishes on a first start) are
     # made up: the page says so.
     simulated: bool
+    # It has reported negative power (export, e.g. solar panels) at least once: the page shows its
+    # energy imported, exported and net.
+    exports: bool
 
 
 class EnergyBucket(BaseModel):
     start: datetime
     end: datetime
+    # kwh, day_kwh and night_kwh are net energy (export counts negative), as they always were;
+    # euros price them. import_kwh and export_kwh are each direction, both >= 0, and
+    # net_kwh = import_kwh - export_kwh = kwh.
     kwh: float | None
     day_kwh: float | None
     night_kwh: float | None
+    import_kwh: float | None
+    export_kwh: float | None
+    net_kwh: float | None
     euros: float | None
     day_euros: float | None
     night_euros: float | None
@@ -68,6 +77,9 @@ class EnergyReport(BaseModel):
     bucket: Bucket
     buckets: list[EnergyBucket]
     total_kwh: float
+    total_import_kwh: float
+    total_export_kwh: float
+    total_net_kwh: float
     total_euros: float | None
 
 
@@ -78,7 +90,7 @@ def sensors(request: Request, user: User = Depends(current_user), conn: Conn = D
     rows = conn.execute(
         """
         SELECT s.id, s.key, s.name, s.kind, extract(epoch FROM s.last_seen)::float8, last.power, last.battery,
-               (SELECT count(*) FROM readings r WHERE r.sensor_id = s.id AND r.ts >= %s)
+               (SELECT count(*) FROM readings r WHERE r.sensor_id = s.id AND r.ts >= %s), s.exports
         FROM sensors s
         LEFT JOIN LATERAL (SELECT power, battery FROM readings r WHERE r.sensor_id = s.id
                            ORDER BY ts DESC LIMIT 1) AS last ON true
@@ -99,6 +111,7 @@ def sensors(request: Request, user: User = Depends(current_user), conn: Conn = D
             readings_today=int(r[7]),
             online=r[4] is not None and now - float(r[4]) < ONLINE_SECONDS,
             simulated=r[3] == "simulator",
+            exports=bool(r[8]),
         )
         for r in rows
     ]
@@ -177,6 +190,9 @@ def energy(
                 kwh=None if empty else e.total_wh / 1000,
                 day_kwh=None if empty else e.day_wh / 1000,
                 night_kwh=None if empty else e.night_wh / 1000,
+                import_kwh=None if empty else e.import_wh / 1000,
+                export_kwh=None if empty else e.export_wh / 1000,
+                net_kwh=None if empty else e.total_wh / 1000,
                 euros=None if day_cost is None or night_cost is None else day_cost + night_cost,
                 day_euros=day_cost,
                 night_euros=night_cost,
@@ -184,6 +200,8 @@ def energy(
             )
         )
     total_kwh = sum(x.kwh or 0.0 for x in buckets)
+    total_import_kwh = sum(x.import_kwh or 0.0 for x in buckets)
+    total_export_kwh = sum(x.export_kwh or 0.0 for x in buckets)
     total_euros = sum(x.euros or 0.0 for x in buckets) if provider else None
     return EnergyReport(
         sensor="all" if sensor == "all" else int(sensor),
@@ -191,6 +209,9 @@ def energy(
         bucket=bucket,
         buckets=buckets,
         total_kwh=total_kwh,
+        total_import_kwh=total_import_kwh,
+        total_export_kwh=total_export_kwh,
+        total_net_kwh=total_kwh,
         total_euros=total_euros,
     )
 
