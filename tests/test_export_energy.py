@@ -449,3 +449,17 @@ def test_the_exporting_day_through_the_api(database_url: str, compress: Compress
         # The legacy API is unchanged: net energy, as the original.
         legacy = client.get(f"/api/1/get/kwatthours/by_time/{T - 3600}/{T + 3600}").json()["data"]
         assert legacy["value"] == pytest.approx(-20_000 * kwh, abs=1e-12)
+
+
+@pytest.mark.backends("plain")
+def test_a_sensor_found_exporting_during_the_raw_pass_is_summed_again(db: Db, monkeypatch: pytest.MonkeyPatch) -> None:
+    from citizenwatt_api import queries
+
+    store(db, day_points())
+    # As if the first negative reading was committed between the flag's first reading (unset) and
+    # the statement: the flag read after it is set, so the cells come from the export sums.
+    answers = iter([False, True])
+    monkeypatch.setattr(queries, "_exports", lambda conn, sensor_id: next(answers))
+    # [T-50, T): 0 -> -100 W, 2500 J exported (without the export sums: none, and an import of 0).
+    (cell,) = queries.energy_in_intervals(db, 1, [(T - 50.0, float(T))], 300.0)
+    assert (cell.import_wh, cell.export_wh, cell.total_wh) == pytest.approx((0, 2_500 * J, -2_500 * J), abs=1e-12)
