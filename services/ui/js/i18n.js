@@ -17,6 +17,7 @@ const TEXTS = {
     "live.updated": "updated {s} s ago", "live.waiting": "Waiting for a reading…", "live.silent": "Last reading {ago}: is the collector running?",
     "live.reconnecting": "Live stream interrupted, reconnecting…",
     "live.today": "Today:", "live.tariff.day": "Day tariff", "live.tariff.night": "Night tariff",
+    "energy.flows": "Imported {in} kWh · exported {out} kWh · net {net} kWh",
     "history.day": "Day", "history.week": "Week", "history.month": "Month", "history.year": "Year",
     "history.prev": "Previous", "history.next": "Next", "history.date": "Date",
     "history.kwh": "kWh", "history.euros": "€",
@@ -45,7 +46,7 @@ const TEXTS = {
     "settings.radioAddress": "Pipe address (hex)", "settings.radioSaved": "Saved and sent to the collector.",
     "settings.radioQueued": "Saved; it reaches the collector when the broker is back.",
     "settings.radioKnown": "Configured: {list}",
-    "sensors.standby": "Standby",
+    "sensors.standby": "Standby", "sensors.energyToday": "Energy today",
     "sensors.standbyHelp": "Standby: the lowest power held for an hour at night (median of the last nights), and what it costs in a year at your price.",
     "alerts.title": "Alerts", "alerts.perYear": "{euros} €/year",
     "alerts.silent": "{sensor}: no reading since {since}.",
@@ -74,6 +75,7 @@ const TEXTS = {
     "live.updated": "mis à jour il y a {s} s", "live.waiting": "En attente d'une mesure…", "live.silent": "Dernière mesure {ago} : le collecteur tourne-t-il ?",
     "live.reconnecting": "Flux interrompu, reconnexion…",
     "live.today": "Aujourd'hui :", "live.tariff.day": "Heures pleines", "live.tariff.night": "Heures creuses",
+    "energy.flows": "Importé {in} kWh · exporté {out} kWh · bilan net {net} kWh",
     "history.day": "Jour", "history.week": "Semaine", "history.month": "Mois", "history.year": "Année",
     "history.prev": "Précédent", "history.next": "Suivant", "history.date": "Date",
     "history.kwh": "kWh", "history.euros": "€",
@@ -103,7 +105,7 @@ const TEXTS = {
     "settings.radioAddress": "Adresse (hexadécimal)", "settings.radioSaved": "Enregistré et envoyé au collecteur.",
     "settings.radioQueued": "Enregistré ; le collecteur le recevra au retour du broker.",
     "settings.radioKnown": "Configurés : {list}",
-    "sensors.standby": "Veille",
+    "sensors.standby": "Veille", "sensors.energyToday": "Énergie du jour",
     "sensors.standbyHelp": "Veille : la puissance la plus basse tenue une heure la nuit (médiane des dernières nuits), et ce qu'elle coûte en un an à votre tarif.",
     "alerts.title": "Alertes", "alerts.perYear": "{euros} €/an",
     "alerts.silent": "{sensor} : aucune mesure depuis le {since}.",
@@ -143,6 +145,11 @@ export function setLanguage(lang) {
 }
 
 /** The text for `key` in the current language, with {name} placeholders filled from `values`. */
+/** Energy each way and net, for a sensor that exports (negative power: solar panels). */
+export function flowsText(importKwh, exportKwh, netKwh) {
+  return t("energy.flows", { in: number(importKwh, 2), out: number(exportKwh, 2), net: number(netKwh, 2) });
+}
+
 export function t(key, values = {}) {
   const text = TEXTS[language][key] ?? TEXTS.en[key] ?? key;
   return text.replace(/\{(\w+)\}/g, (_, name) => String(values[name] ?? ""));

@@ -1,6 +1,6 @@
 // Live view: power now, the last ten minutes, today's energy and cost; fed by server-sent events.
 import { api, ApiError } from "../api.js";
-import { ago, currentLocale, number, t } from "../i18n.js";
+import { ago, currentLocale, flowsText, number, t } from "../i18n.js";
 import { COLORS, makeChart, tickValues, todayIn } from "../charts.js";
 import { mountAlerts } from "../alerts.js";
 
@@ -20,6 +20,7 @@ export function mount(root, ctx) {
       <div id="live-chart" class="chart"></div>
       <p class="today"><span data-i18n="live.today"></span>
         <b id="today-kwh">–</b> kWh · <b id="today-euros">–</b> €</p>
+      <p id="today-flows" class="today" hidden></p>
     </section>`;
   const $ = (id) => root.querySelector(`#${id}`);
   const wanted = ctx.sensor === "all" ? null : Number(ctx.sensor);
@@ -84,7 +85,8 @@ export function mount(root, ctx) {
         $("live-chart"),
         {
           tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), ctx.timezone),
-          scales: { x: { time: true, range: () => [Date.now() / 1000 - WINDOW_S, Date.now() / 1000] }, y: { range: (u, min, max) => [0, Math.max(100, max * 1.15)] } },
+          // Power from 0 W, or from below 0 when a sensor exports (negative power).
+          scales: { x: { time: true, range: () => [Date.now() / 1000 - WINDOW_S, Date.now() / 1000] }, y: { range: (u, min, max) => [Math.min(0, (min ?? 0) * 1.15), Math.max(100, (max ?? 0) * 1.15)] } },
           // The names of the sensors only: their values are in the big number above.
           legend: { show: ids.length > 1, live: false },
           axes: [
@@ -117,6 +119,10 @@ export function mount(root, ctx) {
       });
       $("today-kwh").textContent = number(report.total_kwh, 2);
       $("today-euros").textContent = report.total_euros === null ? "–" : number(report.total_euros, 2);
+      // Where a sensor shown exports (solar panels), today's net hides what went each way: say both.
+      const exporting = ctx.sensors.some((s) => s.exports && (wanted === null || s.id === wanted));
+      $("today-flows").hidden = !exporting;
+      if (exporting) $("today-flows").textContent = flowsText(report.total_import_kwh, report.total_export_kwh, report.total_net_kwh);
     } catch (error) {
       ctx.onError(error);
     }

@@ -1,7 +1,8 @@
 // Sensors: what is connected, whether it is heard from, its battery, how much it said today.
 import { api } from "../api.js";
-import { ago, number, t } from "../i18n.js";
+import { ago, flowsText, number, t } from "../i18n.js";
 import { mountAlerts, standbyText } from "../alerts.js";
+import { todayIn } from "../charts.js";
 
 export function mount(root, ctx) {
   root.innerHTML = `<section id="alerts" class="card alerts" role="status" hidden></section>
@@ -26,10 +27,26 @@ export function mount(root, ctx) {
     return td;
   }
 
+  // Today's energy of one sensor: net kWh, or imported, exported and net for one that exports.
+  async function todayEnergy(sensor) {
+    try {
+      const report = await api("/api/v2/energy", {
+        params: { sensor: sensor.id, start: todayIn(ctx.timezone), bucket: "day", count: 1, tz: ctx.timezone },
+      });
+      if (report.buckets[0].kwh === null) return "–";
+      if (!sensor.exports) return `${number(report.total_net_kwh, 2)} kWh`;
+      return flowsText(report.total_import_kwh, report.total_export_kwh, report.total_net_kwh);
+    } catch {
+      return "–"; // the table's other figures are still worth showing
+    }
+  }
+
   async function load() {
     let list;
+    let energies;
     try {
       list = await api("/api/v2/sensors");
+      energies = await Promise.all(list.map(todayEnergy));
     } catch (error) {
       ctx.onError(error);
       return;
@@ -42,11 +59,11 @@ export function mount(root, ctx) {
     }
     const table = document.createElement("table");
     table.className = "sensors-table";
-    const heads = ["name", "kind", "state", "power", "lastSeen", "battery", "today", "standby"].map((k) => t(`sensors.${k}`));
+    const heads = ["name", "kind", "state", "power", "lastSeen", "battery", "today", "standby", "energyToday"].map((k) => t(`sensors.${k}`));
     table.innerHTML = `<thead><tr>${heads.map((h) => `<th scope="col"></th>`).join("")}</tr></thead><tbody></tbody>`;
     table.querySelectorAll("th").forEach((th, i) => (th.textContent = heads[i]));
     const now = Date.now() / 1000;
-    for (const s of list) {
+    for (const [index, s] of list.entries()) {
       const badge = document.createElement("span");
       badge.className = `badge ${s.online ? "online" : "offline"}`;
       badge.textContent = t(s.online ? "sensors.online" : "sensors.offline");
@@ -62,9 +79,11 @@ export function mount(root, ctx) {
         cell(heads[5], s.battery === null ? "–" : `${number(s.battery, 2)} V`),
         cell(heads[6], number(s.readings_today, 0)),
         cell(heads[7], standbyText(standby.get(s.id))),
+        cell(heads[8], energies[index]),
       );
-      row.lastChild.classList.add("standby");
-      row.lastChild.dataset.id = String(s.id);
+      row.children[7].classList.add("standby");
+      row.children[7].dataset.id = String(s.id);
+      row.children[8].classList.add("energy");
       table.tBodies[0].append(row);
     }
     body.replaceChildren(table);
