@@ -254,6 +254,15 @@ def _apply_delta(
     hours: dict[int, Energy] = {}
     for bucket, energy in totals.items():
         hours.setdefault(bucket_start(bucket, HOUR_SECONDS), Energy()).__iadd__(energy)
+    # The three writes need no answer: sent together in one round trip (pipeline mode), which
+    # matters to the aggregator catching up on a backlog, a batch touching every sensor.
+    with conn.pipeline():
+        _write_deltas(conn, sensor_id, totals, hours, last_seen)
+
+
+def _write_deltas(
+    conn: Conn, sensor_id: int, totals: dict[int, Energy], hours: dict[int, Energy], last_seen: float | None
+) -> None:
     for table, deltas in (("energy_rollups", totals), ("energy_rollups_hourly", hours)):
         _add_to_rollups(conn, table, sensor_id, deltas)
     # A late reading can lower a segment's energy, so the exact totals may dip; the meters that
