@@ -113,6 +113,19 @@ def test_measures_by_id(trace: TestClient) -> None:
     assert [m["night_rate"] for m in data(trace, "/api/1/get/watts/by_id/1/7")] == [0, 0, 1, 1, 1, 1]
 
 
+def test_newest_measures_reach_back_past_the_first_day(trace: TestClient, database_url: str) -> None:
+    # The newest measures are looked for in the last day first: three more, 3 and 2 days before
+    # the trace and one a day after its end, make the first look come up short or not.
+    store(database_url, "meter", [(T0 - 3 * 86400, 10.0), (T0 - 2 * 86400, 20.0), (T0 + 660 + 86400, 30.0)])
+    values = [m["value"] for m in data(trace, "/api/1/get/watts/by_id/-3/0")]
+    assert values == [500.0, 500.0, 30.0]  # the last day holds only two of them: the first look is short
+    values = [m["value"] for m in data(trace, "/api/1/get/watts/by_id/-9/-5")]
+    assert values == [10.0, 20.0, 1000.0, 1000.0]  # reaching 3 days back
+    assert data(trace, "/api/1/get/watts/by_id/-2")["value"] == 500.0  # found in the first look
+    assert data(trace, "/api/1/get/watts/by_id/-9")["value"] == 10.0
+    assert data(trace, "/api/1/get/watts/by_id/-10") is None
+
+
 def test_energy_and_cost_by_id(trace: TestClient) -> None:
     # Measures 1, 2, 3: segments (0,60) 60000 J day + (60,120) 90000 J night.
     assert data(trace, "/api/1/get/kwatthours/by_id/1/4") == {

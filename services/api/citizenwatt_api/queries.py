@@ -11,6 +11,7 @@ import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -60,12 +61,34 @@ def measure_by_id(conn: Conn, sensor_id: int, measure_id: int) -> Measure | None
             f"SELECT {_MEASURE_COLUMNS} FROM readings WHERE sensor_id = %s AND id = %s", (sensor_id, measure_id)
         ).fetchall()
     else:
-        rows = conn.execute(
-            f"SELECT {_MEASURE_COLUMNS} FROM readings WHERE sensor_id = %s ORDER BY ts DESC OFFSET %s LIMIT 1",
-            (sensor_id, -measure_id - 1),
-        ).fetchall()
+        rows = _newest(conn, sensor_id, -measure_id - 1, 1)
     found = _measures(rows)
     return found[0] if found else None
+
+
+# How far back from a sensor's newest reading the newest measures are looked for first. With a
+# constant time bound TimescaleDB plans only the chunks that can hold them: unbounded, "the 100
+# newest" planned every chunk of three years of history and took 49 ms instead of 3.
+_NEWEST_FIRST_LOOK = timedelta(days=1)
+
+
+def _newest(conn: Conn, sensor_id: int, offset: int, limit: int) -> list[tuple[Any, ...]]:
+    """The measures ``offset`` .. ``offset + limit - 1`` counted from the newest, newest first."""
+    row = conn.execute("SELECT last_seen FROM sensors WHERE id = %s", (sensor_id,)).fetchone()
+    if row is not None and row[0] is not None:
+        rows = conn.execute(
+            f"SELECT {_MEASURE_COLUMNS} FROM readings WHERE sensor_id = %s AND ts >= %s"
+            " ORDER BY ts DESC OFFSET %s LIMIT %s",
+            (sensor_id, row[0] - _NEWEST_FIRST_LOOK, offset, limit),
+        ).fetchall()
+        # last_seen is at or after the newest reading, so every reading newer than the bound is
+        # in: a full page is exactly the unbounded answer. A short one may not be: look further.
+        if len(rows) == limit:
+            return rows
+    return conn.execute(
+        f"SELECT {_MEASURE_COLUMNS} FROM readings WHERE sensor_id = %s ORDER BY ts DESC OFFSET %s LIMIT %s",
+        (sensor_id, offset, limit),
+    ).fetchall()
 
 
 def measures_by_ids(conn: Conn, sensor_id: int, id1: int, id2: int) -> list[Measure]:
@@ -76,11 +99,9 @@ def measures_by_ids(conn: Conn, sensor_id: int, id1: int, id2: int) -> list[Meas
             (sensor_id, id1, id2),
         ).fetchall()
         return _measures(rows)
-    rows = conn.execute(
-        f"SELECT {_MEASURE_COLUMNS} FROM readings WHERE sensor_id = %s ORDER BY ts DESC OFFSET %s LIMIT %s",
-        (sensor_id, -id2, id2 - id1),
-    ).fetchall()
-    return list(reversed(_measures(rows)))
+    if id2 - id1 <= 0:
+        return []
+    return list(reversed(_measures(_newest(conn, sensor_id, -id2, id2 - id1))))
 
 
 def measure_at(conn: Conn, sensor_id: int, ts: float) -> Measure | None:
