@@ -81,10 +81,11 @@ def _add_rollups(conn: Conn, start: float, end: float) -> None:
     # are those ending in [start, end), and the one starting in it that reaches stored readings.
     conn.execute(
         """
-        INSERT INTO energy_rollups AS r (sensor_id, bucket, day_wh, night_wh, day_seconds, night_seconds)
+        INSERT INTO energy_rollups AS r (sensor_id, bucket, day_wh, night_wh, day_seconds, night_seconds, import_wh)
         SELECT sensor_id, to_timestamp(b),
                coalesce(sum(j) FILTER (WHERE NOT n), 0) / 3600, coalesce(sum(j) FILTER (WHERE n), 0) / 3600,
-               coalesce(sum(e - a) FILTER (WHERE NOT n), 0), coalesce(sum(e - a) FILTER (WHERE n), 0)
+               coalesce(sum(e - a) FILTER (WHERE NOT n), 0), coalesce(sum(e - a) FILTER (WHERE n), 0),
+               sum(j) / 3600  -- the history's power is never negative: all of it is imported
         FROM (
             SELECT sensor_id, n, b, a, e,
                    CASE WHEN a = t0 AND e = t1 THEN (p0 + p1) / 2 * (e - a)
@@ -103,7 +104,8 @@ def _add_rollups(conn: Conn, start: float, end: float) -> None:
         GROUP BY sensor_id, b
         ON CONFLICT (sensor_id, bucket) DO UPDATE SET
             day_wh = r.day_wh + excluded.day_wh, night_wh = r.night_wh + excluded.night_wh,
-            day_seconds = r.day_seconds + excluded.day_seconds, night_seconds = r.night_seconds + excluded.night_seconds
+            day_seconds = r.day_seconds + excluded.day_seconds,
+            night_seconds = r.night_seconds + excluded.night_seconds, import_wh = r.import_wh + excluded.import_wh
         """,
         {
             "lo": start - MAX_GAP - 1,
@@ -117,19 +119,21 @@ def _add_rollups(conn: Conn, start: float, end: float) -> None:
     # Whole hours rebuilt from their quarter hours (idempotent, so the bridging hour is right too).
     conn.execute(
         """
-        INSERT INTO energy_rollups_hourly AS r (sensor_id, bucket, day_wh, night_wh, day_seconds, night_seconds)
+        INSERT INTO energy_rollups_hourly AS r (sensor_id, bucket, day_wh, night_wh, day_seconds, night_seconds,
+                                                import_wh)
         SELECT sensor_id, date_trunc('hour', bucket, 'UTC'), sum(day_wh), sum(night_wh), sum(day_seconds),
-               sum(night_seconds)
+               sum(night_seconds), sum(import_wh)
         FROM energy_rollups WHERE bucket >= date_trunc('hour', to_timestamp(%(lo)s), 'UTC')
           AND bucket < to_timestamp(%(hi)s) GROUP BY 1, 2
         ON CONFLICT (sensor_id, bucket) DO UPDATE SET
             day_wh = excluded.day_wh, night_wh = excluded.night_wh,
-            day_seconds = excluded.day_seconds, night_seconds = excluded.night_seconds
+            day_seconds = excluded.day_seconds, night_seconds = excluded.night_seconds, import_wh = excluded.import_wh
         """,
         {"lo": start - MAX_GAP - 1, "hi": end + MAX_GAP + 3600},
     )
     conn.execute(
-        "UPDATE sensors s SET energy_total_wh = t.wh, meter_wh = t.wh, last_seen = t.last FROM"
+        "UPDATE sensors s SET energy_total_wh = t.wh, meter_wh = t.wh, energy_import_wh = t.wh,"
+        " meter_import_wh = t.wh, last_seen = t.last FROM"
         " (SELECT sensor_id, sum(day_wh + night_wh) AS wh, max(bucket) + interval '15 minutes' AS last"
         "  FROM energy_rollups GROUP BY sensor_id) AS t WHERE s.id = t.sensor_id"
     )
