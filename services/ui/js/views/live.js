@@ -117,6 +117,7 @@ export function mount(root, ctx) {
       const report = await api("/api/v2/energy", {
         params: { sensor: ctx.sensor, start: todayIn(ctx.timezone), bucket: "day", count: 1, tz: ctx.timezone },
       });
+      if (closed) return; // the view was left while the request ran: its elements are gone
       $("today-kwh").textContent = number(report.total_kwh, 2);
       $("today-euros").textContent = report.total_euros === null ? "–" : number(report.total_euros, 2);
       // Where a sensor shown exports (solar panels), today's net hides what went each way: say both.
@@ -124,7 +125,7 @@ export function mount(root, ctx) {
       $("today-flows").hidden = !exporting;
       if (exporting) $("today-flows").textContent = flowsText(report.total_import_kwh, report.total_export_kwh, report.total_net_kwh);
     } catch (error) {
-      ctx.onError(error);
+      if (!closed) ctx.onError(error);
     }
   }
 
