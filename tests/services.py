@@ -160,3 +160,39 @@ def aggregator_online(
             yield observer
     finally:
         observer.close()
+
+
+@contextmanager
+def api_with_one_connection(
+    database_url: str, log_path: Path, admin: dict[str, str]
+) -> Iterator[tuple[str, str, ServiceProcess]]:
+    """A real api server (`python -m citizenwatt_api`) whose pool holds a single connection, with
+    ``admin`` created at start and logged in: (base URL, session cookie, process). For the tests that
+    prove a stream does not keep a pooled connection."""
+    import urllib.parse
+    import urllib.request
+
+    from tools.localstack import free_port, wait_for_port
+
+    port = free_port()
+    env = {
+        "CW_DATABASE_URL": database_url,
+        "CW_API_PORT": str(port),
+        "CW_API_HOST": "127.0.0.1",
+        "CW_ADMIN_LOGIN": admin["login"],
+        "CW_ADMIN_PASSWORD": admin["password"],
+        "CW_POOL_SIZE": "1",
+        "CW_API_PUBLISH_RADIO_CONFIG": "false",
+    }
+    server = ServiceProcess("citizenwatt_api", env, log_path).start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_port(port, timeout=60)
+        login = urllib.request.Request(
+            f"{base}/login", data=urllib.parse.urlencode(admin).encode(), headers={"Accept": "application/json"}
+        )
+        with urllib.request.urlopen(login, timeout=10) as response:
+            cookie = response.headers["set-cookie"].split(";")[0]
+        yield base, cookie, server
+    finally:
+        server.stop()

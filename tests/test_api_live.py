@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from tests.services import ServiceProcess
+from tests.services import api_with_one_connection
 from tests.test_api_legacy import ADMIN
-from tools.localstack import free_port, wait_for_port
 
 
 def test_an_open_live_stream_leaves_the_pool_free(database_url: str, tmp_path: Path) -> None:
@@ -17,25 +15,7 @@ def test_an_open_live_stream_leaves_the_pool_free(database_url: str, tmp_path: P
     Were the stream's login dependency to keep its connection until the response ends, the first
     open page would hold the only connection and everything else would wait for the pool (503).
     """
-    port = free_port()
-    env = {
-        "CW_DATABASE_URL": database_url,
-        "CW_API_PORT": str(port),
-        "CW_API_HOST": "127.0.0.1",
-        "CW_ADMIN_LOGIN": ADMIN["login"],
-        "CW_ADMIN_PASSWORD": ADMIN["password"],
-        "CW_POOL_SIZE": "1",
-        "CW_API_PUBLISH_RADIO_CONFIG": "false",
-    }
-    server = ServiceProcess("citizenwatt_api", env, tmp_path / "api.log").start()
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_port(port, timeout=60)
-        login = urllib.request.Request(
-            f"{base}/login", data=urllib.parse.urlencode(ADMIN).encode(), headers={"Accept": "application/json"}
-        )
-        with urllib.request.urlopen(login, timeout=10) as response:
-            cookie = response.headers["set-cookie"].split(";")[0]
+    with api_with_one_connection(database_url, tmp_path / "api.log", ADMIN) as (base, cookie, server):
         live = urllib.request.Request(f"{base}/api/v2/live", headers={"Cookie": cookie})
         with urllib.request.urlopen(live, timeout=10) as first, urllib.request.urlopen(live, timeout=10) as second:
             # Both streams have started (their first line is sent after the login check).
@@ -44,6 +24,4 @@ def test_an_open_live_stream_leaves_the_pool_free(database_url: str, tmp_path: P
             sensors = urllib.request.Request(f"{base}/api/v2/sensors", headers={"Cookie": cookie})
             with urllib.request.urlopen(sensors, timeout=8) as response:
                 assert response.status == 200
-    finally:
-        server.stop()
     assert "Traceback" not in server.log()

@@ -28,9 +28,8 @@ from citizenwatt_api.settings import ApiSettings
 from citizenwatt_common.contract import Reading
 from citizenwatt_common.store import load_household, store_readings
 from tests.conftest import ALL_BACKENDS, BACKENDS
-from tests.services import ServiceProcess
+from tests.services import api_with_one_connection
 from tests.test_api_legacy import ADMIN, SAME_ORIGIN
-from tools.localstack import free_port, wait_for_port
 
 pytestmark = pytest.mark.backends(*ALL_BACKENDS)
 PARIS = ZoneInfo("Europe/Paris")
@@ -230,25 +229,7 @@ def test_a_slow_download_does_not_hold_a_pooled_connection(database_url: str, tm
             " SELECT 1, timestamptz '2026-03-01 00:00+01' + n * interval '1 s', 100 + n % 7, false"
             " FROM generate_series(0, 199999) AS n"
         )
-    port = free_port()
-    env = {
-        "CW_DATABASE_URL": database_url,
-        "CW_API_PORT": str(port),
-        "CW_API_HOST": "127.0.0.1",
-        "CW_ADMIN_LOGIN": ADMIN["login"],
-        "CW_ADMIN_PASSWORD": ADMIN["password"],
-        "CW_POOL_SIZE": "1",
-        "CW_API_PUBLISH_RADIO_CONFIG": "false",
-    }
-    server = ServiceProcess("citizenwatt_api", env, tmp_path / "api.log").start()
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_port(port, timeout=60)
-        login = urllib.request.Request(
-            f"{base}/login", data=urllib.parse.urlencode(ADMIN).encode(), headers={"Accept": "application/json"}
-        )
-        with urllib.request.urlopen(login, timeout=10) as response:
-            cookie = response.headers["set-cookie"].split(";")[0]
+    with api_with_one_connection(database_url, tmp_path / "api.log", ADMIN) as (base, cookie, server):
         query = urllib.parse.urlencode({"sensor": "1", "start": "2026-03-01", "end": "2026-03-31"})
         download = urllib.request.Request(f"{base}/api/v2/export/readings.csv?{query}", headers={"Cookie": cookie})
         with urllib.request.urlopen(download, timeout=30) as stream:
@@ -261,8 +242,6 @@ def test_a_slow_download_does_not_hold_a_pooled_connection(database_url: str, tm
             # Then the whole file arrives, every reading once, in order.
             rows = 2 + sum(1 for _ in stream)
         assert rows == 1 + 200_000
-    finally:
-        server.stop()
     assert "Traceback" not in server.log()
 
 
