@@ -266,6 +266,7 @@ UNDO = {
     " ALTER TABLE energy_rollups_hourly DROP COLUMN import_wh, DROP COLUMN export_wh;"
     " ALTER TABLE sensors DROP COLUMN exports, DROP COLUMN energy_import_wh, DROP COLUMN energy_export_wh,"
     " DROP COLUMN meter_import_wh, DROP COLUMN meter_export_wh",
+    7: "DROP TABLE tempo_days, household_tariffs, tariff_versions, tariffs",
 }
 
 

@@ -240,6 +240,97 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     FROM (SELECT sensor_id, sum(import_wh) AS i, sum(export_wh) AS e FROM energy_rollups_hourly GROUP BY 1) AS q
     WHERE s.id = q.sensor_id;
     """,
+    # 7: tariffs as dated versions (citizenwatt_common/tariffs.py). A version's prices, subscription,
+    # time-of-use windows and export credit apply from its local date; the household's choice of
+    # tariff is dated too; Tempo day colours come from the api or the retained MQTT topic
+    # citizenwatt/_household/tempo/<date>. Amounts are numeric: exact decimals, as on a bill.
+    #
+    # Seeded: EDF's regulated "Tarif Bleu" (TRVE), 6 kVA, tax included, per kWh and per month.
+    # Sources, read on 2026-11-25:
+    # - 2025-02-01 Base 0.2016, HP 0.2146, HC 0.1696, subscriptions Base 13.72 and HC 14.04 EUR/month
+    #   (164.64 EUR/year): kelwatt.fr/prix/tarif-bleu-edf ("nouveaux prix officiels de février 2025").
+    # - 2025-08-01 Base 0.1952, subscription 185.64 EUR/year = 15.47 EUR/month:
+    #   commentaider.fr/tarifs-abonnements-edf-2025; HP 0.2081, HC 0.1635: jechange.fr (tarifs
+    #   réglementés, checked 2025-08-07); Tempo blue HC 0.1232 HP 0.1494, white HC 0.1391 HP 0.1730,
+    #   red HC 0.1460 HP 0.6468: moneyvox.fr (actualité 107038, "depuis le 1er août 2025").
+    # - 2026-02-01 Base 0.1940 (3 and 6 kVA), HP 0.2065, HC 0.1579, Tempo blue HC 0.1325 HP 0.1612,
+    #   white HC 0.1499 HP 0.1871, red HC 0.1575 HP 0.7060: revolution-energetique.com, "voici les
+    #   nouveaux prix de l'électricité au 1er février 2026".
+    # NOT CONFIRMED (no source found; check them against your bill and correct them with
+    # PUT /api/v2/tariffs/<id>/versions/<date>): the 2025-02-01 Tempo prices (blue 0.1288/0.1552,
+    # white 0.1447/0.1792, red 0.1518/0.6586, as remembered); the HC subscription of 2025-08-01
+    # (15.74); every subscription of 2026-02-01 (those of 2025-08-01 carried over); and every Tempo
+    # subscription (the HC option's used in its place). 2024 versions are not seeded: they could
+    # not be confirmed either.
+    #
+    # A household starts on the tariff of its legacy provider (Base on a fresh install, as the
+    # legacy API's default provider is), from 2000-01-01, so all stored history has a price.
+    """
+    CREATE TABLE tariffs (
+        id serial PRIMARY KEY,
+        name text NOT NULL UNIQUE,
+        kind text NOT NULL CHECK (kind IN ('base', 'hc', 'tempo', 'custom')),
+        builtin boolean NOT NULL DEFAULT false
+    );
+    CREATE TABLE tariff_versions (
+        tariff_id integer NOT NULL REFERENCES tariffs (id) ON DELETE CASCADE,
+        valid_from date NOT NULL,
+        subscription_euros_per_month numeric NOT NULL CHECK (subscription_euros_per_month >= 0),
+        periods jsonb NOT NULL,        -- period -> EUR/kWh, or period -> {blue, white, red} -> EUR/kWh
+        default_period text NOT NULL,  -- the period of every minute outside the windows
+        windows jsonb NOT NULL DEFAULT '[]',  -- [{"start": "22:00", "end": "06:00", "period": ...}]
+        export_euros_per_kwh numeric NOT NULL DEFAULT 0 CHECK (export_euros_per_kwh >= 0),
+        PRIMARY KEY (tariff_id, valid_from)
+    );
+    CREATE TABLE household_tariffs (
+        valid_from date PRIMARY KEY,
+        tariff_id integer NOT NULL REFERENCES tariffs (id)
+    );
+    CREATE TABLE tempo_days (
+        day date PRIMARY KEY,
+        colour text NOT NULL CHECK (colour IN ('blue', 'white', 'red')),
+        source text NOT NULL CHECK (source IN ('api', 'mqtt')),
+        updated_at timestamptz NOT NULL DEFAULT now()
+    );
+
+    INSERT INTO tariffs (name, kind, builtin) VALUES
+        ('EDF Tarif Bleu - Base', 'base', true),
+        ('EDF Tarif Bleu - Heures creuses', 'hc', true),
+        ('EDF Tarif Bleu - Tempo', 'tempo', true);
+
+    INSERT INTO tariff_versions (tariff_id, valid_from, subscription_euros_per_month, periods, default_period, windows)
+    SELECT t.id, v.valid_from::date, v.subscription, v.periods::jsonb, v.default_period, v.windows::jsonb
+    FROM (VALUES
+        ('base', '2025-02-01', 13.72, '{"base": 0.2016}', 'base', '[]'),
+        ('base', '2025-08-01', 15.47, '{"base": 0.1952}', 'base', '[]'),
+        ('base', '2026-02-01', 15.47, '{"base": 0.1940}', 'base', '[]'),
+        ('hc', '2025-02-01', 14.04, '{"peak": 0.2146, "offpeak": 0.1696}', 'peak',
+         '[{"start": "22:00", "end": "06:00", "period": "offpeak"}]'),
+        ('hc', '2025-08-01', 15.74, '{"peak": 0.2081, "offpeak": 0.1635}', 'peak',
+         '[{"start": "22:00", "end": "06:00", "period": "offpeak"}]'),
+        ('hc', '2026-02-01', 15.74, '{"peak": 0.2065, "offpeak": 0.1579}', 'peak',
+         '[{"start": "22:00", "end": "06:00", "period": "offpeak"}]'),
+        ('tempo', '2025-02-01', 14.04,
+         '{"peak": {"blue": 0.1552, "white": 0.1792, "red": 0.6586},'
+         ' "offpeak": {"blue": 0.1288, "white": 0.1447, "red": 0.1518}}', 'peak',
+         '[{"start": "22:00", "end": "06:00", "period": "offpeak"}]'),
+        ('tempo', '2025-08-01', 15.74,
+         '{"peak": {"blue": 0.1494, "white": 0.1730, "red": 0.6468},'
+         ' "offpeak": {"blue": 0.1232, "white": 0.1391, "red": 0.1460}}', 'peak',
+         '[{"start": "22:00", "end": "06:00", "period": "offpeak"}]'),
+        ('tempo', '2026-02-01', 15.74,
+         '{"peak": {"blue": 0.1612, "white": 0.1871, "red": 0.7060},'
+         ' "offpeak": {"blue": 0.1325, "white": 0.1499, "red": 0.1575}}', 'peak',
+         '[{"start": "22:00", "end": "06:00", "period": "offpeak"}]')
+    ) AS v(kind, valid_from, subscription, periods, default_period, windows)
+    JOIN tariffs t ON t.kind = v.kind AND t.builtin;
+
+    INSERT INTO household_tariffs (valid_from, tariff_id)
+    SELECT '2000-01-01', t.id FROM tariffs t
+    WHERE t.kind = CASE WHEN EXISTS (SELECT 1 FROM household h JOIN energy_providers p ON p.id = h.provider_id
+                                     WHERE p.name ILIKE '%creuses%') THEN 'hc' ELSE 'base' END
+      AND t.builtin;
+    """,
 )
 
 # EDF "Tarif Bleu" regulated prices in force from 2026-02-01, tax included, 6 kVA meter (the

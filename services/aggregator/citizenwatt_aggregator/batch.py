@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -12,6 +13,8 @@ import psycopg
 
 from citizenwatt_common.contract import Reading, Rejection, Topics, parse_reading
 from citizenwatt_common.store import load_household, store_readings
+from citizenwatt_common.tariff_store import day_of_tempo_topic, parse_tempo_payload, store_colour
+from citizenwatt_common.tariffs import TariffError
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +49,15 @@ def write_batch(conn: psycopg.Connection[Any], topics: Topics, batch: list[Incom
     outcome = BatchOutcome()
     readings: list[Reading] = []
     rejections: list[tuple[Incoming, Rejection]] = []
+    colours: list[tuple[date, str]] = []
     for message in batch:
+        tempo = _tempo_colour(topics, message)
+        if tempo is not None:
+            if isinstance(tempo, Rejection):
+                rejections.append((message, tempo))
+            else:
+                colours.append(tempo)
+            continue
         sensor = topics.sensor_of(message.topic)
         result = parse_reading(sensor, message.payload)
         if isinstance(result, Rejection):
@@ -62,6 +73,9 @@ def write_batch(conn: psycopg.Connection[Any], topics: Topics, batch: list[Incom
     with conn.transaction():
         household = load_household(conn)
         stored = store_readings(conn, readings, household, zone)
+        for day, colour in colours:
+            if store_colour(conn, day, colour, "mqtt"):
+                log.info("Tempo colour of %s: %s", day.isoformat(), colour)
         if rejections:
             with conn.cursor() as cur:
                 cur.executemany(
@@ -80,6 +94,21 @@ def write_batch(conn: psycopg.Connection[Any], topics: Topics, batch: list[Incom
         )
     outcome.stored, outcome.duplicates, outcome.rejected = stored.inserted, stored.duplicates, len(rejections)
     return outcome
+
+
+def _tempo_colour(topics: Topics, message: Incoming) -> tuple[date, str] | Rejection | None:
+    """A Tempo colour message's (day, colour), or why it is refused; None for any other topic."""
+    day = day_of_tempo_topic(topics.base, message.topic)
+    if day is None:
+        return None
+    if isinstance(day, str):
+        return Rejection(f"Tempo colour: {day}")
+    if not message.payload:
+        return Rejection("Tempo colour: empty payload (a retained message being cleared)")
+    try:
+        return day, parse_tempo_payload(message.payload)
+    except TariffError as exc:
+        return Rejection(f"Tempo colour: {exc}")
 
 
 def _seq_of_rejected(payload: bytes) -> int | None:

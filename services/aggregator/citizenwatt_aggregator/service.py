@@ -28,6 +28,7 @@ from citizenwatt_common.backoff import Backoff
 from citizenwatt_common.contract import STATUS_OFFLINE, STATUS_ONLINE, Topics
 from citizenwatt_common.mqtt import make_client
 from citizenwatt_common.schema import StorageMode, connect_migrated
+from citizenwatt_common.tariff_store import tempo_topic_filter
 
 from .alerting import AlertWatcher
 from .batch import BatchOutcome, Incoming, seq_ranges, write_batch
@@ -85,6 +86,8 @@ class Aggregator:
         self._announced = set()
         log.info("connected to %s (session present: %s)", self.settings.mqtt_url, flags.session_present)
         client.subscribe(self.topics.all_readings, qos=1)
+        # Tempo day colours, retained: the broker hands over every announced day at each subscription.
+        client.subscribe(tempo_topic_filter(self.topics.base), qos=1)
         client.publish(self.topics.service_status("aggregator"), STATUS_ONLINE, qos=1, retain=True)
 
     def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any) -> None:

@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from citizenwatt_common.schema import connect_migrated
 
-from . import account, alerts, compare, export, household, legacy, pages, v2
+from . import account, alerts, compare, costs, export, household, legacy, pages, tariffs, v2
 from .auth import LoginThrottle, create_user
 from .db import open_pool
 from .passwords import VerifiedPasswords
@@ -69,6 +69,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(export.router)
     app.include_router(account.router)
     app.include_router(household.router)
+    app.include_router(tariffs.router)
+    app.include_router(costs.router)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> JSONResponse:

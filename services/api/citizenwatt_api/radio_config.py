@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import date
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -17,9 +18,16 @@ import psycopg_pool
 from citizenwatt_common.contract import Nrf24Config, Topics
 from citizenwatt_common.mqtt import make_client
 from citizenwatt_common.settings import MqttSettings
+from citizenwatt_common.tariff_store import tempo_topic
 
 log = logging.getLogger(__name__)
 PUBLISH_WAIT_S = 5.0
+
+
+def recent_tempo_days(pool: psycopg_pool.ConnectionPool[Any]) -> list[tuple[date, str]]:
+    with pool.connection() as conn:
+        rows = conn.execute("SELECT day, colour FROM tempo_days WHERE day >= current_date - 1 ORDER BY day").fetchall()
+    return [(r[0], str(r[1])) for r in rows]
 
 
 def saved_configs(pool: psycopg_pool.ConnectionPool[Any]) -> list[tuple[str, Nrf24Config]]:
@@ -58,8 +66,11 @@ class RadioConfigPublisher:
         try:
             for sensor_key, config in saved_configs(self._pool):
                 self._send(sensor_key, config)
+            # Tempo colours from yesterday on, the ones a broker that lost them may still be asked for.
+            for day, colour in recent_tempo_days(self._pool):
+                client.publish(tempo_topic(self.topics.base, day), colour.encode(), qos=1, retain=True)
         except Exception:
-            log.exception("could not publish the saved radio settings again")
+            log.exception("could not publish the saved radio settings and Tempo colours again")
 
     def _on_disconnect(self, *args: object) -> None:
         self._connected.clear()
@@ -73,7 +84,16 @@ class RadioConfigPublisher:
         """True once the broker has acknowledged it; False if it is down (sent on reconnection)."""
         if not self.connected:
             return False
-        info = self._send(sensor_key, config)
+        return self._delivered(self._send(sensor_key, config))
+
+    def publish_retained(self, topic: str, payload: bytes) -> bool:
+        """Any other retained household message (a Tempo day's colour); same answer as ``publish``."""
+        if not self.connected:
+            return False
+        return self._delivered(self.client.publish(topic, payload, qos=1, retain=True))
+
+    @staticmethod
+    def _delivered(info: paho.MQTTMessageInfo) -> bool:
         try:
             info.wait_for_publish(PUBLISH_WAIT_S)
         except (RuntimeError, ValueError):

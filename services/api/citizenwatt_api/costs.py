@@ -1,0 +1,292 @@
+"""What energy cost, per bucket and per period, at the tariff versions in force (``/api/v2/costs``).
+
+Each bucket is cut where the price may change (``Plan.pieces``: time-of-use window edges, Tempo
+days at 06:00, the local midnights where a version or the household's choice of tariff starts),
+and the energy of every piece of every bucket comes from one ``energy_in_intervals`` call: exact,
+from the rollups where the edges fall on quarter hours, from raw readings elsewhere.
+
+Imported energy is what a bill charges; export is credited apart at the version's
+``export_euros_per_kwh``. The subscription, when asked, is prorated per local calendar month.
+
+Figures that add up: every leaf (each bucket's parts, its subscription, its export credit) is
+rounded to one number of decimals, enough for the smallest non-zero leaf to show two
+significant digits (at least 2, at most 6), and every total shown is the exact decimal sum of
+the leaves shown under it. So a tiny cost is never "0.00", and a column of figures adds up.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+import psycopg
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel
+
+from citizenwatt_common.energy import Energy
+from citizenwatt_common.store import load_household
+from citizenwatt_common.tariff_store import load_colours, load_plan
+from citizenwatt_common.tariffs import Piece, Plan, local_midnight, month_subscriptions, shown, shown_decimals
+
+from . import queries
+from .auth import ApiError, User, current_user
+from .db import get_conn
+from .v2 import _zone, calendar_buckets
+
+router = APIRouter(prefix="/api/v2", tags=["costs"])
+Conn = psycopg.Connection[Any]
+CostBucketKind = Literal["hour", "day", "week", "month", "year"]
+MAX_COST_BUCKETS = 10_000
+_KWH = Decimal(1000)
+
+
+@dataclass(frozen=True)
+class PartKey:
+    tariff: str
+    period: str
+    colour: str | None
+    colour_assumed: bool
+    euros_per_kwh: Decimal
+
+
+@dataclass
+class Part:
+    kwh: float = 0.0
+    euros: Decimal = Decimal(0)
+
+
+@dataclass
+class BucketCost:
+    start: datetime
+    end: datetime
+    energy: Energy = field(default_factory=Energy)
+    parts: dict[PartKey, Part] = field(default_factory=dict)
+    subscription: Decimal = Decimal(0)
+    export_euros: Decimal = Decimal(0)
+    # The legacy day/night split of euros (energy only): the version's default period is "day".
+    day_euros: Decimal = Decimal(0)
+    night_euros: Decimal = Decimal(0)
+
+    @property
+    def empty(self) -> bool:
+        return self.energy.is_empty
+
+    @property
+    def energy_euros(self) -> Decimal:
+        """Imported energy priced, minus the export credit: what /api/v2/energy calls euros."""
+        return sum((p.euros for p in self.parts.values()), Decimal(0)) - self.export_euros
+
+
+def _wh(value: float) -> Decimal:
+    # Rollups move by deltas: float dust around 0 must not price as a negative part.
+    return Decimal(repr(max(value, 0.0)))
+
+
+def bucket_costs(
+    conn: Conn,
+    sensor_ids: Sequence[int],
+    periods: Sequence[tuple[datetime, datetime]],
+    zone: ZoneInfo,
+    max_gap: float,
+    subscription: bool,
+    plan: Plan | None = None,
+) -> list[BucketCost]:
+    """Each bucket's energy and its cost, priced piece by piece (one database pass for all pieces)."""
+    plan = plan or load_plan(conn)
+    if not periods:
+        return []
+    first_day = periods[0][0].astimezone(zone).date()
+    last_day = periods[-1][1].astimezone(zone).date()
+    colours = load_colours(conn, date.fromordinal(first_day.toordinal() - 1), last_day)
+    buckets = [BucketCost(a, b) for a, b in periods]
+    pieces: list[tuple[int, Piece]] = [
+        (index, piece)
+        for index, (a, b) in enumerate(periods)
+        for piece in plan.pieces(a.timestamp(), b.timestamp(), zone, colours)
+    ]
+    intervals = [(piece.lo, piece.hi) for _, piece in pieces]
+    energies = queries.energy_in_intervals(conn, list(sensor_ids), intervals, max_gap) if sensor_ids else []
+    for (index, piece), energy in zip(pieces, energies, strict=True):
+        bucket = buckets[index]
+        bucket.energy += energy
+        if energy.is_empty:
+            continue
+        key = PartKey(piece.tariff.name, piece.period, piece.colour, piece.colour_assumed, piece.euros_per_kwh)
+        part = bucket.parts.setdefault(key, Part())
+        part.kwh += max(energy.import_wh, 0.0) / 1000
+        euros = _wh(energy.import_wh) / _KWH * piece.euros_per_kwh
+        part.euros += euros
+        credit = _wh(energy.export_wh) / _KWH * piece.version.export_per_kwh
+        bucket.export_euros += credit
+        if piece.is_default_period:
+            bucket.day_euros += euros - credit
+        else:
+            bucket.night_euros += euros - credit
+    if subscription:
+        for bucket in buckets:
+            bucket.subscription = month_subscriptions(bucket.start.timestamp(), bucket.end.timestamp(), plan, zone)
+    return buckets
+
+
+def cost_periods(first: date, bucket: CostBucketKind, count: int, zone: ZoneInfo) -> list[tuple[datetime, datetime]]:
+    """Local calendar buckets as /api/v2/energy has them, and years (from 1 January)."""
+    if bucket != "year":
+        return calendar_buckets(first, bucket, count, zone)
+    edges = [local_midnight(date(first.year + n, 1, 1), zone) for n in range(count + 1)]
+    return list(itertools.pairwise(edges))
+
+
+# -- the JSON answer --------------------------------------------------------------------------------
+class CostPart(BaseModel):
+    tariff: str
+    period: str
+    colour: str | None
+    colour_assumed: bool
+    euros_per_kwh: float
+    kwh: float
+    euros: float
+    shown: str
+
+
+class CostBucket(BaseModel):
+    start: datetime
+    end: datetime
+    import_kwh: float | None
+    export_kwh: float | None
+    parts: list[CostPart]
+    subscription_euros: float
+    subscription_shown: str
+    export_euros: float
+    export_shown: str
+    euros: float
+    shown: str
+
+
+class CostReport(BaseModel):
+    sensor: int | Literal["all"]
+    timezone: str
+    bucket: CostBucketKind
+    currency: Literal["EUR"] = "EUR"
+    decimals: int
+    subscription: bool
+    buckets: list[CostBucket]
+    parts: list[CostPart]
+    subscription_euros: float
+    subscription_shown: str
+    export_euros: float
+    export_shown: str
+    euros: float
+    shown: str
+
+
+def _text(amount: Decimal) -> str:
+    return f"{amount:f}"
+
+
+def cost_report(
+    buckets: list[BucketCost], sensor: int | Literal["all"], zone: ZoneInfo, bucket: CostBucketKind, subscription: bool
+) -> CostReport:
+    leaves = [p.euros for b in buckets for p in b.parts.values()]
+    leaves += [b.subscription for b in buckets] + [b.export_euros for b in buckets]
+    decimals = shown_decimals(leaves)
+    zero = Decimal(0)
+    totals: dict[PartKey, tuple[float, Decimal, Decimal]] = {}  # kwh, euros, shown
+    out: list[CostBucket] = []
+    for b in buckets:
+        parts = []
+        for key, part in b.parts.items():
+            part_shown = shown(part.euros, decimals)
+            kwh, euros, total_shown = totals.get(key, (0.0, zero, zero))
+            totals[key] = (kwh + part.kwh, euros + part.euros, total_shown + part_shown)
+            parts.append(_part(key, part.kwh, part.euros, part_shown))
+        subscription_shown, export_shown = shown(b.subscription, decimals), shown(b.export_euros, decimals)
+        bucket_shown = sum((shown(p.euros, decimals) for p in b.parts.values()), zero)
+        bucket_shown += subscription_shown - export_shown
+        euros = b.energy_euros + b.subscription
+        out.append(
+            CostBucket(
+                start=b.start,
+                end=b.end,
+                import_kwh=None if b.empty else max(b.energy.import_wh, 0.0) / 1000,
+                export_kwh=None if b.empty else max(b.energy.export_wh, 0.0) / 1000,
+                parts=parts,
+                subscription_euros=float(b.subscription),
+                subscription_shown=_text(subscription_shown),
+                export_euros=float(b.export_euros),
+                export_shown=_text(export_shown),
+                euros=float(euros),
+                shown=_text(bucket_shown),
+            )
+        )
+    subscription_total = sum((b.subscription for b in buckets), zero)
+    export_total = sum((b.export_euros for b in buckets), zero)
+    return CostReport(
+        sensor=sensor,
+        timezone=str(zone),
+        bucket=bucket,
+        decimals=decimals,
+        subscription=subscription,
+        buckets=out,
+        parts=[_part(key, kwh, euros, total_shown) for key, (kwh, euros, total_shown) in totals.items()],
+        subscription_euros=float(subscription_total),
+        subscription_shown=_text(sum((Decimal(b.subscription_shown) for b in out), zero)),
+        export_euros=float(export_total),
+        export_shown=_text(sum((Decimal(b.export_shown) for b in out), zero)),
+        euros=float(sum((b.energy_euros + b.subscription for b in buckets), zero)),
+        shown=_text(sum((Decimal(b.shown) for b in out), zero)),
+    )
+
+
+def _part(key: PartKey, kwh: float, euros: Decimal, part_shown: Decimal) -> CostPart:
+    return CostPart(
+        tariff=key.tariff,
+        period=key.period,
+        colour=key.colour,
+        colour_assumed=key.colour_assumed,
+        euros_per_kwh=float(key.euros_per_kwh),
+        kwh=kwh,
+        euros=float(euros),
+        shown=_text(part_shown),
+    )
+
+
+def sensor_ids_of(conn: Conn, sensor: str) -> list[int]:
+    if sensor == "all":
+        return [int(r[0]) for r in conn.execute("SELECT id FROM sensors ORDER BY id").fetchall()]
+    try:
+        sensor_id = int(sensor)
+    except ValueError:
+        raise ApiError(400, "sensor must be an integer id or 'all'") from None
+    if not -(2**31) <= sensor_id < 2**31 or not queries.sensor_exists(conn, sensor_id):
+        raise ApiError(404, f"no sensor with id {sensor_id}")
+    return [sensor_id]
+
+
+@router.get("/costs", response_model=CostReport)
+def costs(
+    request: Request,
+    sensor: str = Query("all", description="a sensor id, or 'all' for the household"),
+    start: date = Query(..., description="local date of the first bucket (ISO, e.g. 2026-11-01)"),
+    bucket: CostBucketKind = Query("day"),
+    count: int = Query(1, ge=1, le=MAX_COST_BUCKETS, description="number of buckets"),
+    tz: str | None = Query(None, description="IANA time zone (default: the household's)"),
+    subscription: bool = Query(False, description="add the subscription, prorated per local month"),
+    user: User = Depends(current_user),
+    conn: Conn = Depends(get_conn),
+) -> CostReport:
+    """Cost per local calendar bucket: imported energy per tariff period (and Tempo colour) at the
+    version in force, the export credit, and the subscription if asked; shown figures add up."""
+    zone = _zone(tz, request.app.state.settings.zone)
+    sensor_ids = sensor_ids_of(conn, sensor)
+    try:
+        periods = cost_periods(start, bucket, count, zone)
+    except (OverflowError, ValueError):
+        raise ApiError(400, "start and count reach outside the calendar") from None
+    max_gap = load_household(conn).max_gap_seconds
+    buckets = bucket_costs(conn, sensor_ids, periods, zone, max_gap, subscription)
+    return cost_report(buckets, "all" if sensor == "all" else int(sensor), zone, bucket, subscription)

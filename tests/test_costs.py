@@ -1,0 +1,319 @@
+"""Costs that match the bill, through the database and the API, against figures worked out by hand.
+
+Every stored stretch is one reading a minute at a constant power from a local (Paris) wall-clock
+time to another, both ends included, so its energy is the power times its real duration, all of
+it import. Each test types or picks the tariff it prices with, from a date, so the seeded prices
+matter only where a test says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from fastapi.testclient import TestClient
+
+from citizenwatt_api.app import create_app
+from citizenwatt_api.settings import ApiSettings
+from tests.conftest import ALL_BACKENDS
+from tests.test_api_legacy import ADMIN, SAME_ORIGIN, approx, store
+
+PARIS = ZoneInfo("Europe/Paris")
+pytestmark = pytest.mark.backends(*ALL_BACKENDS)
+
+
+def at(text: str) -> float:
+    return datetime.fromisoformat(text).replace(tzinfo=PARIS).timestamp()
+
+
+def stretch(database_url: str, local_start: str, local_end: str, watts: float, sensor: str = "house") -> None:
+    """A reading a minute from one local time to another (ISO, Paris), at ``watts``."""
+    lo, hi = at(local_start), at(local_end)
+    store(database_url, sensor, [(lo + 60 * i, watts) for i in range(int((hi - lo) // 60) + 1)])
+
+
+@pytest.fixture
+def client(database_url: str) -> Iterator[TestClient]:
+    settings = ApiSettings(database_url=database_url, ui_dir="/nonexistent", api_publish_radio_config=False)
+    with TestClient(create_app(settings)) as test_client:
+        test_client.post("/install", data=ADMIN)
+        yield test_client
+
+
+def ok(response: Any, status: int = 200) -> Any:
+    assert response.status_code == status, response.text
+    return response.json()
+
+
+def own_tariff(client: TestClient, name: str, versions: list[dict[str, Any]], since: str) -> dict[str, Any]:
+    """Type a tariff through the API and put the household on it from ``since``."""
+    tariff = ok(client.post("/api/v2/tariffs", json={"name": name, "versions": versions}, headers=SAME_ORIGIN), 201)
+    ok(
+        client.put(
+            "/api/v2/settings/tariff", json={"tariff_id": tariff["id"], "valid_from": since}, headers=SAME_ORIGIN
+        )
+    )
+    return dict(tariff)
+
+
+def costs(client: TestClient, **params: Any) -> Any:
+    return ok(client.get("/api/v2/costs", params=params))
+
+
+def leaves_add_up(report: dict[str, Any]) -> None:
+    """Every shown total is the decimal sum of the shown leaves under it, with ``decimals`` decimals."""
+    places = report["decimals"]
+
+    def d(text: str) -> Decimal:
+        assert len(text.split(".")[1]) == places, text
+        return Decimal(text)
+
+    for bucket in report["buckets"]:
+        parts = sum((d(p["shown"]) for p in bucket["parts"]), Decimal(0))
+        assert d(bucket["shown"]) == parts + d(bucket["subscription_shown"]) - d(bucket["export_shown"])
+    assert d(report["shown"]) == sum((d(b["shown"]) for b in report["buckets"]), Decimal(0))
+    assert d(report["subscription_shown"]) == sum((d(b["subscription_shown"]) for b in report["buckets"]), Decimal(0))
+    assert d(report["shown"]) == sum((d(p["shown"]) for p in report["parts"]), Decimal(0)) + d(
+        report["subscription_shown"]
+    ) - d(report["export_shown"])
+
+
+def test_a_fresh_install_has_the_seeded_tariffs_and_is_on_base(client: TestClient) -> None:
+    answer = ok(client.get("/api/v2/tariffs"))
+    by_kind = {t["kind"]: t for t in answer["tariffs"]}
+    assert set(by_kind) == {"base", "hc", "tempo"} and all(t["builtin"] for t in answer["tariffs"])
+    assert answer["household"] == [{"valid_from": "2000-01-01", "tariff_id": by_kind["base"]["id"]}]
+    assert answer["current_tariff_id"] == by_kind["base"]["id"]
+    hc = {v["valid_from"]: v for v in by_kind["hc"]["versions"]}
+    assert hc["2025-08-01"]["periods"] == {"peak": 0.2081, "offpeak": 0.1635}
+    assert hc["2025-08-01"]["windows"] == [{"start": "22:00", "end": "06:00", "period": "offpeak"}]
+    tempo = {v["valid_from"]: v for v in by_kind["tempo"]["versions"]}
+    assert tempo["2026-02-01"]["periods"]["peak"] == {"blue": 0.1612, "white": 0.1871, "red": 0.7060}
+    assert [v["valid_from"] for v in by_kind["base"]["versions"]] == ["2025-02-01", "2025-08-01", "2026-02-01"]
+
+
+def test_a_month_across_a_price_change(client: TestClient, database_url: str, compress: Callable[[str], int]) -> None:
+    """A flat tariff at 0.20 EUR/kWh and 10.00 EUR/month from 2026-01-01, 0.25 and 12.40 from
+    2026-01-16. 1000 W for an hour on the 10th (1 kWh) and on the 20th (1 kWh).
+
+    January as one bucket: 1 kWh at 0.20 = 0.20 and 1 kWh at 0.25 = 0.25; subscription prorated by
+    the days of January (31) each version covers: 10.00 * 15/31 + 12.40 * 16/31 = (150 + 198.4)/31
+    = 11.2387096... -> "11.24". Decimals: 2 (the smallest leaf, 0.20, shows 2 digits with 2).
+    Total shown 0.20 + 0.25 + 11.24 = "11.69"; exact 11.6887096...
+
+    January by day: each day's subscription is 10/31 = 0.3225... -> "0.32" (1st-15th) or
+    12.40/31 = 0.40 -> "0.40" (16th-31st); the month's total shown is then 15 * 0.32 + 16 * 0.40 +
+    0.20 + 0.25 = 4.80 + 6.40 + 0.45 = "11.65": each shown total adds its own shown leaves.
+    """
+    own_tariff(
+        client,
+        "Flat",
+        [
+            {"valid_from": "2026-01-01", "subscription_euros_per_month": 10.00, "periods": {"base": 0.20}},
+            {"valid_from": "2026-01-16", "subscription_euros_per_month": 12.40, "periods": {"base": 0.25}},
+        ],
+        since="2026-01-01",
+    )
+    stretch(database_url, "2026-01-10T12:00", "2026-01-10T13:00", 1000)
+    stretch(database_url, "2026-01-20T12:00", "2026-01-20T13:00", 1000)
+    compress(database_url)
+    month = costs(client, start="2026-01-01", bucket="month", subscription="true")
+    assert month["decimals"] == 2 and month["currency"] == "EUR" and month["subscription"] is True
+    (bucket,) = month["buckets"]
+    assert [(p["tariff"], p["period"], p["colour"], p["euros_per_kwh"], p["shown"]) for p in bucket["parts"]] == [
+        ("Flat", "base", None, 0.20, "0.20"),
+        ("Flat", "base", None, 0.25, "0.25"),
+    ]
+    assert [p["kwh"] for p in bucket["parts"]] == [approx(1.0), approx(1.0)]
+    assert bucket["import_kwh"] == approx(2.0) and bucket["export_kwh"] == approx(0.0)
+    assert bucket["subscription_euros"] == approx(348.4 / 31) and bucket["subscription_shown"] == "11.24"
+    assert (bucket["shown"], bucket["euros"]) == ("11.69", approx(0.45 + 348.4 / 31))
+    assert month["shown"] == "11.69"
+    leaves_add_up(month)
+
+    days = costs(client, start="2026-01-01", bucket="day", count=31, subscription="true")
+    assert [b["subscription_shown"] for b in days["buckets"]] == ["0.32"] * 15 + ["0.40"] * 16
+    assert days["buckets"][9]["parts"][0]["shown"] == "0.20" and days["buckets"][19]["parts"][0]["shown"] == "0.25"
+    assert days["buckets"][0]["import_kwh"] is None and days["buckets"][0]["parts"] == []
+    assert days["shown"] == "11.65" and days["subscription_shown"] == "11.20"
+    leaves_add_up(days)
+    # Without the subscription: the energy alone, "0.45".
+    assert costs(client, start="2026-01-01", bucket="month")["shown"] == "0.45"
+
+
+def test_a_dst_day_with_a_22_06_window(client: TestClient, database_url: str, compress: Callable[[str], int]) -> None:
+    """The seeded Heures creuses from 2026-10-01 (version of 2026-02-01: peak 0.2065, off-peak
+    0.1579 EUR/kWh, 22:00-06:00). 600 W from 20:00 on 2026-10-24 to 08:00 on the 25th, the night
+    the clocks go back: 03:00 CEST is 02:00 CET, so 00:00-06:00 on the 25th lasts 7 h.
+
+    24th: peak 20:00-22:00 = 1.2 kWh * 0.2065 = 0.2478 -> "0.25"; off-peak 22:00-24:00 = 1.2 kWh
+      * 0.1579 = 0.18948 -> "0.19"; day "0.44".
+    25th: off-peak 00:00-06:00 = 7 h * 0.6 kW = 4.2 kWh * 0.1579 = 0.66318 -> "0.66"; peak
+      06:00-08:00 = 1.2 kWh -> 0.2478 "0.25"; day "0.91".
+    The night window 22:00-06:00 lasted 9 h: 5.4 kWh off-peak (0.85266, shown 0.19 + 0.66 = "0.85").
+    Both days "1.35".
+    """
+    hc = next(t for t in ok(client.get("/api/v2/tariffs"))["tariffs"] if t["kind"] == "hc")
+    ok(
+        client.put(
+            "/api/v2/settings/tariff", json={"tariff_id": hc["id"], "valid_from": "2026-10-01"}, headers=SAME_ORIGIN
+        )
+    )
+    stretch(database_url, "2026-10-24T20:00", "2026-10-25T08:00", 600)
+    compress(database_url)
+    report = costs(client, start="2026-10-24", bucket="day", count=2)
+    first, second = report["buckets"]
+    assert [(p["period"], p["kwh"], p["shown"]) for p in first["parts"]] == [
+        ("peak", approx(1.2), "0.25"),
+        ("offpeak", approx(1.2), "0.19"),
+    ]
+    assert [(p["period"], p["kwh"], p["shown"]) for p in second["parts"]] == [
+        ("offpeak", approx(4.2), "0.66"),
+        ("peak", approx(1.2), "0.25"),
+    ]
+    assert (first["shown"], second["shown"], report["shown"]) == ("0.44", "0.91", "1.35")
+    totals = {p["period"]: p for p in report["parts"]}
+    assert (totals["offpeak"]["kwh"], totals["offpeak"]["euros"], totals["offpeak"]["shown"]) == (
+        approx(5.4),
+        approx(0.85266),
+        "0.85",
+    )
+    assert (totals["peak"]["kwh"], totals["peak"]["euros"], totals["peak"]["shown"]) == (
+        approx(2.4),
+        approx(0.4956),
+        "0.50",
+    )
+    # The 25th has 25 hourly buckets; its off-peak is 7 of them.
+    hours = costs(client, start="2026-10-25", bucket="hour", count=25)["buckets"]
+    assert len(hours) == 25 and [b["parts"][0]["period"] for b in hours[:8]] == ["offpeak"] * 7 + ["peak"]
+    leaves_add_up(report)
+
+
+def test_two_windows_at_minute_resolution(
+    client: TestClient, database_url: str, compress: Callable[[str], int]
+) -> None:
+    """Off-peak 01:00-07:00 and 12:37-14:30 at 0.15 EUR/kWh, peak 0.25. 1000 W from 12:00 to 15:00
+    on 2026-06-10: peak 12:00-12:37 and 14:30-15:00 = 67 min = 1.11666... kWh -> 0.2791666...
+    ("0.28"); off-peak 12:37-14:30 = 113 min = 1.88333... kWh -> 0.2825 ("0.28"); day "0.56".
+    The hour 12:00-13:00 is 37 min peak (0.61666... kWh) and 23 min off-peak (0.38333... kWh):
+    12:37 is no quarter hour, that part comes from the raw readings."""
+    own_tariff(
+        client,
+        "Two windows",
+        [
+            {
+                "valid_from": "2026-01-01",
+                "subscription_euros_per_month": 12,
+                "periods": {"peak": 0.25, "offpeak": 0.15},
+                "default_period": "peak",
+                "windows": [
+                    {"start": "01:00", "end": "07:00", "period": "offpeak"},
+                    {"start": "12:37", "end": "14:30", "period": "offpeak"},
+                ],
+            }
+        ],
+        since="2026-01-01",
+    )
+    stretch(database_url, "2026-06-10T12:00", "2026-06-10T15:00", 1000)
+    compress(database_url)
+    (day,) = costs(client, start="2026-06-10")["buckets"]
+    assert [(p["period"], p["kwh"], p["euros"], p["shown"]) for p in day["parts"]] == [
+        ("peak", approx(67 / 60), approx(67 / 60 * 0.25), "0.28"),
+        ("offpeak", approx(113 / 60), approx(0.2825), "0.28"),
+    ]
+    assert day["shown"] == "0.56"
+    noon = costs(client, start="2026-06-10", bucket="hour", count=24)["buckets"][12]
+    assert [(p["period"], p["kwh"]) for p in noon["parts"]] == [("peak", approx(37 / 60)), ("offpeak", approx(23 / 60))]
+
+
+def test_an_exporting_day(client: TestClient, database_url: str, compress: Callable[[str], int]) -> None:
+    """Import priced, export credited. The exporting day of test_export_energy (2026-01-15 around
+    06:00 Paris): 25 000 J imported = 0.0069444... kWh, 45 000 J exported = 0.0125 kWh, on a tariff
+    at 0.20 EUR/kWh with an export credit of 0.08 EUR/kWh.
+
+    Import 0.0069444 * 0.20 = 0.0013888...; export credit 0.0125 * 0.08 = 0.001. The smallest leaf
+    (0.001) needs 4 decimals: "0.0014" - "0.0010" = "0.0004" net (exact 0.000388...)."""
+    from tests.test_export_energy import TRACE
+
+    own_tariff(
+        client,
+        "Solar",
+        [{"valid_from": "2026-01-01", "periods": {"base": 0.20}, "export_euros_per_kwh": 0.08}],
+        since="2026-01-01",
+    )
+    store(database_url, "solar", [(s.ts, s.power) for s in TRACE])
+    compress(database_url)
+    report = costs(client, start="2026-01-15")
+    (bucket,) = report["buckets"]
+    assert report["decimals"] == 4
+    assert (bucket["import_kwh"], bucket["export_kwh"]) == (approx(25_000 / 3.6e6), approx(0.0125))
+    assert [(p["kwh"], p["euros"], p["shown"]) for p in bucket["parts"]] == [
+        (approx(25_000 / 3.6e6), approx(25_000 / 3.6e6 * 0.2), "0.0014")
+    ]
+    assert (bucket["export_euros"], bucket["export_shown"]) == (approx(0.001), "0.0010")
+    assert (bucket["euros"], bucket["shown"], report["shown"]) == (
+        approx(25_000 / 3.6e6 * 0.2 - 0.001),
+        "0.0004",
+        "0.0004",
+    )
+    leaves_add_up(report)
+
+
+def test_a_tiny_cost_is_never_zero(client: TestClient, database_url: str) -> None:
+    """360 W for 30 s = 10 800 J = 3 Wh, at 0.2 EUR/kWh: 0.0006 EUR, shown "0.00060" (5 decimals:
+    two significant digits), and the total is that same "0.00060"."""
+    own_tariff(client, "Cheap", [{"valid_from": "2026-01-01", "periods": {"base": 0.2}}], since="2026-01-01")
+    t = at("2026-03-03T10:00")
+    store(database_url, "house", [(t, 360.0), (t + 30, 360.0)])
+    report = costs(client, start="2026-03-03")
+    assert report["decimals"] == 5
+    assert [p["shown"] for p in report["buckets"][0]["parts"]] == ["0.00060"] and report["shown"] == "0.00060"
+    leaves_add_up(report)
+
+
+def test_bad_input_is_refused_with_a_reason(client: TestClient) -> None:
+    def put_version(tariff_id: int, day: str, body: dict[str, Any]) -> Any:
+        return client.put(f"/api/v2/tariffs/{tariff_id}/versions/{day}", json=body, headers=SAME_ORIGIN)
+
+    tariff = own_tariff(client, "Mine", [{"valid_from": "2026-01-01", "periods": {"base": 0.2}}], since="2026-01-01")
+    overlapping = {
+        "periods": {"peak": 0.2, "offpeak": 0.1},
+        "default_period": "peak",
+        "windows": [
+            {"start": "22:00", "end": "06:00", "period": "offpeak"},
+            {"start": "05:30", "end": "07:00", "period": "offpeak"},
+        ],
+    }
+    response = put_version(tariff["id"], "2026-02-01", overlapping)
+    assert response.status_code == 400 and "overlap" in response.json()["error"]
+    bad_time = {**overlapping, "windows": [{"start": "22h00", "end": "06:00", "period": "offpeak"}]}
+    response = put_version(tariff["id"], "2026-02-01", bad_time)
+    assert response.status_code == 400 and "HH:MM" in response.json()["error"]
+    response = put_version(tariff["id"], "2026-02-01", {"periods": {"base": -0.2}})
+    assert response.status_code == 400 and ">= 0" in response.json()["error"]
+    assert put_version(999, "2026-02-01", {"periods": {"base": 0.2}}).status_code == 404
+    response = client.put("/api/v2/settings/tariff", json={"tariff_id": 999}, headers=SAME_ORIGIN)
+    assert response.status_code == 404 and "999" in response.json()["error"]
+    response = client.post(
+        "/api/v2/tariffs",
+        json={"name": "Mine", "versions": [{"valid_from": "2026-01-01", "periods": {"base": 0.1}}]},
+        headers=SAME_ORIGIN,
+    )
+    assert response.status_code == 409
+    response = client.delete(f"/api/v2/tariffs/{tariff['id']}/versions/2026-01-01", headers=SAME_ORIGIN)
+    assert response.status_code == 409
+    assert client.delete(f"/api/v2/tariffs/{tariff['id']}/versions/2020-01-01", headers=SAME_ORIGIN).status_code == 404
+    assert client.get("/api/v2/costs", params={"start": "2026-01-01", "sensor": "77"}).status_code == 404
+    assert client.get("/api/v2/costs", params={"start": "2026-01-01", "bucket": "fortnight"}).status_code == 400
+    assert client.put("/api/v2/tempo/2026-01-08", json={"colour": "purple"}, headers=SAME_ORIGIN).status_code == 400
+    # Adding, replacing and removing a version.
+    added = ok(put_version(tariff["id"], "2026-02-01", {"periods": {"base": 0.3}}))
+    assert [v["valid_from"] for v in added["versions"]] == ["2026-01-01", "2026-02-01"]
+    replaced = ok(put_version(tariff["id"], "2026-02-01", {"periods": {"base": 0.35}}))
+    assert replaced["versions"][1]["periods"] == {"base": 0.35}
+    removed = ok(client.delete(f"/api/v2/tariffs/{tariff['id']}/versions/2026-02-01", headers=SAME_ORIGIN))
+    assert [v["valid_from"] for v in removed["versions"]] == ["2026-01-01"]
