@@ -24,7 +24,9 @@ export async function api(path, { method = "GET", body, params } = {}) {
   if (response.status === 204) return null;
   const payload = await response.json().catch(() => null);
   if (!response.ok) {
-    throw new ApiError(response.status, payload?.error ?? `HTTP ${response.status}`);
+    // The api says what went wrong in `error`; FastAPI's own refusals use `detail` (text or a list).
+    const detail = Array.isArray(payload?.detail) ? payload.detail.map((d) => d.msg ?? String(d)).join("; ") : payload?.detail;
+    throw new ApiError(response.status, payload?.error ?? detail ?? payload?.message ?? `HTTP ${response.status}`);
   }
   return payload;
 }

@@ -1,9 +1,11 @@
-// History: energy per hour/day/month over a day, week, month or year, in kWh or euros, day and night;
-// optionally beside the period before and the same period a year earlier (dashed lines), or split
-// by sensor (stacked bars).
+// History: energy per hour/day/month over a day, week, month or year, in kWh (day and night) or in
+// euros (the costs the api priced with the household's dated tariffs, stacked by part: period, and
+// day colour for Tempo; with the subscription prorated when asked); optionally beside the period
+// before and the same period a year earlier (dashed lines), or split by sensor (stacked bars).
 import { api } from "../api.js";
 import { currentLocale, number, t } from "../i18n.js";
 import { COLORS, makeChart, tickValues, todayIn } from "../charts.js";
+import { SUBSCRIPTION_COLOUR, euros, partColours, partKey, partName, price } from "../tariffs.js";
 
 const PERIODS = ["day", "week", "month", "year"];
 // The comparisons the API offers (/api/v2/energy/compare), in the order they are drawn.
@@ -87,6 +89,7 @@ export function mount(root, ctx) {
           <button type="button" data-unit="kwh" data-i18n="history.kwh"></button>
           <button type="button" data-unit="euros" data-i18n="history.euros"></button>
         </div>
+        <label id="subscription-label" class="check" hidden><input type="checkbox" id="with-subscription"><span data-i18n="costs.includeSubscription"></span></label>
       </div>
       <div class="controls">
         <button type="button" class="secondary" id="prev" data-i18n-label="history.prev">‹</button>
@@ -118,7 +121,9 @@ export function mount(root, ctx) {
     b.addEventListener("click", () => {
       unit = b.dataset.unit;
       localStorage.setItem("cw.unit", unit);
+      // Euros come from /api/v2/costs, asked for the first time the € unit is shown.
       show();
+      if (unit === "euros" && report && costs === null) load();
     }),
   );
 
@@ -145,7 +150,17 @@ export function mount(root, ctx) {
     load();
   });
 
+  // Whether the costs include the subscription (prorated by the server), remembered like the unit.
+  let withSubscription = localStorage.getItem("cw.subscription") === "1";
+  $("with-subscription").checked = withSubscription;
+  $("with-subscription").addEventListener("change", (event) => {
+    withSubscription = event.target.checked;
+    localStorage.setItem("cw.subscription", withSubscription ? "1" : "0");
+    load();
+  });
+
   let report = null;
+  let costs = null; // /api/v2/costs, in the € unit
   let comparison = null; // /api/v2/energy/compare, when a comparison is on
   let parts = null; // /api/v2/energy/by-sensor, when split by sensor
   let labels = [];
@@ -156,7 +171,14 @@ export function mount(root, ctx) {
 
   function show() {
     root.querySelectorAll("[data-unit]").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.unit === unit)));
+    $("subscription-label").hidden = unit !== "euros";
     if (!report) return;
+    if (unit === "euros" && costs === null) {
+      plot?.destroy();
+      plot = null;
+      $("history-body").innerHTML = `<p class="loading">${t("common.loading")}</p>`;
+      return;
+    }
     const body = $("history-body");
     plot?.destroy();
     plot = null;
@@ -190,6 +212,30 @@ export function mount(root, ctx) {
       for (const s of shownSensors) sensorValues[s.id] = buckets.map((b) => pickUnit(s.kwh, s.euros)[at.get(b.start)] ?? null);
     }
     const refTotal = (k) => pickUnit(comparison[k].total_kwh, comparison[k].total_euros);
+    // In euros, each shown bar's costs (matched by instant: the two routes may write it apart),
+    // its parts summed by key (a bar across a price change holds the same part twice).
+    const priced = unit === "euros" && !parts && Boolean(costs);
+    const costAt = new Map((costs?.buckets ?? []).map((c) => [Date.parse(c.start), c]));
+    const bucketCosts = buckets.map((b) => costAt.get(Date.parse(b.start)) ?? null);
+    const partKeys = [];
+    for (const part of [...(costs?.parts ?? []), ...bucketCosts.flatMap((c) => c?.parts ?? [])]) {
+      if (!partKeys.includes(partKey(part))) partKeys.push(partKey(part));
+    }
+    const partLabel = new Map();
+    for (const part of [...(costs?.parts ?? []), ...bucketCosts.flatMap((c) => c?.parts ?? [])]) {
+      if (!partLabel.has(partKey(part))) partLabel.set(partKey(part), partName({ ...part, colour_assumed: false }));
+    }
+    const partColour = partColours(partKeys);
+    const partValues = {};
+    for (const key of partKeys) {
+      partValues[key] = bucketCosts.map((c) => {
+        const mine = (c?.parts ?? []).filter((part) => partKey(part) === key);
+        return mine.length ? mine.reduce((acc, part) => acc + part.euros, 0) : null;
+      });
+    }
+    const showSubscription = Boolean(costs?.subscription) && (costs?.subscription_euros ?? 0) !== 0;
+    const subscriptionValues = bucketCosts.map((c) => c?.subscription_euros ?? null);
+    const unpriced = unit === "euros" && costs && (costs.shown === null || costs.shown === undefined);
     if (buckets.every((b) => b.kwh === null) && refs.every((k) => comparison[k].total_kwh === null)) {
       body.innerHTML = `<p class="empty" id="history-empty"></p>`;
       $("history-empty").textContent = ctx.sensors.length ? t("history.empty") : t("empty.sensors");
@@ -201,26 +247,40 @@ export function mount(root, ctx) {
     const swatchLine = (k) => `<i class="swatch line" style="color:${REFERENCE_COLORS[k]}" data-dash="${k}"></i>`;
     const legend = parts
       ? shownSensors.map((s) => `<span data-series="sensor-${s.id}"><i class="swatch" style="background:${sensorColor(s)}"></i><span class="name"></span></span>`)
-      : [`<span data-series="total"><i class="swatch day"></i>${t("history.dayPart")}</span>`, `<span data-series="night"><i class="swatch night"></i>${t("history.nightPart")}</span>`];
+      : priced
+        ? [
+            ...partKeys.map((k) => `<span data-series="part-${k}"><i class="swatch" style="background:${partColour[k]}"></i><span class="name"></span></span>`),
+            ...(showSubscription ? [`<span data-series="subscription"><i class="swatch" style="background:${SUBSCRIPTION_COLOUR}"></i>${t("costs.subscription")}</span>`] : []),
+          ]
+        : [`<span data-series="total"><i class="swatch day"></i>${t("history.dayPart")}</span>`, `<span data-series="night"><i class="swatch night"></i>${t("history.nightPart")}</span>`];
     legend.push(...refs.map((k) => `<span data-series="${k}">${swatchLine(k)}${refName(k)}</span>`));
     body.innerHTML = `
       <div class="legend" id="history-legend">${legend.join("")}</div>
       <div id="history-chart" class="chart"></div>
       <p id="bucket-detail" class="bucket-detail muted"></p>
       <div class="totals">
-        <div><span>${t("history.total")}</span><b id="total">${value(totalOf)}</b></div>
+        ${
+          unit === "euros" && costs
+            ? `<div><span>${t("history.total")}</span><b id="total">${unpriced ? t("history.noPrice") : euros(costs.shown)}</b></div>`
+            : `<div><span>${t("history.total")}</span><b id="total">${value(totalOf)}</b></div>
         <div><span><i class="swatch day"></i>${t("history.dayPart")}</span><b id="total-day">${value((b) => (totalOf(b) ?? 0) - (nightOf(b) ?? 0))}</b></div>
-        <div><span><i class="swatch night"></i>${t("history.nightPart")}</span><b id="total-night">${value(nightOf)}</b></div>
+        <div><span><i class="swatch night"></i>${t("history.nightPart")}</span><b id="total-night">${value(nightOf)}</b></div>`
+        }
         ${refs
           .map(
             (k) => `<div class="reference" data-ref="${k}"><span>${swatchLine(k)}${refName(k)} · <span id="span-${k}"></span></span>
               <b id="total-${k}"></b><small id="change-${k}" class="change"></small></div>`,
           )
           .join("")}
-      </div>`;
+      </div>
+      ${unit === "euros" && costs && !unpriced ? `<div class="table-scroll"><table class="costs-table" id="costs-table"></table></div>` : ""}`;
+    if (unit === "euros" && costs && !unpriced) costsTable(body.querySelector("#costs-table"));
     // Sensor names and spans come from the database or the calendar: set as text, never as HTML.
     for (const s of shownSensors) {
       body.querySelector(`[data-series="sensor-${s.id}"] .name`).textContent = `${sensorName(s)} · ${amount(sumOf(sensorValues[s.id]))}`;
+    }
+    if (priced) {
+      for (const k of partKeys) body.querySelector(`[data-series="part-${CSS.escape(k)}"] .name`).textContent = partLabel.get(k);
     }
     for (const k of refs) {
       $(`span-${k}`).textContent = spanTitle(period, comparison[k]);
@@ -240,7 +300,14 @@ export function mount(root, ctx) {
         return;
       }
       const words = [labels[i]];
-      if (parts) {
+      if (priced) {
+        // The bar's figures as the server rounded them: its total, then each part and the subscription.
+        const c = bucketCosts[i];
+        words.push(euros(c?.shown));
+        for (const part of c?.parts ?? []) words.push(`${partName(part).toLowerCase()} ${euros(part.shown)}`);
+        if (showSubscription && c) words.push(`${t("costs.subscription").toLowerCase()} ${euros(c.subscription_shown)}`);
+        if (c && Number(c.export_euros)) words.push(`${t("costs.export").toLowerCase()} ${euros(c.export_shown)}`);
+      } else if (parts) {
         for (const s of shownSensors) words.push(`${sensorName(s)} ${amount(sensorValues[s.id][i])}`);
         words.push(`${t("history.total").toLowerCase()} ${amount(totalOf(buckets[i]))}`);
       } else {
@@ -254,7 +321,22 @@ export function mount(root, ctx) {
     const series = [{}];
     const data = [xs];
     const keys = [];
-    if (parts) {
+    if (priced) {
+      // Stacked like the sensors below: each part from zero up to the running sum, the tallest
+      // (the sum of all, the subscription on top) drawn first.
+      const layers = partKeys.map((k) => ({ key: `part-${k}`, label: partLabel.get(k), colour: partColour[k], values: partValues[k] }));
+      if (showSubscription) layers.push({ key: "subscription", label: t("costs.subscription"), colour: SUBSCRIPTION_COLOUR, values: subscriptionValues });
+      let below = buckets.map(() => null);
+      const stacks = layers.map((layer) => {
+        below = below.map((v, i) => (v === null && layer.values[i] === null ? null : (v ?? 0) + (layer.values[i] ?? 0)));
+        return { layer, values: below };
+      });
+      for (const { layer, values } of stacks.reverse()) {
+        series.push({ label: layer.label, fill: layer.colour, stroke: layer.colour, paths: bars, points: { show: false } });
+        data.push(values);
+        keys.push(layer.key);
+      }
+    } else if (parts) {
       // uPlot does not stack: each sensor's bar is drawn from zero up to the running sum of the
       // sensors before it and itself, the tallest first, so each lower part is painted over it.
       let below = buckets.map(() => null);
@@ -300,6 +382,56 @@ export function mount(root, ctx) {
     );
   }
 
+  /**
+   * The period's costs as a table: each part (period, day colour), its kWh, price and euros, the
+   * subscription, the export credit and the total, all as the server rounded them (so the rows add
+   * up to the total shown, and a tiny cost shows its first significant digits, not 0.00).
+   */
+  function costsTable(table) {
+    const cell = (tag, text, cls) => {
+      const node = document.createElement(tag);
+      node.textContent = text;
+      if (cls) node.className = cls;
+      return node;
+    };
+    const row = (attrs, cells) => {
+      const tr = document.createElement("tr");
+      for (const [name, value] of Object.entries(attrs)) tr.dataset[name] = value;
+      tr.append(...cells);
+      return tr;
+    };
+    const tariffs = new Set(costs.parts.map((p) => p.tariff));
+    const head = row({}, [
+      cell("th", t("costs.part")), cell("th", t("costs.kwh"), "num"), cell("th", t("costs.price"), "num"), cell("th", t("costs.euros"), "num"),
+    ]);
+    const rows = costs.parts.map((part) => {
+      const name = partName(part) + (tariffs.size > 1 && part.tariff ? ` · ${part.tariff}` : "");
+      return row({ part: partKey(part) }, [
+        cell("td", name), cell("td", number(part.kwh, 3), "num"), cell("td", price(part.euros_per_kwh), "num"), cell("td", euros(part.shown), "num"),
+      ]);
+    });
+    if (costs.subscription) {
+      rows.push(row({ part: "subscription" }, [
+        cell("td", `${t("costs.subscription")} (${t("costs.prorated")})`), cell("td", ""), cell("td", ""),
+        cell("td", euros(costs.subscription_shown), "num"),
+      ]));
+    }
+    if (Number(costs.export_euros)) {
+      const exported = costs.buckets.reduce((acc, b) => acc + (b.export_kwh ?? 0), 0);
+      rows.push(row({ part: "export" }, [
+        cell("td", t("costs.export")), cell("td", number(exported, 3), "num"), cell("td", ""), cell("td", euros(costs.export_shown), "num"),
+      ]));
+    }
+    const total = row({ part: "total" }, [cell("th", t("costs.total")), cell("td", ""), cell("td", ""), cell("th", euros(costs.shown), "num")]);
+    const thead = document.createElement("thead");
+    thead.append(head);
+    const tbody = document.createElement("tbody");
+    tbody.append(...rows);
+    const tfoot = document.createElement("tfoot");
+    tfoot.append(total);
+    table.replaceChildren(thead, tbody, tfoot);
+  }
+
   // The shown period as CSV files (streamed by the api, saved by the browser with the session
   // cookie): its buckets exactly as drawn, and every raw reading of its days.
   function links(r) {
@@ -331,7 +463,24 @@ export function mount(root, ctx) {
         split ? api("/api/v2/energy/by-sensor", { params: { start: r.start, period, bucket: r.bucket, tz: ctx.timezone } }) : null,
       ]);
       if (closed || seq !== loads) return;
+      // The costs of exactly the shown bars (a day has 23, 24 or 25 hours: the energy says which),
+      // so that their total is the period's.
+      const kept = fetched.buckets.filter(r.keep).length;
+      const priced =
+        unit === "euros"
+          ? await api("/api/v2/costs", {
+              params: {
+                sensor: ctx.sensor, start: r.start, bucket: r.bucket, count: kept, tz: ctx.timezone, subscription: String(withSubscription),
+              },
+            }).catch((error) => {
+              // An api without the costs route (an older one): the energy's own euros are shown.
+              if (error.status === 404 && error.message === "Not Found") return false;
+              throw error;
+            })
+          : null;
+      if (closed || seq !== loads) return;
       report = fetched;
+      costs = priced;
       comparison = compared;
       parts = splitReport;
       buckets = report.buckets.filter(r.keep);
