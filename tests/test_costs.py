@@ -8,19 +8,26 @@ matter only where a test says so.
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
 from citizenwatt_api.app import create_app
+from citizenwatt_api.costs import bucket_costs, cost_periods, cost_report
 from citizenwatt_api.settings import ApiSettings
 from tests.conftest import ALL_BACKENDS
+from tests.services import MqttObserver, aggregator_online, api_with_one_connection, wait_until
 from tests.test_api_legacy import ADMIN, SAME_ORIGIN, approx, store
+from tools.localstack import LocalMosquitto
 
 PARIS = ZoneInfo("Europe/Paris")
 pytestmark = pytest.mark.backends(*ALL_BACKENDS)
@@ -317,3 +324,114 @@ def test_bad_input_is_refused_with_a_reason(client: TestClient) -> None:
     assert replaced["versions"][1]["periods"] == {"base": 0.35}
     removed = ok(client.delete(f"/api/v2/tariffs/{tariff['id']}/versions/2026-02-01", headers=SAME_ORIGIN))
     assert [v["valid_from"] for v in removed["versions"]] == ["2026-01-01"]
+
+
+def tempo_rows(database_url: str) -> list[tuple[str, str, str]]:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        rows = conn.execute("SELECT day, colour, source FROM tempo_days ORDER BY day").fetchall()
+    return [(r[0].isoformat(), str(r[1]), str(r[2])) for r in rows]
+
+
+@pytest.mark.backends("plain")
+def test_a_tempo_week_with_a_red_day(mosquitto: LocalMosquitto, database_url: str, tmp_path: Path) -> None:
+    """The seeded Tempo from Monday 2026-01-05 (its version of 2025-08-01: peak blue 0.1494,
+    white 0.1730, red 0.6468; off-peak 22:00-06:00 red 0.1460). Wednesday the 7th is red, announced
+    on the retained MQTT topic; Thursday the 8th white, set through the API; Friday the 9th unknown.
+    600 W for an hour at 12:00 on the 7th, 8th and 9th, and at 03:00 on the 8th (0.6 kWh each):
+
+    - 7th 12:00, red peak: 0.6 * 0.6468 = 0.38808
+    - 8th 03:00, still the red day's night (a Tempo day runs 06:00 to 06:00): 0.6 * 0.1460 = 0.0876
+    - 8th 12:00, white peak: 0.6 * 0.1730 = 0.1038
+    - 9th 12:00, unknown, priced as blue and said so: 0.6 * 0.1494 = 0.08964
+    The smallest leaf, 0.0876, needs 3 decimals: "0.388", "0.088", "0.104", "0.090"; the week's
+    total shown is their sum, "0.670" (exact 0.66912).
+
+    A malformed retained colour ("purple" for the 10th) is logged and kept as rejected; the
+    aggregator goes on and stores the good one sent after it.
+    """
+    publisher = MqttObserver(mosquitto.url, "citizenwatt/_household/#", client_id="tempo-announcer")
+    try:
+        publisher.publish("citizenwatt/_household/tempo/2026-01-07", "red", retain=True)
+        publisher.publish("citizenwatt/_household/tempo/2026-01-10", "purple", retain=True)
+        env = {"CW_BATCH_DELAY_SECONDS": "0.25"}
+        with aggregator_online(mosquitto.url, database_url, tmp_path / "agg.log", extra_env=env):
+            wait_until(lambda: ("2026-01-07", "red", "mqtt") in tempo_rows(database_url), message="red day stored")
+            publisher.publish("citizenwatt/_household/tempo/2026-01-10", '{"colour": "white"}', retain=True)
+            wait_until(lambda: ("2026-01-10", "white", "mqtt") in tempo_rows(database_url), message="next good one")
+            settings = ApiSettings(database_url=database_url, ui_dir="/nonexistent", mqtt_url=mosquitto.url)
+            app = create_app(settings)
+            with TestClient(app) as client:
+                client.post("/install", data=ADMIN)
+                wait_until(lambda: app.state.radio_publisher.connected, message="api connected to the broker")
+                thursday = ok(client.put("/api/v2/tempo/2026-01-08", json={"colour": "white"}, headers=SAME_ORIGIN))
+                assert thursday == {"day": "2026-01-08", "colour": "white", "source": "api", "delivered": True}
+                # Published retained for the aggregator and Home Assistant; the aggregator hearing the
+                # same colour back leaves its source alone.
+                publisher.wait_for(
+                    lambda ms: (
+                        ("citizenwatt/_household/tempo/2026-01-08", b"white", True) in ms
+                        or ("citizenwatt/_household/tempo/2026-01-08", b"white", False) in ms
+                    )
+                )
+                tempo = next(t for t in ok(client.get("/api/v2/tariffs"))["tariffs"] if t["kind"] == "tempo")
+                body = {"tariff_id": tempo["id"], "valid_from": "2026-01-05"}
+                ok(client.put("/api/v2/settings/tariff", json=body, headers=SAME_ORIGIN))
+                for start, end in (
+                    ("2026-01-07T12:00", "2026-01-07T13:00"),
+                    ("2026-01-08T03:00", "2026-01-08T04:00"),
+                    ("2026-01-08T12:00", "2026-01-08T13:00"),
+                    ("2026-01-09T12:00", "2026-01-09T13:00"),
+                ):
+                    stretch(database_url, start, end, 600)
+                days = ok(client.get("/api/v2/tempo", params={"start": "2026-01-05", "end": "2026-01-11"}))
+                assert [(d["day"], d["colour"], d["source"]) for d in days] == [
+                    ("2026-01-07", "red", "mqtt"),
+                    ("2026-01-08", "white", "api"),
+                    ("2026-01-10", "white", "mqtt"),
+                ]
+                week = costs(client, start="2026-01-05", bucket="week")
+    finally:
+        publisher.close()
+    assert week["decimals"] == 3
+    (bucket,) = week["buckets"]
+    assert [
+        (p["period"], p["colour"], p["colour_assumed"], p["euros_per_kwh"], p["shown"]) for p in bucket["parts"]
+    ] == [
+        ("peak", "red", False, 0.6468, "0.388"),
+        ("offpeak", "red", False, 0.1460, "0.088"),
+        ("peak", "white", False, 0.1730, "0.104"),
+        ("peak", "blue", True, 0.1494, "0.090"),
+    ]
+    assert (bucket["euros"], bucket["shown"], week["shown"]) == (approx(0.66912), "0.670", "0.670")
+    leaves_add_up(week)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        reasons = [str(r[0]) for r in conn.execute("SELECT reason FROM rejected_messages").fetchall()]
+    assert len(reasons) == 1 and "purple" in reasons[0]
+    assert "rejected message on citizenwatt/_household/tempo/2026-01-10" in (tmp_path / "agg.log").read_text()
+
+
+def test_the_running_api_answers_as_the_functions(client: TestClient, database_url: str, tmp_path: Path) -> None:
+    """The month across a price change (test_a_month_across_a_price_change), from a real api process,
+    is the very answer the functions give on their own connection."""
+    own_tariff(
+        client,
+        "Flat",
+        [
+            {"valid_from": "2026-01-01", "subscription_euros_per_month": 10.00, "periods": {"base": 0.20}},
+            {"valid_from": "2026-01-16", "subscription_euros_per_month": 12.40, "periods": {"base": 0.25}},
+        ],
+        since="2026-01-01",
+    )
+    stretch(database_url, "2026-01-10T12:00", "2026-01-10T13:00", 1000)
+    stretch(database_url, "2026-01-20T12:00", "2026-01-20T13:00", 1000)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        periods = cost_periods(date(2026, 1, 1), "day", 31, PARIS)
+        expected = cost_report(bucket_costs(conn, [1], periods, PARIS, 300.0, True), "all", PARIS, "day", True)
+    admin = {"login": "costs-admin", "password": "another horse battery"}
+    with api_with_one_connection(database_url, tmp_path / "api.log", admin) as (base, cookie, _):
+        query = "start=2026-01-01&bucket=day&count=31&subscription=true"
+        request = urllib.request.Request(f"{base}/api/v2/costs?{query}", headers={"Cookie": cookie})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            live = json.loads(response.read())
+    assert live == json.loads(expected.model_dump_json())
+    assert live["shown"] == "11.65"
