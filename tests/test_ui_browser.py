@@ -210,8 +210,19 @@ def test_history_of_a_past_day_in_kwh_and_euros_per_sensor(tab: Page) -> None:
         plot.hover(position={"x": (hour + 0.5) / 24 * box["width"], "y": box["height"] / 2})
         page.wait_for_function(f"document.querySelector('#bucket-detail').textContent === {expected!r}")
     page.get_by_role("button", name="€").click()
-    # EDF Base, 0.1940 EUR/kWh for both: 1.5 x 0.1940 = 0.291 EUR.
-    assert page.locator("#total").text_content() == "0.29 €"
+    # Euros from /api/v2/costs: the household is on EDF Base (migration 7's default), whose first
+    # seeded version (2025-02-01, 0.2016 EUR/kWh) also prices the days before it. Per hour:
+    # 02h 0.5 kWh x 0.2016 = 0.1008 EUR, 10h 1.0 kWh x 0.2016 = 0.2016 EUR; the smallest (0.1008)
+    # needs 2 decimals for two significant digits: 0.10 + 0.20 = 0.30 (exactly 0.3024).
+    page.wait_for_function("document.querySelector('#total')?.textContent?.endsWith('€')")
+    assert page.locator("#total").text_content() == "0.30 €"
+    assert page.locator("#costs-table tr[data-part=base]").inner_text().split() == [
+        "Base",
+        "1.500",
+        "0.2016",
+        "0.30",
+        "€",
+    ]
     tab.shot("history-day-euros")
     page.get_by_role("button", name="kWh").click()
     page.locator("#sensor-pick").select_option(label="a")
