@@ -435,3 +435,78 @@ def test_the_running_api_answers_as_the_functions(client: TestClient, database_u
             live = json.loads(response.read())
     assert live == json.loads(expected.model_dump_json())
     assert live["shown"] == "11.65"
+
+
+def test_new_night_hours_are_a_new_version_from_a_date(
+    client: TestClient, database_url: str, compress: Callable[[str], int]
+) -> None:
+    """On the seeded Heures creuses (version of 2026-02-01: peak 0.2065, off-peak 0.1579, 22:00-06:00),
+    the household's off-peak hours become 23:00-07:00 from 2026-03-01. The seeded tariff is left
+    alone: a copy "... (own hours)" takes the new version and the household moves to it then.
+    1200 W from 22:00 to 23:30 on 2026-02-27 and on 2026-03-02:
+
+    - 27 February, old hours: all off-peak, 1.8 kWh * 0.1579 = 0.28422
+    - 2 March, new hours: 22:00-23:00 peak, 1.2 kWh * 0.2065 = 0.2478; 23:00-23:30 off-peak,
+      0.6 kWh * 0.1579 = 0.09474. The smallest leaf needs 3 decimals: "0.284", "0.248", "0.095".
+    """
+    tariffs = ok(client.get("/api/v2/tariffs"))["tariffs"]
+    hc = next(t for t in tariffs if t["kind"] == "hc")
+    ok(
+        client.put(
+            "/api/v2/settings/tariff", json={"tariff_id": hc["id"], "valid_from": "2000-01-01"}, headers=SAME_ORIGIN
+        )
+    )
+    window = {"start": "23:00", "end": "07:00"}
+    response = client.put(
+        "/api/v2/settings/night-window", params={"valid_from": "2026-03-01"}, json=window, headers=SAME_ORIGIN
+    )
+    assert ok(response) == window
+    answer = ok(client.get("/api/v2/tariffs"))
+    copy = next(t for t in answer["tariffs"] if t["name"] == "EDF Tarif Bleu - Heures creuses (own hours)")
+    assert copy["kind"] == "custom" and not copy["builtin"]
+    assert [v["valid_from"] for v in copy["versions"]] == ["2025-02-01", "2025-08-01", "2026-02-01", "2026-03-01"]
+    assert copy["versions"][-1]["windows"] == [{"start": "23:00", "end": "07:00", "period": "offpeak"}]
+    assert copy["versions"][-1]["periods"] == {"peak": 0.2065, "offpeak": 0.1579}
+    assert answer["household"] == [
+        {"valid_from": "2000-01-01", "tariff_id": hc["id"]},
+        {"valid_from": "2026-03-01", "tariff_id": copy["id"]},
+    ]
+    # The seeded tariff keeps its hours.
+    seeded = next(t for t in answer["tariffs"] if t["id"] == hc["id"])
+    assert all(v["windows"] == [{"start": "22:00", "end": "06:00", "period": "offpeak"}] for v in seeded["versions"])
+    stretch(database_url, "2026-02-27T22:00", "2026-02-27T23:30", 1200)
+    stretch(database_url, "2026-03-02T22:00", "2026-03-02T23:30", 1200)
+    compress(database_url)
+    days = costs(client, start="2026-02-27", count=4)["buckets"]
+    assert [(p["tariff"], p["period"], p["kwh"], p["shown"]) for p in days[0]["parts"]] == [
+        ("EDF Tarif Bleu - Heures creuses", "offpeak", approx(1.8), "0.284")
+    ]
+    assert [(p["tariff"], p["period"], p["kwh"], p["shown"]) for p in days[3]["parts"]] == [
+        ("EDF Tarif Bleu - Heures creuses (own hours)", "peak", approx(1.2), "0.248"),
+        ("EDF Tarif Bleu - Heures creuses (own hours)", "offpeak", approx(0.6), "0.095"),
+    ]
+    # A second change of hours from a later date is one more version of the same copy.
+    later = client.put(
+        "/api/v2/settings/night-window",
+        params={"valid_from": "2026-04-01"},
+        json={"start": "01:00", "end": "07:00"},
+        headers=SAME_ORIGIN,
+    )
+    assert later.status_code == 200
+    again = next(t for t in ok(client.get("/api/v2/tariffs"))["tariffs"] if t["id"] == copy["id"])
+    assert [v["valid_from"] for v in again["versions"]][-2:] == ["2026-03-01", "2026-04-01"]
+
+
+def test_a_household_without_sensors_pays_its_subscription(client: TestClient) -> None:
+    """No sensor yet: nothing measured, every bucket empty; the seeded Base's subscription of
+    2026-02-01 (15.47 EUR/month) for the whole of March 2026 is 15.47, "15.47"."""
+    report = costs(client, start="2026-03-01", bucket="month", subscription="true")
+    (bucket,) = report["buckets"]
+    assert (bucket["import_kwh"], bucket["parts"], bucket["subscription_shown"], report["shown"]) == (
+        None,
+        [],
+        "15.47",
+        "15.47",
+    )
+    energy = ok(client.get("/api/v2/energy", params={"start": "2026-03-01"}))
+    assert energy["buckets"][0]["euros"] is None and energy["total_euros"] == 0

@@ -71,6 +71,12 @@ def client(database_url: str, compress: Callable[[str], int]) -> Iterator[TestCl
         assert test_client.post("/settings/night-window", data=window, headers=SAME_ORIGIN).status_code == 200
         chosen = test_client.post("/settings/provider", data={"provider_id": HEURES_CREUSES}, headers=SAME_ORIGIN)
         assert chosen.status_code == 200, chosen.text
+        # Costs follow the household's dated tariff (the legacy provider is the legacy API's): the
+        # seeded Heures creuses for all of the history.
+        tariffs = test_client.get("/api/v2/tariffs").json()["tariffs"]
+        hc = next(t["id"] for t in tariffs if t["kind"] == "hc")
+        body = {"tariff_id": hc, "valid_from": "2000-01-01"}
+        assert test_client.put("/api/v2/settings/tariff", json=body, headers=SAME_ORIGIN).status_code == 200
         store(database_url, "m", [(T0 + dt, p, v, c) for dt, p, v, c in TRACE])  # sensor 1
         store(database_url, "dst", [(ts, p, 230.0, None) for ts, p in DST_TRACE])  # sensor 2
         compress(database_url)
@@ -134,6 +140,12 @@ def test_every_sensor_merged_in_time_order(client: TestClient) -> None:
     assert stamps == sorted(stamps)
 
 
+HEADER = (
+    "start,end,start_unix_time,kwh,day_kwh,night_kwh,euros,day_euros,night_euros,mean_watts,"
+    "import_kwh,export_kwh,import_euros,export_credit_euros,subscription_euros,cost_euros"
+)
+
+
 def test_energy_per_day_with_day_and_night_prices(client: TestClient) -> None:
     response = client.get("/api/v2/export/energy.csv", params={"sensor": "1", "start": "2026-01-15", "count": 2})
     assert response.status_code == 200
@@ -141,33 +153,52 @@ def test_energy_per_day_with_day_and_night_prices(client: TestClient) -> None:
         'attachment; filename="citizenwatt-energy-1-day-2026-01-15-2.csv"'
     )
     # The legacy trace (see tests/test_api_legacy.py): day 60 000 J = 0.016667 kWh, night
-    # 240 000 J = 0.066667 kWh, total 0.083333 kWh over 240 s covered: mean 1250 W.
-    # Euros: day 0.0166667 x 0.2065 = 0.003442, night 0.0666667 x 0.1579 = 0.010527, sum 0.013968.
-    # The 16th holds one reading, so no segment: empty cells. Day starts: 2026-01-14T23:00Z
-    # = 1 768 431 600, and 86 400 s later.
-    assert response.text == (
-        "start,end,start_unix_time,kwh,day_kwh,night_kwh,euros,day_euros,night_euros,mean_watts\r\n"
-        "2026-01-15T00:00:00+01:00,2026-01-16T00:00:00+01:00,1768431600,"
-        "0.083333,0.016667,0.066667,0.013968,0.003442,0.010527,1250.000\r\n"
-        "2026-01-16T00:00:00+01:00,2026-01-17T00:00:00+01:00,1768518000,,,,,,,\r\n"
-    )
+    # 240 000 J = 0.066667 kWh (each segment takes the flag of the reading ending it), total
+    # 0.083333 kWh over 240 s covered: mean 1250 W, all of it imported.
+    # Euros at the seeded Heures creuses in force on 2026-01-15 (its version of 2025-08-01: peak
+    # 0.2081, off-peak 0.1635 EUR/kWh from 22:00 on the wall clock): 21:58-22:00 local is peak,
+    # 60 000 + 90 000 J = 0.0416667 kWh -> 0.0086708; 22:00-22:09 off-peak, 120 000 + 30 000 J =
+    # 0.0416667 kWh -> 0.0068125; together 0.0154833. Subscription: a day of January at
+    # 15.74 EUR/month, 15.74 / 31 = 0.5077419; cost 0.5232253.
+    # The 16th holds one reading, so no segment: empty cells but its subscription. Day starts:
+    # 2026-01-14T23:00Z = 1 768 431 600, and 86 400 s later.
+    header, first, second, *rest = response.text.split("\r\n")
+    assert header == HEADER and rest == [""]
+    cells = first.split(",")
+    assert cells[:6] == [
+        "2026-01-15T00:00:00+01:00",
+        "2026-01-16T00:00:00+01:00",
+        "1768431600",
+        "0.083333",
+        "0.016667",
+        "0.066667",
+    ]
+    assert cells[6:8] == ["0.015483", "0.008671"]
+    assert float(cells[8]) == pytest.approx(0.0068125, abs=1e-6)  # half a millionth: either way
+    assert cells[9:] == ["1250.000", "0.083333", "0.000000", "0.015483", "0.000000", "0.507742", "0.523225"]
+    assert second == "2026-01-16T00:00:00+01:00,2026-01-17T00:00:00+01:00,1768518000,,,,,,,,,,,,0.507742,0.507742"
 
 
 def test_energy_per_hour_on_the_25_hour_day(client: TestClient) -> None:
     text = csv_of(client, "energy.csv", sensor="2", start="2026-10-25", bucket="hour", count=5)
     # Segments: 00:58Z-01:00Z at 1200 W for 120 s = 144 000 J = 0.040 kWh (first 02:xx hour),
     # 01:00Z-01:02:00.5Z at (1200+600)/2 = 900 W for 120.5 s = 108 450 J = 0.030125 kWh (second
-    # 02:xx hour). All night: 0.040 x 0.1579 = 0.006316, 0.030125 x 0.1579 = 0.0047567 EUR.
-    # Hour starts: 2026-10-24T22:00Z = 1 792 879 200, then every 3600 s.
+    # 02:xx hour). All off-peak (Heures creuses, version of 2026-02-01, 0.1579 EUR/kWh from 22:00
+    # to 06:00): 0.040 x 0.1579 = 0.006316, 0.030125 x 0.1579 = 0.0047567 EUR. Subscription: an
+    # hour of October 2026 (745 hours) at 15.74 EUR/month, 15.74 / 745 = 0.0211275; costs
+    # 0.0274435 and 0.0258843. Hour starts: 2026-10-24T22:00Z = 1 792 879 200, then every 3600 s.
+    empty = ",,,,,,,,,,,,0.021128,0.021128"
     assert text == (
-        "start,end,start_unix_time,kwh,day_kwh,night_kwh,euros,day_euros,night_euros,mean_watts\r\n"
-        "2026-10-25T00:00:00+02:00,2026-10-25T01:00:00+02:00,1792879200,,,,,,,\r\n"
-        "2026-10-25T01:00:00+02:00,2026-10-25T02:00:00+02:00,1792882800,,,,,,,\r\n"
+        f"{HEADER}\r\n"
+        f"2026-10-25T00:00:00+02:00,2026-10-25T01:00:00+02:00,1792879200{empty}\r\n"
+        f"2026-10-25T01:00:00+02:00,2026-10-25T02:00:00+02:00,1792882800{empty}\r\n"
         "2026-10-25T02:00:00+02:00,2026-10-25T02:00:00+01:00,1792886400,"
-        "0.040000,0.000000,0.040000,0.006316,0.000000,0.006316,1200.000\r\n"
+        "0.040000,0.000000,0.040000,0.006316,0.000000,0.006316,1200.000,"
+        "0.040000,0.000000,0.006316,0.000000,0.021128,0.027444\r\n"
         "2026-10-25T02:00:00+01:00,2026-10-25T03:00:00+01:00,1792890000,"
-        "0.030125,0.000000,0.030125,0.004757,0.000000,0.004757,900.000\r\n"
-        "2026-10-25T03:00:00+01:00,2026-10-25T04:00:00+01:00,1792893600,,,,,,,\r\n"
+        "0.030125,0.000000,0.030125,0.004757,0.000000,0.004757,900.000,"
+        "0.030125,0.000000,0.004757,0.000000,0.021128,0.025884\r\n"
+        f"2026-10-25T03:00:00+01:00,2026-10-25T04:00:00+01:00,1792893600{empty}\r\n"
     )
     day = csv_of(client, "energy.csv", sensor="all", start="2026-10-25", bucket="day")
     # The whole 25-hour day, every sensor: 0.040 + 0.030125 kWh.

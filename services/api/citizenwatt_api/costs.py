@@ -110,7 +110,10 @@ def bucket_costs(
         for piece in plan.pieces(a.timestamp(), b.timestamp(), zone, colours)
     ]
     intervals = [(piece.lo, piece.hi) for _, piece in pieces]
-    energies = queries.energy_in_intervals(conn, list(sensor_ids), intervals, max_gap) if sensor_ids else []
+    if sensor_ids:
+        energies = queries.energy_in_intervals(conn, list(sensor_ids), intervals, max_gap)
+    else:  # no sensor yet: nothing measured, the subscription all the same
+        energies = [Energy() for _ in intervals]
     for (index, piece), energy in zip(pieces, energies, strict=True):
         bucket = buckets[index]
         bucket.energy += energy

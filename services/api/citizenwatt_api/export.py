@@ -30,6 +30,7 @@ import heapq
 import io
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -40,8 +41,8 @@ from psycopg_pool import ConnectionPool
 
 from citizenwatt_common.store import load_household
 
-from . import queries
 from .auth import ApiError, User, current_user_for_stream, released_conn
+from .costs import bucket_costs
 from .v2 import Bucket, _zone, calendar_buckets
 
 router = APIRouter(prefix="/api/v2/export", tags=["export"])
@@ -64,6 +65,14 @@ ENERGY_COLUMNS = (
     "day_euros",
     "night_euros",
     "mean_watts",
+    # Added with tariff versions (costs.py): each direction's energy, the import priced, the
+    # export credited, the subscription prorated per month, and all of it together.
+    "import_kwh",
+    "export_kwh",
+    "import_euros",
+    "export_credit_euros",
+    "subscription_euros",
+    "cost_euros",
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
@@ -209,27 +218,19 @@ def _with_header(header: Sequence[str], rows: Iterable[Sequence[str]]) -> Iterat
 
 # -- energy per bucket --------------------------------------------------------------------------
 def _energy_rows(
-    pool: Pool,
-    sensor_ids: list[int],
-    periods: list[tuple[datetime, datetime]],
-    max_gap: float,
-    provider: queries.Provider | None,
+    pool: Pool, sensor_ids: list[int], periods: list[tuple[datetime, datetime]], max_gap: float, zone: ZoneInfo
 ) -> Iterator[list[str]]:
     for first in range(0, len(periods), ENERGY_PAGE):
         page = periods[first : first + ENERGY_PAGE]
-        intervals = [(a.timestamp(), b.timestamp()) for a, b in page]
-        if sensor_ids:
-            with pool.connection() as conn:
-                totals = queries.energy_in_intervals(conn, sensor_ids, intervals, max_gap)
-        else:
-            totals = []
-        for index, (a, b) in enumerate(page):
-            energy = totals[index] if totals else None
-            if energy is None or energy.is_empty:
-                yield [a.isoformat(), b.isoformat(), _unix(a), "", "", "", "", "", "", ""]
+        with pool.connection() as conn:
+            costed = bucket_costs(conn, sensor_ids, page, zone, max_gap, subscription=True)
+        for cost in costed:
+            a, b, energy = cost.start, cost.end, cost.energy
+            subscription = _number(float(cost.subscription), 6)
+            if cost.empty:
+                yield [a.isoformat(), b.isoformat(), _unix(a), *[""] * 11, subscription, subscription]
                 continue
-            day_cost, night_cost = provider.cost(energy) if provider else (None, None)
-            total_cost = None if day_cost is None or night_cost is None else day_cost + night_cost
+            imported = sum((p.euros for p in cost.parts.values()), Decimal(0))
             yield [
                 a.isoformat(),
                 b.isoformat(),
@@ -237,10 +238,16 @@ def _energy_rows(
                 _number(energy.total_wh / 1000, 6),
                 _number(energy.day_wh / 1000, 6),
                 _number(energy.night_wh / 1000, 6),
-                _number(total_cost, 6),
-                _number(day_cost, 6),
-                _number(night_cost, 6),
+                _number(float(cost.energy_euros), 6),
+                _number(float(cost.day_euros), 6),
+                _number(float(cost.night_euros), 6),
                 _number(energy.mean_power()[0], 3),
+                _number(max(energy.import_wh, 0.0) / 1000, 6),
+                _number(max(energy.export_wh, 0.0) / 1000, 6),
+                _number(float(imported), 6),
+                _number(float(cost.export_euros), 6),
+                subscription,
+                _number(float(cost.energy_euros + cost.subscription), 6),
             ]
 
 
@@ -255,9 +262,11 @@ def export_energy(
     user: User = Depends(current_user_for_stream),
     conn: Conn = Depends(released_conn, scope="function"),
 ) -> StreamingResponse:
-    """Energy and cost per local calendar bucket as CSV, exactly as ``/api/v2/energy`` computes
-    them (kWh in total, day and night; euros at the current provider's prices; mean watts); a
-    bucket without readings has empty cells. Streamed."""
+    """Energy and cost per local calendar bucket as CSV, exactly as ``/api/v2/energy`` and
+    ``/api/v2/costs`` compute them (kWh in total, day and night; euros of the energy at the tariff
+    versions in force; mean watts; import and export kWh; import priced, export credited, the
+    subscription prorated per month, and the cost with it); a bucket without readings has empty
+    cells but its subscription. Streamed."""
     zone = _zone(tz, request.app.state.settings.zone)
     try:
         periods = calendar_buckets(start, bucket, count, zone)
@@ -265,8 +274,7 @@ def export_energy(
         raise ApiError(400, "start and count reach outside the calendar") from None
     sensor_ids = [sensor_id for sensor_id, _ in _sensors(conn, sensor)]
     max_gap = load_household(conn).max_gap_seconds
-    provider = queries.current_provider(conn)
-    rows = _energy_rows(request.app.state.pool, sensor_ids, periods, max_gap, provider)
+    rows = _energy_rows(request.app.state.pool, sensor_ids, periods, max_gap, zone)
     body = _csv_lines(_with_header(ENERGY_COLUMNS, rows), flush_every=ENERGY_PAGE)
     name = f"citizenwatt-energy-{sensor}-{bucket}-{start.isoformat()}-{count}.csv"
     return StreamingResponse(body, media_type="text/csv; charset=utf-8", headers=_attachment(name))

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import psycopg
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from citizenwatt_common.contract import SENSOR_ID_PATTERN, Nrf24Config
@@ -15,6 +16,7 @@ from . import queries
 from .auth import ApiError, User, admin_allowed_to_change, current_user
 from .db import get_conn
 from .radio_config import RadioConfigPublisher
+from .tariffs import set_own_hours, today
 from .v2 import ONLINE_SECONDS
 
 router = APIRouter(prefix="/api/v2/settings", tags=["settings"])
@@ -118,21 +120,28 @@ def choose_provider(
 
 @router.put("/night-window", response_model=NightWindowIn | None)
 def set_night_window(
+    request: Request,
     body: NightWindowIn | None = None,
+    valid_from: date | None = Query(None, description="local date the new hours apply from (default: today)"),
     user: User = Depends(admin_allowed_to_change),
     conn: Conn = Depends(get_conn),
 ) -> NightWindowIn | None:
-    """Readings stored from now on are tagged with this window; stored ones keep the price they had.
+    """Off-peak hours, by the one rule for prices and hours: a new version, from ``valid_from``
+    (today by default), of the household's tariff (of a copy, "<name> (own hours)", for a seeded
+    one); costs before that date keep the hours they had. Readings stored from now on are also
+    tagged with this window (the legacy API's day/night flag).
 
-    An empty body (or ``null``) removes the window: every reading is at the day price.
+    An empty body (or ``null``) removes the window: every minute at the tariff's default price.
     """
-    if body is None:
-        conn.execute("UPDATE household SET night_start_minute = NULL, night_end_minute = NULL")
-        return None
-    conn.execute(
-        "UPDATE household SET night_start_minute = %s, night_end_minute = %s",
-        (parse_hhmm(body.start), parse_hhmm(body.end)),
-    )
+    start = valid_from or today(request)
+    with conn.transaction():
+        if body is None:
+            conn.execute("UPDATE household SET night_start_minute = NULL, night_end_minute = NULL")
+            set_own_hours(conn, None, start)
+            return None
+        first, last = parse_hhmm(body.start), parse_hhmm(body.end)
+        conn.execute("UPDATE household SET night_start_minute = %s, night_end_minute = %s", (first, last))
+        set_own_hours(conn, [(first, last)], start)
     return body
 
 

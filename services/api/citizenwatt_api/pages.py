@@ -25,6 +25,7 @@ from .auth import (
     user_allowed_to_change,
 )
 from .db import get_conn
+from .tariffs import set_own_hours, today
 
 router = APIRouter(tags=["account"])
 Conn = psycopg.Connection[Any]
@@ -141,17 +142,22 @@ async def set_night_window(
     user: User = Depends(admin_allowed_to_change),
     conn: Conn = Depends(get_conn),
 ) -> dict[str, Any]:
-    """Readings stored from now on are tagged with the new window; stored ones keep their tariff."""
+    """Readings stored from now on are tagged with the new window; stored ones keep their tariff.
+    As PUT /api/v2/settings/night-window: a new version of the household's tariff from today."""
     fields = await _fields(request)
     start, end = str(fields.get("start") or ""), str(fields.get("end") or "")
     if not start and not end:
-        conn.execute("UPDATE household SET night_start_minute = NULL, night_end_minute = NULL")
+        with conn.transaction():
+            conn.execute("UPDATE household SET night_start_minute = NULL, night_end_minute = NULL")
+            set_own_hours(conn, None, today(request))
         return {"data": None}
     try:
         start_minute, end_minute = parse_hhmm(start), parse_hhmm(end)
     except ValueError as exc:
         raise ApiError(400, str(exc)) from None
-    conn.execute("UPDATE household SET night_start_minute = %s, night_end_minute = %s", (start_minute, end_minute))
+    with conn.transaction():
+        conn.execute("UPDATE household SET night_start_minute = %s, night_end_minute = %s", (start_minute, end_minute))
+        set_own_hours(conn, [(start_minute, end_minute)], today(request))
     return {"data": {"start": start, "end": end}}
 
 

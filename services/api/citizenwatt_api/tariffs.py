@@ -240,44 +240,37 @@ def put_household_tariff(
     return household_json(conn)
 
 
-def set_own_hours(conn: Conn, windows: list[Window] | None, valid_from: date) -> None:
+def set_own_hours(conn: Conn, windows: list[tuple[int, int]] | None, valid_from: date) -> None:
     """The night window as the one rule has it: a new version, from ``valid_from``, of the tariff the
-    household is on then, with these off-peak hours (None: none). A builtin tariff is not changed
-    for everyone's sake: a copy named "<name> (own hours)" takes the version, and the household
-    switches to it from that date."""
+    household is on then, with these off-peak hours ((start, end) minutes; None: none). A builtin
+    tariff is not changed for everyone: a copy named "<name> (own hours)" takes the version, and
+    the household switches to it from that date."""
     tariffs, choices = load_tariffs(conn), load_choices(conn)
     current = [c for c in choices if c.valid_from <= valid_from] or list(choices[:1])
     tariff = tariffs[current[-1].tariff_id]
-    version = tariff.version_on(valid_from)
     if tariff.builtin:
         name = f"{tariff.name} (own hours)"
-        existing = next((t for t in tariffs.values() if t.name == name), None)
-        if existing is None:
-            tariff_id = create_tariff(conn, name, list(tariff.versions))
-        else:
-            tariff_id = existing.id
-            version = existing.version_on(valid_from)
-        choose_tariff(conn, tariff_id, valid_from)
-    else:
-        tariff_id = tariff.id
-    save_version(conn, tariff_id, _with_windows(version, windows, valid_from))
+        copy = next((t for t in tariffs.values() if t.name == name), None)
+        if copy is None:
+            copy_id = create_tariff(conn, name, list(tariff.versions))
+            copy = load_tariffs(conn)[copy_id]
+        choose_tariff(conn, copy.id, valid_from)
+        tariff = copy
+    save_version(conn, tariff.id, _with_windows(tariff.version_on(valid_from), windows or [], valid_from))
 
 
-def _with_windows(version: Version, windows: list[Window] | None, valid_from: date) -> Version:
+def _with_windows(version: Version, windows: list[tuple[int, int]], valid_from: date) -> Version:
+    """``version`` from ``valid_from`` with these off-peak hours instead of its own windows."""
     prices = dict(version.prices)
     offpeak = next((p for p in prices if p != version.default_period), None)
     if offpeak is None:  # a single-price tariff: its off-peak hours cost the same until a price is typed
         offpeak = "offpeak"
         prices[offpeak] = prices[version.default_period]
-    periods = [Window(w.start, w.end, offpeak) for w in windows or []]
-    return Version(
-        valid_from,
-        version.subscription_per_month,
-        prices,
-        version.default_period,
-        tuple(periods),
-        version.export_per_kwh,
-    )
+    default = version.default_period
+    own = tuple(Window(start, end, offpeak) for start, end in windows if start != end)
+    if any(start == end for start, end in windows):
+        default, own = offpeak, ()  # start = end: the legacy "always night"
+    return Version(valid_from, version.subscription_per_month, prices, default, own, version.export_per_kwh)
 
 
 # -- Tempo days ------------------------------------------------------------------------------------

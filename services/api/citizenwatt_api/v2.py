@@ -21,10 +21,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from citizenwatt_common.energy import Energy
 from citizenwatt_common.store import load_household
 
-from . import queries
 from .auth import ApiError, User, current_user, current_user_for_stream
 from .db import get_conn
 
@@ -56,9 +54,11 @@ class Sensor(BaseModel):
 class EnergyBucket(BaseModel):
     start: datetime
     end: datetime
-    # kwh, day_kwh and night_kwh are net energy (export counts negative), as they always were;
-    # euros price them. import_kwh and export_kwh are each direction, both >= 0, and
-    # net_kwh = import_kwh - export_kwh = kwh.
+    # kwh, day_kwh and night_kwh are net energy (export counts negative), as they always were.
+    # euros is what the energy cost at the tariff versions in force (imported energy priced,
+    # export credited, no subscription), as /api/v2/costs has it; day_euros is the part in each
+    # version's default period, night_euros the rest (its windows). import_kwh and export_kwh are
+    # each direction, both >= 0, and net_kwh = import_kwh - export_kwh = kwh.
     kwh: float | None
     day_kwh: float | None
     night_kwh: float | None
@@ -173,36 +173,36 @@ def energy(
         periods = calendar_buckets(start, bucket, count, zone)
     except (OverflowError, ValueError):
         raise ApiError(400, "start and count reach outside the calendar") from None
-    intervals = [(a.timestamp(), b.timestamp()) for a, b in periods]
     max_gap = load_household(conn).max_gap_seconds
-    # All sensors at once: the household's rollups are summed by one statement.
-    totals = queries.energy_in_intervals(conn, sensor_ids, intervals, max_gap) if sensor_ids else []
-    totals = totals or [Energy() for _ in periods]
-    provider = queries.current_provider(conn)
+    # Energy and euros from the tariff versions in force (costs.py): every bucket cut where the price
+    # changes, all sensors and pieces summed by one database pass. Euros are the energy's cost
+    # (import priced, export credited), no subscription: the figures /api/v2/costs shows.
+    from .costs import bucket_costs  # costs builds on this module's calendar
+
+    costed = bucket_costs(conn, sensor_ids, periods, zone, max_gap, subscription=False)
     buckets = []
-    for (a, b), e in zip(periods, totals, strict=True):
-        empty = e.is_empty
-        day_cost, night_cost = provider.cost(e) if provider and not empty else (None, None)
+    for cost in costed:
+        e, empty = cost.energy, cost.empty
         buckets.append(
             EnergyBucket(
-                start=a,
-                end=b,
+                start=cost.start,
+                end=cost.end,
                 kwh=None if empty else e.total_wh / 1000,
                 day_kwh=None if empty else e.day_wh / 1000,
                 night_kwh=None if empty else e.night_wh / 1000,
                 import_kwh=None if empty else e.import_wh / 1000,
                 export_kwh=None if empty else e.export_wh / 1000,
                 net_kwh=None if empty else e.total_wh / 1000,
-                euros=None if day_cost is None or night_cost is None else day_cost + night_cost,
-                day_euros=day_cost,
-                night_euros=night_cost,
+                euros=None if empty else float(cost.energy_euros),
+                day_euros=None if empty else float(cost.day_euros),
+                night_euros=None if empty else float(cost.night_euros),
                 mean_watts=e.mean_power()[0],
             )
         )
     total_kwh = sum(x.kwh or 0.0 for x in buckets)
     total_import_kwh = sum(x.import_kwh or 0.0 for x in buckets)
     total_export_kwh = sum(x.export_kwh or 0.0 for x in buckets)
-    total_euros = sum(x.euros or 0.0 for x in buckets) if provider else None
+    total_euros = sum(x.euros or 0.0 for x in buckets)
     return EnergyReport(
         sensor="all" if sensor == "all" else int(sensor),
         timezone=str(zone),
