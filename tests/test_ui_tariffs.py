@@ -45,6 +45,7 @@ OWN_FROM = "2025-09-01"
 LATER = "2025-10-01"
 COST_DAY = "2025-09-17"
 TINY_DAY = "2025-09-24"
+EXPORT_DAY = "2025-10-08"
 TEMPO_FROM = "2025-11-01"
 RED_DAY = "2025-11-20"
 
@@ -58,6 +59,8 @@ def stack(
         ("a", day_at(COST_DAY, 12), 1000.0),
         ("b", day_at(COST_DAY, 2), 500.0),
         ("a", day_at(TINY_DAY, 10), 6.0),
+        ("a", day_at(EXPORT_DAY, 10), 600.0),
+        ("sun", day_at(EXPORT_DAY, 12), -1200.0),
         ("a", day_at(RED_DAY, 10), 1000.0),
         ("b", day_at(RED_DAY, 22), 500.0),
     ):
@@ -172,11 +175,13 @@ def test_a_version_from_a_later_date_is_added(tab: Page) -> None:
     page.locator("#tariff-pick").select_option(label=f"{OWN} (your own)")
     form = page.locator("#version-form")
     assert page.locator("#version-title").text_content() == f"New version of {OWN}"
-    # The new version starts as a copy of the newest one: change the peak price only.
+    # The new version starts as a copy of the newest one: a new peak price, and exported energy
+    # credited at 0.10 EUR/kWh.
     assert form.get_by_label("Period 1 name").input_value() == "peak"
     assert form.get_by_label("Window 2 start").input_value() == "12:48"
     form.get_by_label("Valid from").fill(LATER)
     form.get_by_label("Period 1 price (€/kWh)").fill("0.25")
+    form.get_by_label("Exported energy credited (€/kWh, 0 for none)").fill("0.1")
     form.get_by_role("button", name="Add this version").click()
     form.get_by_text("Version from 1 Oct 2025 saved.").wait_for()
     versions = page.locator("#tariff-versions .version")
@@ -185,6 +190,7 @@ def test_a_version_from_a_later_date_is_added(tab: Page) -> None:
     assert later.locator("tr[data-period=peak]").inner_text().split() == ["Peak", "0.2500"]
     assert later.locator("tr[data-period=offpeak]").inner_text().split() == ["Off-peak", "0.1635"]
     assert "in force today" in (later.locator("h3").text_content() or "")
+    assert later.get_by_text("Export credited 0.1000 €/kWh").is_visible()
     tab.shot("settings-new-version")
 
 
@@ -246,6 +252,23 @@ def test_a_tiny_cost_shows_its_digits_not_zero(tab: Page) -> None:
     page.locator("#costs-table").wait_for()
     assert page.locator("#total").text_content() == "0.0012 €"
     assert cost_cells(page) == {"peak": "0.0012 €", "total": "0.0012 €"}
+
+
+def test_an_exporting_day_shows_the_export_credit(tab: Page) -> None:
+    """On EXPORT_DAY (8 October 2025, the own tariff's version of 1 October: peak 0.25, export
+    credited 0.10 EUR/kWh), sensor a imports 600 W from 10:00 to 11:00 (peak): 0.6 kWh x 0.25 =
+    0.15 EUR; sensor "sun" exports 1200 W from 12:00 to 13:00: 1.2 kWh x 0.10 = 0.12 EUR credited.
+    The smallest leaf (0.12) needs 2 decimals; total 0.15 - 0.12 = 0.03. The sun's hour imported
+    nothing: no 0 kWh part is listed for it."""
+    page = tab.page
+    page.goto(f"/#/history/day/{EXPORT_DAY}")
+    page.get_by_role("button", name="€").click()
+    page.locator("#costs-table").wait_for()
+    assert page.locator("#total").text_content() == "0.03 €"
+    assert cost_cells(page) == {"peak": "0.15 €", "export": "−0.12 €", "total": "0.03 €"}
+    assert row_cells(page, "peak") == ["Peak", "0.600", "0.2500", "0.15 €"]
+    assert row_cells(page, "export") == ["Export credit", "1.200", "", "−0.12 €"]
+    tab.shot("history-export-credit")
 
 
 def test_a_tempo_red_day_set_in_the_page_is_priced_red(tab: Page, browser: Browser, stack: Stack) -> None:

@@ -29,6 +29,15 @@ function daysInMonth(dateIso) {
   return new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 0)).getUTCDate();
 }
 
+/**
+ * The parts of a cost report or bucket that hold energy: a sensor that only exported in a period
+ * has a part of 0 kWh and 0 € there, which would only clutter the legend and the table.
+ */
+const pricedParts = (report) => (report?.parts ?? []).filter((part) => part.kwh !== 0 || Number(part.shown) !== 0);
+
+/** The export credit, taken off the total: shown with a minus so that the column adds up. */
+const credit = (text) => (Number(text) === 0 ? euros(text) : `−${euros(text)}`);
+
 /** What to ask the API for one period, and how to label its buckets. */
 function request(period, dateIso) {
   const lang = currentLocale();
@@ -218,11 +227,11 @@ export function mount(root, ctx) {
     const costAt = new Map((costs?.buckets ?? []).map((c) => [Date.parse(c.start), c]));
     const bucketCosts = buckets.map((b) => costAt.get(Date.parse(b.start)) ?? null);
     const partKeys = [];
-    for (const part of [...(costs?.parts ?? []), ...bucketCosts.flatMap((c) => c?.parts ?? [])]) {
+    for (const part of [...pricedParts(costs), ...bucketCosts.flatMap(pricedParts)]) {
       if (!partKeys.includes(partKey(part))) partKeys.push(partKey(part));
     }
     const partLabel = new Map();
-    for (const part of [...(costs?.parts ?? []), ...bucketCosts.flatMap((c) => c?.parts ?? [])]) {
+    for (const part of [...pricedParts(costs), ...bucketCosts.flatMap(pricedParts)]) {
       if (!partLabel.has(partKey(part))) partLabel.set(partKey(part), partName({ ...part, colour_assumed: false }));
     }
     const partColour = partColours(partKeys);
@@ -304,9 +313,9 @@ export function mount(root, ctx) {
         // The bar's figures as the server rounded them: its total, then each part and the subscription.
         const c = bucketCosts[i];
         words.push(euros(c?.shown));
-        for (const part of c?.parts ?? []) words.push(`${partName(part).toLowerCase()} ${euros(part.shown)}`);
+        for (const part of pricedParts(c)) words.push(`${partName(part).toLowerCase()} ${euros(part.shown)}`);
         if (showSubscription && c) words.push(`${t("costs.subscription").toLowerCase()} ${euros(c.subscription_shown)}`);
-        if (c && Number(c.export_euros)) words.push(`${t("costs.export").toLowerCase()} ${euros(c.export_shown)}`);
+        if (c && Number(c.export_euros)) words.push(`${t("costs.export").toLowerCase()} ${credit(c.export_shown)}`);
       } else if (parts) {
         for (const s of shownSensors) words.push(`${sensorName(s)} ${amount(sensorValues[s.id][i])}`);
         words.push(`${t("history.total").toLowerCase()} ${amount(totalOf(buckets[i]))}`);
@@ -400,11 +409,11 @@ export function mount(root, ctx) {
       tr.append(...cells);
       return tr;
     };
-    const tariffs = new Set(costs.parts.map((p) => p.tariff));
+    const tariffs = new Set(pricedParts(costs).map((p) => p.tariff));
     const head = row({}, [
       cell("th", t("costs.part")), cell("th", t("costs.kwh"), "num"), cell("th", t("costs.price"), "num"), cell("th", t("costs.euros"), "num"),
     ]);
-    const rows = costs.parts.map((part) => {
+    const rows = pricedParts(costs).map((part) => {
       const name = partName(part) + (tariffs.size > 1 && part.tariff ? ` · ${part.tariff}` : "");
       return row({ part: partKey(part) }, [
         cell("td", name), cell("td", number(part.kwh, 3), "num"), cell("td", price(part.euros_per_kwh), "num"), cell("td", euros(part.shown), "num"),
@@ -419,7 +428,7 @@ export function mount(root, ctx) {
     if (Number(costs.export_euros)) {
       const exported = costs.buckets.reduce((acc, b) => acc + (b.export_kwh ?? 0), 0);
       rows.push(row({ part: "export" }, [
-        cell("td", t("costs.export")), cell("td", number(exported, 3), "num"), cell("td", ""), cell("td", euros(costs.export_shown), "num"),
+        cell("td", t("costs.export")), cell("td", number(exported, 3), "num"), cell("td", ""), cell("td", credit(costs.export_shown), "num"),
       ]));
     }
     const total = row({ part: "total" }, [cell("th", t("costs.total")), cell("td", ""), cell("td", ""), cell("th", euros(costs.shown), "num")]);

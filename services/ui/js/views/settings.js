@@ -124,7 +124,7 @@ export function mount(root, ctx) {
     } else {
       refreshTariffs = tariffs(tariffData);
     }
-    night(settings, refreshTariffs);
+    night(settings, refreshTariffs, tariffData instanceof Error ? null : tariffData);
     account(settings);
   }
 
@@ -323,16 +323,25 @@ export function mount(root, ctx) {
   }
 
   // ---- Off-peak hours from today: a new version of the household's tariff.
-  function night(settings, refreshTariffs) {
+  function night(settings, refreshTariffs, tariffData) {
     const $ = (id) => body.querySelector(`#${id}`);
     const none = $("night-none");
     const syncNight = () => {
       $("night-start").disabled = none.checked;
       $("night-end").disabled = none.checked;
     };
-    none.checked = settings.night_window === null;
-    $("night-start").value = settings.night_window?.start ?? "22:00";
-    $("night-end").value = settings.night_window?.end ?? "06:00";
+    // The hours in force today: the first window of the household's tariff version of today that is
+    // not its default period (the api's own night window when the tariffs are not known).
+    let hours = settings.night_window;
+    if (tariffData) {
+      const choice = householdTariffOn(tariffData.household, today);
+      const tariff = tariffData.tariffs.find((x) => x.id === (choice?.tariff_id ?? tariffData.current_tariff_id));
+      const version = tariff ? versionOn(tariff, today) ?? tariff.versions[0] : null;
+      if (version) hours = version.windows.find((w) => w.period !== version.default_period) ?? null;
+    }
+    none.checked = hours === null || hours === undefined;
+    $("night-start").value = hours?.start ?? "22:00";
+    $("night-end").value = hours?.end ?? "06:00";
     none.addEventListener("change", syncNight);
     syncNight();
     wire($("night-form"), async (f) => {
