@@ -46,6 +46,7 @@ LATER = "2025-10-01"
 COST_DAY = "2025-09-17"
 TINY_DAY = "2025-09-24"
 EXPORT_DAY = "2025-10-08"
+CHANGE_WEEK = "2025-09-29"  # Monday; the own tariff's second version starts on its Wednesday
 TEMPO_FROM = "2025-11-01"
 RED_DAY = "2025-11-20"
 
@@ -59,6 +60,8 @@ def stack(
         ("a", day_at(COST_DAY, 12), 1000.0),
         ("b", day_at(COST_DAY, 2), 500.0),
         ("a", day_at(TINY_DAY, 10), 6.0),
+        ("a", day_at("2025-09-30", 10), 1000.0),
+        ("a", day_at("2025-10-02", 10), 1000.0),
         ("a", day_at(EXPORT_DAY, 10), 600.0),
         ("sun", day_at(EXPORT_DAY, 12), -1200.0),
         ("a", day_at(RED_DAY, 10), 1000.0),
@@ -191,6 +194,14 @@ def test_a_version_from_a_later_date_is_added(tab: Page) -> None:
     assert later.locator("tr[data-period=offpeak]").inner_text().split() == ["Off-peak", "0.1635"]
     assert "in force today" in (later.locator("h3").text_content() or "")
     assert later.get_by_text("Export credited 0.1000 €/kWh").is_visible()
+    # A version typed by mistake is taken back.
+    form.get_by_label("Valid from").fill("2026-03-01")
+    form.get_by_role("button", name="Add this version").click()
+    form.get_by_text("Version from 1 Mar 2026 saved.").wait_for()
+    assert versions.count() == 3
+    page.locator(".version[data-valid-from='2026-03-01']").get_by_role("button", name="Delete this version").click()
+    page.wait_for_function("document.querySelectorAll('#tariff-versions .version').length === 2")
+    assert versions.evaluate_all("vs => vs.map(v => v.dataset.validFrom)") == [LATER, OWN_FROM]
     tab.shot("settings-new-version")
 
 
@@ -252,6 +263,23 @@ def test_a_tiny_cost_shows_its_digits_not_zero(tab: Page) -> None:
     page.locator("#costs-table").wait_for()
     assert page.locator("#total").text_content() == "0.0012 €"
     assert cost_cells(page) == {"peak": "0.0012 €", "total": "0.0012 €"}
+
+
+def test_a_week_across_a_price_change(tab: Page) -> None:
+    """The week of Monday 29 September 2025 holds the own tariff's price change of Wednesday 1
+    October (peak 0.2081 -> 0.25). Sensor a draws 1000 W from 10:00 to 11:00 (peak) on Tuesday 30
+    September and on Thursday 2 October: 1.0 kWh x 0.2081 = 0.2081 EUR, then 1.0 kWh x 0.25 =
+    0.25 EUR. By day the smallest leaf (0.2081) needs 2 decimals: 0.21 + 0.25 = 0.46; each price
+    is a part of its own."""
+    page = tab.page
+    page.goto(f"/#/history/week/{CHANGE_WEEK}")
+    page.get_by_role("button", name="€").click()
+    page.locator("#costs-table").wait_for()
+    assert page.locator("#total").text_content() == "0.46 €"
+    rows = page.locator("#costs-table tbody tr").evaluate_all(
+        "rows => rows.map(r => [...r.children].map(c => c.textContent.trim()))"
+    )
+    assert rows == [["Peak", "1.000", "0.2081", "0.21 €"], ["Peak", "1.000", "0.2500", "0.25 €"]]
 
 
 def test_an_exporting_day_shows_the_export_credit(tab: Page) -> None:
