@@ -4,7 +4,9 @@ sensor, against values worked out by hand.
 Every stored stretch is one reading a minute at a constant power from a local wall-clock time to
 another, both ends included (well within the 300 s gap limit), so its energy is the power times
 its real duration, all of it in the buckets it covers. No night window is set: all of it is day
-energy, priced at the default provider's (EDF Base) 0.1940 EUR/kWh.
+energy, priced at the seeded EDF Base a fresh install is on: its version of 2025-08-01,
+0.1952 EUR/kWh, in January 2026; before its first version (2025-02-01, 0.2016 EUR/kWh), that first
+version's price.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from tests.conftest import ALL_BACKENDS
 from tests.test_api_legacy import ADMIN, approx, store
 
 PARIS = ZoneInfo("Europe/Paris")
-PRICE = 0.1940
+PRICE = 0.1952  # January 2026
+PRICE_JANUARY_2025 = 0.2016
 pytestmark = pytest.mark.backends(*ALL_BACKENDS)
 
 
@@ -88,13 +91,13 @@ def test_a_day_against_the_day_before_and_a_year_earlier(
     assert (previous["start"], previous["total_kwh"]) == ("2026-01-14T00:00:00+01:00", approx(2.0))
     # Like for like: only bucket 10 is measured in both days, 1.0 against 2.0 kWh: -50 %.
     assert (previous["compared_buckets"], previous["change_percent"]) == (1, approx(-50.0))
-    assert previous["change_percent_euros"] == approx(-50.0)  # one price: the same ratio
+    assert previous["change_percent_euros"] == approx(-50.0)  # the same price both days: the same ratio
     assert kwh(year) == {10: approx(0.5), 20: approx(1.0)}
     assert year["buckets"][20]["start"] == "2025-01-15T20:00:00+01:00"
     assert (year["start"], year["total_kwh"], year["total_euros"]) == (
         "2025-01-15T00:00:00+01:00",
         approx(1.5),
-        approx(1.5 * PRICE),
+        approx(1.5 * PRICE_JANUARY_2025),
     )
     # Bucket 10 again: 1.0 against 0.5 kWh, +100 %; the year's 20:00 has no current twin yet.
     assert (year["compared_buckets"], year["change_percent"]) == (1, approx(100.0))

@@ -38,8 +38,8 @@ from pydantic import BaseModel, Field
 from citizenwatt_common.energy import Energy
 from citizenwatt_common.store import load_household
 
-from . import queries
 from .auth import ApiError, User, current_user
+from .costs import bucket_costs
 from .db import get_conn
 from .v2 import Bucket, _zone, calendar_buckets
 
@@ -66,7 +66,9 @@ class CompareBucket(BaseModel):
     kwh: float | None = Field(description="null when nothing was measured in the bucket")
     day_kwh: float | None
     night_kwh: float | None
-    euros: float | None = Field(description="null when nothing was measured, or no provider is set")
+    euros: float | None = Field(
+        description="the energy's cost at the tariff versions in force; null when nothing was measured"
+    )
 
 
 class Series(BaseModel):
@@ -232,14 +234,13 @@ def _kwh(energy: Energy) -> float | None:
     return None if energy.is_empty else energy.total_wh / 1000
 
 
-def _euros(energy: Energy, provider: queries.Provider | None) -> float | None:
-    if provider is None or energy.is_empty:
-        return None
-    day, night = provider.cost(energy)
-    return day + night
+# A span's energy and what it cost at the tariff versions in force (None when nothing was
+# measured): the euros of /api/v2/energy, so the page's bars and its comparisons agree.
+Costed = tuple[Energy, float | None]
 
 
-def _bucket(span: tuple[datetime, datetime], energy: Energy, provider: queries.Provider | None) -> CompareBucket:
+def _bucket(span: tuple[datetime, datetime], costed: Costed) -> CompareBucket:
+    energy, euros = costed
     empty = energy.is_empty
     return CompareBucket(
         start=span[0],
@@ -247,17 +248,17 @@ def _bucket(span: tuple[datetime, datetime], energy: Energy, provider: queries.P
         kwh=_kwh(energy),
         day_kwh=None if empty else energy.day_wh / 1000,
         night_kwh=None if empty else energy.night_wh / 1000,
-        euros=_euros(energy, provider),
+        euros=euros,
     )
 
 
 def _energies(
-    conn: Conn, sensor_ids: list[int], spans: Sequence[tuple[datetime, datetime]], max_gap: float
-) -> list[Energy]:
+    conn: Conn, sensor_ids: list[int], spans: Sequence[tuple[datetime, datetime]], zone: ZoneInfo, max_gap: float
+) -> list[Costed]:
     if not sensor_ids or not spans:
-        return [Energy() for _ in spans]
-    intervals = [(a.timestamp(), b.timestamp()) for a, b in spans]
-    return queries.energy_in_intervals(conn, sensor_ids, intervals, max_gap) or [Energy() for _ in spans]
+        return [(Energy(), None) for _ in spans]
+    costs = bucket_costs(conn, sensor_ids, spans, zone, max_gap, subscription=False)
+    return [(c.energy, None if c.empty else float(c.energy_euros)) for c in costs]
 
 
 def _change(current: float, reference: float) -> float | None:
@@ -270,13 +271,13 @@ def _reference(
     current: list[CompareBucket],
     spans: list[tuple[datetime, datetime] | None],
     whole: tuple[datetime, datetime],
-    provider: queries.Provider | None,
+    zone: ZoneInfo,
     max_gap: float,
 ) -> ReferenceSeries:
     present = [span for span in spans if span is not None]
-    found = iter(_energies(conn, sensor_ids, present, max_gap))
-    buckets = [None if span is None else _bucket(span, next(found), provider) for span in spans]
-    (total,) = _energies(conn, sensor_ids, [whole], max_gap)
+    found = iter(_energies(conn, sensor_ids, present, zone, max_gap))
+    buckets = [None if span is None else _bucket(span, next(found)) for span in spans]
+    ((total, total_euros),) = _energies(conn, sensor_ids, [whole], zone, max_gap)
     both = [
         (c, r)
         for c, r in zip(current, buckets, strict=True)
@@ -284,13 +285,13 @@ def _reference(
     ]
     kwh_change = _change(sum(c.kwh or 0.0 for c, _ in both), sum(r.kwh or 0.0 for _, r in both)) if both else None
     euros_change = None
-    if both and provider is not None:
+    if both:
         euros_change = _change(sum(c.euros or 0.0 for c, _ in both), sum(r.euros or 0.0 for _, r in both))
     return ReferenceSeries(
         start=whole[0],
         end=whole[1],
         total_kwh=_kwh(total),
-        total_euros=_euros(total, provider),
+        total_euros=total_euros,
         buckets=buckets,
         compared_buckets=len(both),
         change_percent=kwh_change,
@@ -382,15 +383,14 @@ def compare(
     except (OverflowError, ValueError):
         raise ApiError(400, "start reaches outside the calendar") from None
     max_gap = load_household(conn).max_gap_seconds
-    provider = queries.current_provider(conn)
-    energies = _energies(conn, sensor_ids, spans, max_gap)
-    buckets = [_bucket(span, e, provider) for span, e in zip(spans, energies, strict=True)]
+    energies = _energies(conn, sensor_ids, spans, zone, max_gap)
+    buckets = [_bucket(span, e) for span, e in zip(spans, energies, strict=True)]
     total = Energy()
-    for energy in energies:  # the buckets tile the period
+    for energy, _ in energies:  # the buckets tile the period
         total += energy
+    measured_euros = [euros for _, euros in energies if euros is not None]
     series = {
-        ref: _reference(conn, sensor_ids, buckets, moved, whole, provider, max_gap)
-        for ref, (moved, whole) in plans.items()
+        ref: _reference(conn, sensor_ids, buckets, moved, whole, zone, max_gap) for ref, (moved, whole) in plans.items()
     }
     return CompareReport(
         sensor="all" if sensor == "all" else sensor_ids[0],
@@ -401,7 +401,7 @@ def compare(
             start=spans[0][0],
             end=spans[-1][1],
             total_kwh=_kwh(total),
-            total_euros=_euros(total, provider),
+            total_euros=sum(measured_euros) if measured_euros else None,
             buckets=buckets,
         ),
         previous=series.get("previous"),
@@ -432,12 +432,11 @@ def by_sensor(
     except (OverflowError, ValueError):
         raise ApiError(400, "start reaches outside the calendar") from None
     max_gap = load_household(conn).max_gap_seconds
-    provider = queries.current_provider(conn)
     sensors = []
     rows = conn.execute("SELECT id, key, name FROM sensors ORDER BY id").fetchall()
     for sensor_id, key, name in rows:
-        energies = _energies(conn, [int(sensor_id)], spans, max_gap)
-        kwh = [_kwh(e) for e in energies]
+        energies = _energies(conn, [int(sensor_id)], spans, zone, max_gap)
+        kwh = [_kwh(e) for e, _ in energies]
         measured = [v for v in kwh if v is not None]
         sensors.append(
             SensorSeries(
@@ -445,7 +444,7 @@ def by_sensor(
                 key=str(key),
                 name=str(name),
                 kwh=kwh,
-                euros=[_euros(e, provider) for e in energies],
+                euros=[euros for _, euros in energies],
                 total_kwh=sum(measured) if measured else None,
             )
         )
