@@ -279,18 +279,27 @@ def test_history_downloads_the_shown_period_as_csv(tab: Page) -> None:
     assert energy_download.value.suggested_filename == f"citizenwatt-energy-all-hour-{PAST_DAY}-24.csv"
     energy_rows = Path(energy_download.value.path()).read_text().splitlines()
     # 24 hours and a header. Sensor b's night hour and sensor a's day hour (see PAST_DAY), at EDF
-    # Base's 0.1940 EUR/kWh: 0.5 kWh = 0.097 EUR, 1 kWh = 0.194 EUR. 2025-01-16T00:00Z is
-    # 1 736 985 600 (20 104 days), so 02:00+01:00 is 1 736 989 200 and 10:00+01:00 1 737 018 000.
+    # Base's first seeded version (2025-02-01: 0.2016 EUR/kWh, 13.72 EUR/month), which also prices
+    # the days before it: 0.5 kWh = 0.1008 EUR, 1 kWh = 0.2016 EUR, all in the version's default
+    # period, so day euros (the kWh keep the night flag they were stored with). Each hour's share
+    # of January's subscription: 13.72 / (31 x 24) = 0.01844086 EUR, so the costs are 0.1008 +
+    # 0.01844086 = 0.11924086 and 0.2016 + 0.01844086 = 0.22004086, and an empty hour costs its
+    # subscription alone. 2025-01-16T00:00Z is 1 736 985 600 (20 104 days), so 02:00+01:00 is
+    # 1 736 989 200 and 10:00+01:00 1 737 018 000.
     assert len(energy_rows) == 25
     assert energy_rows[3] == (
         "2025-01-16T02:00:00+01:00,2025-01-16T03:00:00+01:00,1736989200,"
-        "0.500000,0.000000,0.500000,0.097000,0.000000,0.097000,500.000"
+        "0.500000,0.000000,0.500000,0.100800,0.100800,0.000000,500.000,"
+        "0.500000,0.000000,0.100800,0.000000,0.018441,0.119241"
     )
     assert energy_rows[11] == (
         "2025-01-16T10:00:00+01:00,2025-01-16T11:00:00+01:00,1737018000,"
-        "1.000000,1.000000,0.000000,0.194000,0.194000,0.000000,1000.000"
+        "1.000000,1.000000,0.000000,0.201600,0.201600,0.000000,1000.000,"
+        "1.000000,0.000000,0.201600,0.000000,0.018441,0.220041"
     )
-    assert energy_rows[1] == "2025-01-16T00:00:00+01:00,2025-01-16T01:00:00+01:00,1736982000,,,,,,,"
+    assert energy_rows[1] == (
+        "2025-01-16T00:00:00+01:00,2025-01-16T01:00:00+01:00,1736982000,,,,,,,,,,,,0.018441,0.018441"
+    )
     with page.expect_download() as readings_download:
         page.locator("#csv-readings").click()
     readings_rows = Path(readings_download.value.path()).read_text().splitlines()
