@@ -510,3 +510,32 @@ def test_a_household_without_sensors_pays_its_subscription(client: TestClient) -
     )
     energy = ok(client.get("/api/v2/energy", params={"start": "2026-03-01"}))
     assert energy["buckets"][0]["euros"] is None and energy["total_euros"] == 0
+
+
+@pytest.mark.backends("plain")
+def test_an_upgraded_household_keeps_its_provider_and_its_own_night_hours(db: psycopg.Connection[Any]) -> None:
+    """Migration 7 on a household that chose Heures creuses (legacy provider 2) with night hours
+    23:30-07:30 (1410 and 450 minutes): it is put on a copy of the seeded tariff with those hours,
+    from 2000-01-01, so its history is priced as it was."""
+    from citizenwatt_common.schema import migrate
+    from tests.test_export_energy import downgrade_to
+
+    downgrade_to(db, 6)
+    db.execute("UPDATE household SET provider_id = 2, night_start_minute = 1410, night_end_minute = 450")
+    migrate(db, 300.0)
+    rows = db.execute(
+        "SELECT t.name, v.valid_from::text, v.windows FROM household_tariffs h JOIN tariffs t ON t.id = h.tariff_id"
+        " JOIN tariff_versions v ON v.tariff_id = t.id WHERE h.valid_from = '2000-01-01' ORDER BY v.valid_from"
+    ).fetchall()
+    assert [(r[0], r[1]) for r in rows] == [
+        ("EDF Tarif Bleu - Heures creuses (own hours)", "2025-02-01"),
+        ("EDF Tarif Bleu - Heures creuses (own hours)", "2025-08-01"),
+        ("EDF Tarif Bleu - Heures creuses (own hours)", "2026-02-01"),
+    ]
+    assert all(r[2] == [{"start": "23:30", "end": "07:30", "period": "offpeak"}] for r in rows)
+    # Without hours of its own, the seeded tariff itself.
+    downgrade_to(db, 6)
+    db.execute("UPDATE household SET provider_id = 2, night_start_minute = 1320, night_end_minute = 360")
+    migrate(db, 300.0)
+    chosen = db.execute("SELECT t.name FROM household_tariffs h JOIN tariffs t ON t.id = h.tariff_id").fetchall()
+    assert chosen == [("EDF Tarif Bleu - Heures creuses",)]

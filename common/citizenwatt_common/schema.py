@@ -264,7 +264,8 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     # not be confirmed either.
     #
     # A household starts on the tariff of its legacy provider (Base on a fresh install, as the
-    # legacy API's default provider is), from 2000-01-01, so all stored history has a price.
+    # legacy API's default provider is), from 2000-01-01, so all stored history has a price; one on
+    # Heures creuses with night hours of its own gets a copy of that tariff with those hours.
     """
     CREATE TABLE tariffs (
         id serial PRIMARY KEY,
@@ -330,6 +331,26 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     WHERE t.kind = CASE WHEN EXISTS (SELECT 1 FROM household h JOIN energy_providers p ON p.id = h.provider_id
                                      WHERE p.name ILIKE '%creuses%') THEN 'hc' ELSE 'base' END
       AND t.builtin;
+
+    -- A household on Heures creuses that had set other night hours keeps them: a copy of the tariff
+    -- with those hours in every version, chosen from 2000-01-01 (how it was priced until now).
+    INSERT INTO tariffs (name, kind, builtin)
+    SELECT 'EDF Tarif Bleu - Heures creuses (own hours)', 'custom', false
+    FROM household h JOIN energy_providers p ON p.id = h.provider_id
+    WHERE p.name ILIKE '%creuses%' AND h.night_start_minute IS NOT NULL
+      AND h.night_start_minute <> h.night_end_minute
+      AND (h.night_start_minute, h.night_end_minute) <> (1320, 360);
+    INSERT INTO tariff_versions (tariff_id, valid_from, subscription_euros_per_month, periods, default_period, windows)
+    SELECT c.id, v.valid_from, v.subscription_euros_per_month, v.periods, v.default_period,
+           jsonb_build_array(jsonb_build_object(
+               'start', to_char(make_interval(mins => h.night_start_minute), 'HH24:MI'),
+               'end', to_char(make_interval(mins => h.night_end_minute), 'HH24:MI'),
+               'period', 'offpeak'))
+    FROM tariffs c CROSS JOIN household h
+    JOIN tariff_versions v ON v.tariff_id = (SELECT id FROM tariffs WHERE kind = 'hc' AND builtin)
+    WHERE c.name = 'EDF Tarif Bleu - Heures creuses (own hours)';
+    UPDATE household_tariffs SET tariff_id = c.id
+    FROM tariffs c WHERE c.name = 'EDF Tarif Bleu - Heures creuses (own hours)';
     """,
 )
 
