@@ -66,6 +66,7 @@ def stack(
         ("sun", day_at(EXPORT_DAY, 12), -1200.0),
         ("a", day_at(RED_DAY, 10), 1000.0),
         ("b", day_at(RED_DAY, 22), 500.0),
+        ("a", day_at("2025-11-21", 10), 1000.0),
     ):
         store_hour(module_database_url, sensor, start, watts)
     logs = tmp_path_factory.mktemp("ui-tariffs")
@@ -337,6 +338,12 @@ def test_a_tempo_red_day_set_in_the_page_is_priced_red(tab: Page, browser: Brows
     assert row_cells(page, "peak|red") == ["Peak · red day", "1.000", "0.6468", "0.647 €"]
     assert row_cells(page, "offpeak|red") == ["Off-peak · red day", "0.500", "0.1460", "0.073 €"]
     tab.shot("history-tempo-red")
+    # The next day's colour was never given: priced as blue, and said so. Sensor a draws 1000 W
+    # from 10:00 to 11:00: 1.0 kWh x 0.1494 (peak blue) = 0.1494 EUR, 2 decimals: 0.15.
+    page.get_by_role("button", name="Next").click()
+    page.wait_for_function("document.querySelector('#period-title').textContent === 'Friday, 21 November 2025'")
+    page.wait_for_function("document.querySelector('#total')?.textContent === '0.15 €'")
+    assert row_cells(page, "peak|blue") == ["Peak · blue day (assumed)", "1.000", "0.1494", "0.15 €"]
 
     # In French on a 360 px phone: the same figures, and nothing wider than the screen.
     phone = Page(browser, stack, viewport={"width": 360, "height": 780}, is_mobile=True, has_touch=True)

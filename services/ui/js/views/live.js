@@ -3,6 +3,7 @@ import { api, ApiError } from "../api.js";
 import { ago, currentLocale, flowsText, number, t } from "../i18n.js";
 import { COLORS, makeChart, tickValues, todayIn } from "../charts.js";
 import { mountAlerts } from "../alerts.js";
+import { shown } from "../tariffs.js";
 
 const WINDOW_S = 600;
 
@@ -114,12 +115,19 @@ export function mount(root, ctx) {
 
   async function loadToday() {
     try {
-      const report = await api("/api/v2/energy", {
-        params: { sensor: ctx.sensor, start: todayIn(ctx.timezone), bucket: "day", count: 1, tz: ctx.timezone },
-      });
+      const params = { sensor: ctx.sensor, start: todayIn(ctx.timezone), bucket: "day", count: 1, tz: ctx.timezone };
+      // Today's euros as the costs route rounds them: a small cost shows its digits, not 0.00.
+      const [report, costs] = await Promise.all([
+        api("/api/v2/energy", { params }),
+        api("/api/v2/costs", { params }).catch(() => null),
+      ]);
       if (closed) return; // the view was left while the request ran: its elements are gone
       $("today-kwh").textContent = number(report.total_kwh, 2);
-      $("today-euros").textContent = report.total_euros === null ? "–" : number(report.total_euros, 2);
+      $("today-euros").textContent = costs?.shown
+        ? shown(costs.shown)
+        : report.total_euros === null || report.total_euros === undefined
+          ? "–"
+          : number(report.total_euros, 2);
       // Where a sensor shown exports (solar panels), today's net hides what went each way: say both.
       const exporting = ctx.sensors.some((s) => s.exports && (wanted === null || s.id === wanted));
       $("today-flows").hidden = !exporting;
