@@ -229,6 +229,51 @@ def _postmaster_pid(postgres: LocalPostgres) -> int:
     return int((postgres.data / "postmaster.pid").read_text().split()[0])
 
 
+def _postgres_roles(postmaster: int) -> dict[str, list[int]]:
+    """PostgreSQL's processes by role ("walwriter", "checkpointer", "backend", ...), labelled
+    "postgres:<role>", from their process titles, so the table can say which one writes."""
+    roles: dict[str, list[int]] = defaultdict(list)
+    for pid in _children_of(postmaster):
+        try:
+            title = (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+        except OSError:
+            continue
+        role = title.removeprefix("postgres: ").split(" ")[0] if title.startswith("postgres: ") else "postmaster"
+        if role not in {"checkpointer", "background", "walwriter", "autovacuum", "logical", "postmaster"}:
+            role = "backend"  # "user database host state"
+        roles[f"postgres:{role}"].append(pid)
+    return dict(roles)
+
+
+_WAL_STATS = (
+    "SELECT wal_records, wal_fpi, wal_bytes::float8, wal_write, wal_sync,"
+    " (SELECT sum(xact_commit) FROM pg_stat_database)::float8 FROM pg_stat_wal"
+)
+_WAL_LABELS = ("WAL records", "full-page images", "WAL record bytes", "WAL writes", "WAL syncs", "commits")
+
+
+def _wal_stats(url: str) -> tuple[float, ...]:
+    """PostgreSQL's own WAL counters (pg_stat_wal), cumulative since the cluster started."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        row = conn.execute(_WAL_STATS).fetchone()
+    return tuple(float(v) for v in row) if row else (0.0,) * len(_WAL_LABELS)
+
+
+def _merge_postgres(usage: dict[str, Usage]) -> dict[str, Usage]:
+    """Fold the "postgres:<role>" entries into one "postgres" entry."""
+    merged: dict[str, Usage] = {}
+    for label, entry in usage.items():
+        key = "postgres" if label.startswith("postgres:") else label
+        into = merged.setdefault(key, Usage())
+        into.bytes += entry.bytes
+        into.writes += entry.writes
+        into.syncs += entry.syncs
+        into.flush_hints += entry.flush_hints
+        into.by_file.update(entry.by_file)
+    return merged
+
+
 def _print_table(title: str, usage: dict[str, Usage], readings: int, labels: list[str]) -> None:
     print(f"  {title}: {readings} readings stored")
     print(f"    {'process':<12} {'bytes/reading':>14} {'syncs/reading':>14} {'sync_file_range/reading':>24}")
@@ -326,18 +371,21 @@ def run() -> None:
             time.sleep(warmup)
             _checkpoint(postgres.url)
             roots: dict[str, list[int]] = {
-                "postgres": _children_of(_postmaster_pid(postgres)),
+                **_postgres_roles(_postmaster_pid(postgres)),
                 "mosquitto": [broker.process.pid] if broker.process else [],
             }
             for label, child in services.items():
                 roots.setdefault("collectors" if label.startswith("collector") else label, []).append(child.pid)
             before = _stored(postgres.url)
+            wal_before = _wal_stats(postgres.url)
             tracer = Tracer(roots, root / "steady.trace")
             started = time.monotonic()
             time.sleep(seconds)  # the measurement window itself
-            steady = tracer.stop()
+            by_role = tracer.stop()
             elapsed = time.monotonic() - started
             readings = _stored(postgres.url) - before
+            wal = [after - ahead for after, ahead in zip(_wal_stats(postgres.url), wal_before, strict=True)]
+            steady = _merge_postgres(by_role)
             tracer = Tracer({"postgres": _children_of(_postmaster_pid(postgres))}, root / "checkpoint.trace")
             _checkpoint(postgres.url)
             checkpoint = tracer.stop()
@@ -360,6 +408,12 @@ def run() -> None:
         print("  no reading stored during the window: nothing to divide by")
         return
     _print_table("steady state (window starts after a checkpoint)", steady, readings, labels)
+    print("    PostgreSQL by process (bytes/reading, syncs/reading):")
+    for label in sorted(k for k in by_role if k.startswith("postgres:")):
+        entry = by_role[label]
+        print(f"      {label:<24} {entry.bytes / readings:>10,.0f} {entry.syncs / readings:>8.3f}")
+    print("    pg_stat_wal over the window, per reading (the count after the commits):")
+    print("      " + ", ".join(f"{name} {value / readings:,.2f}" for name, value in zip(_WAL_LABELS, wal, strict=True)))
     _print_table("one checkpoint at the end of the window", checkpoint, readings, ["postgres"])
     both = dict(steady)
     pg = both.get("postgres", Usage())
