@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from functools import partial
 from zoneinfo import ZoneInfo
 
@@ -25,7 +26,7 @@ from citizenwatt_common.alerts import (
     unusual_hour,
     yearly_cost,
 )
-from citizenwatt_common.night import NightWindow
+from citizenwatt_common.tariffs import Version, Window
 
 UTC_ZONE = ZoneInfo("UTC")
 PARIS = ZoneInfo("Europe/Paris")
@@ -100,14 +101,51 @@ def test_quarters_outside_the_night_hours_do_not_count() -> None:
 def test_yearly_cost_of_a_standby_load() -> None:
     # 100 W x 8760 h = 876 kWh; at 0.1940 EUR/kWh: 169.944 EUR.
     assert yearly_cost(100.0, 0.1940) == pytest.approx(169.944)
+    base = Version(date(2026, 2, 1), Decimal("15.47"), {"base": Decimal("0.1940")}, "base")
+    assert all_day_price(base) == pytest.approx(0.1940)
     # Off-peak 22:00-06:00: 16 h at 0.2065 and 8 h at 0.1579 per day,
     # (16 x 0.2065 + 8 x 0.1579) / 24 = (3.304 + 1.2632) / 24 = 0.1903 EUR/kWh.
-    price = all_day_price(0.2065, 0.1579, NightWindow(22 * 60, 6 * 60))
+    hc = Version(
+        date(2026, 2, 1),
+        Decimal("15.74"),
+        {"peak": Decimal("0.2065"), "offpeak": Decimal("0.1579")},
+        "peak",
+        (Window(22 * 60, 6 * 60, "offpeak"),),
+    )
+    price = all_day_price(hc)
     assert price == pytest.approx(0.1903)
     # 50 W x 8760 h = 438 kWh x 0.1903 = 83.3514 EUR.
     assert yearly_cost(50.0, price) == pytest.approx(83.3514)
-    assert all_day_price(0.2065, 0.1579, None) == 0.2065
-    assert all_day_price(0.2065, 0.1579, NightWindow(0, 0)) == pytest.approx(0.1579)  # night all day
+    # Two windows, 01:30-07:00 (330 min) and 12:48-14:12 (84 min) at 0.10, the other 1026 min at 0.30:
+    # (414 x 0.10 + 1026 x 0.30) / 1440 = (41.4 + 307.8) / 1440 = 0.2425 EUR/kWh.
+    two = Version(
+        date(2026, 2, 1),
+        Decimal(0),
+        {"peak": Decimal("0.30"), "offpeak": Decimal("0.10")},
+        "peak",
+        (Window(90, 420, "offpeak"), Window(768, 852, "offpeak")),
+    )
+    assert all_day_price(two) == pytest.approx(0.2425)
+
+
+def test_a_tempo_standby_is_priced_over_the_colours_of_a_year() -> None:
+    # Peak 06:00-22:00 (16 h), off-peak 22:00-06:00 (8 h), on 300 blue, 43 white and 22 red days:
+    # blue  (16 x 0.1612 + 8 x 0.1325) / 24 = (2.5792 + 1.06) / 24  = 0.15163333
+    # white (16 x 0.1871 + 8 x 0.1499) / 24 = (2.9936 + 1.1992) / 24 = 0.17470
+    # red   (16 x 0.7060 + 8 x 0.1575) / 24 = (11.296 + 1.26) / 24   = 0.52316667
+    # year: (300 x 0.15163333 + 43 x 0.17470 + 22 x 0.52316667) / 365
+    #     = (45.49 + 7.5121 + 11.5096667) / 365 = 64.5117667 / 365 = 0.17674457 EUR/kWh.
+    tempo = Version(
+        date(2026, 2, 1),
+        Decimal("15.74"),
+        {
+            "peak": {"blue": Decimal("0.1612"), "white": Decimal("0.1871"), "red": Decimal("0.7060")},
+            "offpeak": {"blue": Decimal("0.1325"), "white": Decimal("0.1499"), "red": Decimal("0.1575")},
+        },
+        "peak",
+        (Window(22 * 60, 6 * 60, "offpeak"),),
+    )
+    assert all_day_price(tempo) == pytest.approx(0.17674457)
 
 
 def test_a_standby_alert_only_above_its_limit() -> None:

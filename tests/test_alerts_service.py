@@ -179,7 +179,8 @@ def test_an_unusual_hour_and_the_standby_baseline_from_stored_rollups(
         assert unusual["message"] == (
             "1.00 kWh between 13:00 and 14:00, usually 0.10 kWh on a Wednesday at this hour (alert above 0.60 kWh)"
         )
-        # 100 W x 8760 h / 1000 = 876 kWh at the first provider's 0.1940 EUR/kWh (no night window).
+        # 100 W x 8760 h / 1000 = 876 kWh at 0.1940 EUR/kWh: a fresh install's tariff is Base, whose
+        # version in force on 2026-10-14 (from 2026-02-01) has one price all day.
         assert (state["standby_w"], state["standby_nights"], state["standby_euros_per_year"]) == (100.0, 2, 169.94)
         observer.wait_for(lambda ms: len(messages_on(observer, "citizenwatt/oven/alert/event")) == 3)
         # The api shows the same, with the cost at the price in force.

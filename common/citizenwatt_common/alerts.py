@@ -27,7 +27,7 @@ from typing import Final, Literal
 from zoneinfo import ZoneInfo
 
 from .energy import ROLLUP_SECONDS
-from .night import NightWindow
+from .tariffs import Version
 
 AlertKind = Literal["silent", "unusual", "standby"]
 KINDS: Final[tuple[AlertKind, ...]] = ("silent", "unusual", "standby")
@@ -115,13 +115,27 @@ def standby_baseline(
     return Standby(watts=statistics.median(lows), nights=len(lows))
 
 
-def all_day_price(day_price: float, night_price: float, night: NightWindow | None) -> float:
-    """EUR/kWh of a load drawing the same power around the clock: each price weighted by the hours
-    it applies (22:00-06:00 at night: 16/24 of the day price plus 8/24 of the night price)."""
-    if night is None:
-        return day_price
-    minutes = (night.end_minute - night.start_minute) % 1440 or 1440  # equal bounds: all day is night
-    return day_price * (1440 - minutes) / 1440 + night_price * minutes / 1440
+# Tempo's calendar: of a year's days, 300 are blue, 43 white and 22 red (RTE chooses which).
+TEMPO_DAYS_PER_YEAR: Final[Mapping[str, int]] = {"blue": 300, "white": 43, "red": 22}
+
+
+def all_day_price(version: Version) -> float:
+    """EUR/kWh of a load drawing the same power around the clock under a tariff version: each
+    period's price weighted by the minutes of the day it applies (off-peak 22:00-06:00: 16/24 of
+    the peak price plus 8/24 of the off-peak price) and, on Tempo, each colour by its days a year."""
+    minutes: dict[str, int] = {}
+    for window in version.windows:
+        for lo, hi in window.spans():
+            minutes[window.period] = minutes.get(window.period, 0) + hi - lo
+    # Windows never overlap (the version refuses it): the default period has the rest of the day.
+    minutes[version.default_period] = minutes.get(version.default_period, 0) + 1440 - sum(minutes.values())
+    colours = TEMPO_DAYS_PER_YEAR if version.is_tempo else {"": 1}
+    days = sum(colours.values())
+    return sum(
+        float(version.price_of(period, colour or None)) * share / 1440 * count / days
+        for period, share in minutes.items()
+        for colour, count in colours.items()
+    )
 
 
 def yearly_cost(watts: float, euros_per_kwh: float) -> float:

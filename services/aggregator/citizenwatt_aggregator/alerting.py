@@ -43,7 +43,8 @@ from citizenwatt_common.alerts import (
 from citizenwatt_common.backoff import Backoff
 from citizenwatt_common.contract import SCHEMA_VERSION, Topics
 from citizenwatt_common.energy import ROLLUP_SECONDS
-from citizenwatt_common.store import load_household
+from citizenwatt_common.tariff_store import load_plan
+from citizenwatt_common.tariffs import TariffError
 
 from .settings import AggregatorSettings
 from .state import publish_alert_discovery
@@ -102,7 +103,7 @@ def evaluate(conn: Conn, settings: AggregatorSettings, now: float, memo: Memo | 
     ]
     if not sensors:
         return []
-    price = _all_day_price(conn)
+    price = _all_day_price(conn, zone, now)
     hours = _unusual_hours(conn, settings, zone, now, [sid for sid, _, _ in sensors])
     reports = []
     for sensor_id, key, last_seen in sensors:
@@ -137,15 +138,13 @@ def evaluate(conn: Conn, settings: AggregatorSettings, now: float, memo: Memo | 
     return reports
 
 
-def _all_day_price(conn: Conn) -> float | None:
-    # The household's provider, else the first one: the rule the api's prices follow too.
-    row = conn.execute(
-        "SELECT day_slope_watt_euros, night_slope_watt_euros FROM energy_providers"
-        " WHERE id = (SELECT coalesce(h.provider_id, (SELECT min(id) FROM energy_providers)) FROM household h)"
-    ).fetchone()
-    if row is None:
-        return None
-    return all_day_price(float(row[0]), float(row[1]), load_household(conn).night_window)
+def _all_day_price(conn: Conn, zone: ZoneInfo, now: float) -> float | None:
+    # The tariff version the household is on today: the one /api/v2/costs prices today with.
+    try:
+        _, version = load_plan(conn).on(datetime.fromtimestamp(now, zone).date())
+    except TariffError:
+        return None  # no tariff chosen (a database from before migration 7's rows)
+    return all_day_price(version)
 
 
 def _period(conn: Conn, sensor_id: int, last_seen: float) -> float | None:

@@ -2,22 +2,23 @@
 
 The aggregator evaluates the rules (citizenwatt_common.alerts) and keeps the open alerts in the
 database; this route reads them, so the page shows exactly what MQTT announced. Only the standby's
-yearly cost is worked out here, at the current provider's price, so a price changed in the
-settings shows at once.
+yearly cost is worked out here, at the all-day price of the tariff version in force today, so a
+price or tariff changed in the settings shows at once.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import psycopg
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from citizenwatt_common.alerts import all_day_price, yearly_cost
-from citizenwatt_common.store import load_household
+from citizenwatt_common.tariff_store import load_plan
+from citizenwatt_common.tariffs import TariffError
 
-from . import queries
 from .auth import User, current_user
 from .db import get_conn
 
@@ -44,18 +45,20 @@ class SensorAlerts(BaseModel):
 
 
 class AlertsReport(BaseModel):
-    euros_per_kwh: float | None = Field(description="the all-day price the yearly costs use (tariffs by their hours)")
+    euros_per_kwh: float | None = Field(
+        description="the all-day price the yearly costs use: today's tariff version, its prices weighted by"
+        " their hours (Tempo: by 300 blue, 43 white and 22 red days a year)"
+    )
     sensors: list[SensorAlerts]
 
 
 @router.get("/alerts", response_model=AlertsReport)
-def alerts(user: User = Depends(current_user), conn: Conn = Depends(get_conn)) -> AlertsReport:
-    provider = queries.current_provider(conn)
-    price = (
-        None
-        if provider is None
-        else all_day_price(provider.day_slope, provider.night_slope, load_household(conn).night_window)
-    )
+def alerts(request: Request, user: User = Depends(current_user), conn: Conn = Depends(get_conn)) -> AlertsReport:
+    today = datetime.now(request.app.state.settings.zone).date()
+    try:
+        price: float | None = all_day_price(load_plan(conn).on(today)[1])
+    except TariffError:
+        price = None  # the household has no tariff yet
     rows = conn.execute(
         """
         SELECT s.id, s.key, s.name, c.standby_w, coalesce(c.standby_nights, 0),
