@@ -539,3 +539,51 @@ def test_an_upgraded_household_keeps_its_provider_and_its_own_night_hours(db: ps
     migrate(db, 300.0)
     chosen = db.execute("SELECT t.name FROM household_tariffs h JOIN tariffs t ON t.id = h.tariff_id").fetchall()
     assert chosen == [("EDF Tarif Bleu - Heures creuses",)]
+
+
+def test_the_legacy_night_flag_follows_the_tariff_version_in_force(client: TestClient, database_url: str) -> None:
+    """Readings are tagged night outside the default period of the version in force, when it has
+    windows; with a single-price version, by the household's night window as before. The household
+    is on Base (no windows) until 2026-01-31 and on a tariff with off-peak 23:00-07:00 from
+    2026-02-01; its legacy night window is 22:00-06:00.
+
+    Base, 31 January: 22:30 and 23:30 night (the legacy window).
+    Own hours from 1 February (local midnight): 06:30 night (off-peak), 07:30 day, 22:30 day (peak,
+    though inside the legacy window), 23:30 night; the same on the 2nd and 3rd."""
+    from citizenwatt_common.contract import Reading
+    from citizenwatt_common.store import load_household, store_readings
+
+    own_tariff(
+        client,
+        "Late nights",
+        [
+            {
+                "valid_from": "2026-02-01",
+                "periods": {"peak": 0.25, "offpeak": 0.15},
+                "default_period": "peak",
+                "windows": [{"start": "23:00", "end": "07:00", "period": "offpeak"}],
+            }
+        ],
+        since="2026-02-01",
+    )
+    times = [at(f"{day}T{hhmm}") for day in ("2026-01-31", "2026-02-01", "2026-02-02") for hhmm in ("22:30", "23:30")]
+    times += [at(f"{day}T{hhmm}") for day in ("2026-02-01", "2026-02-03") for hhmm in ("06:30", "07:30")]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE household SET night_start_minute = 1320, night_end_minute = 360")
+        with conn.transaction():
+            readings = [Reading(sensor="house", kind="simulator", ts=ts, power=100.0) for ts in times]
+            store_readings(conn, readings, load_household(conn, with_plan=True), PARIS)
+        rows = conn.execute("SELECT extract(epoch FROM ts)::float8, night_rate FROM readings ORDER BY ts").fetchall()
+    flags = {datetime.fromtimestamp(ts, PARIS).strftime("%m-%d %H:%M"): night for ts, night in rows}
+    assert flags == {
+        "01-31 22:30": True,  # Base: the legacy window
+        "01-31 23:30": True,
+        "02-01 06:30": True,  # the own hours from local midnight: off-peak until 07:00
+        "02-01 07:30": False,
+        "02-01 22:30": False,
+        "02-01 23:30": True,
+        "02-02 22:30": False,
+        "02-02 23:30": True,
+        "02-03 06:30": True,
+        "02-03 07:30": False,
+    }

@@ -12,6 +12,7 @@ import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
@@ -21,6 +22,8 @@ from psycopg import sql
 from .contract import Reading
 from .energy import HOUR_SECONDS, Energy, Sample, bucket_start, chain_delta
 from .night import NightWindow, night_flag
+from .tariff_store import PLAN_JSON_COLUMNS, plan_from_json
+from .tariffs import Plan
 
 _SENSOR_LOCK_CLASS: Final = 0x4357  # first key of pg_advisory_xact_lock(int, int)
 # Changed samples further apart than this are handled as separate stretches, so one late reading
@@ -35,16 +38,33 @@ class Household:
     night_window: NightWindow | None
     max_gap_seconds: float
     provider_id: int | None
+    plan: Plan | None = None  # the dated tariffs, when asked for (the readings' night flag)
+
+    def night(self, ts: float, zone: ZoneInfo) -> bool:
+        """The legacy day/night flag of a reading: outside the default period of the tariff version
+        in force when that version has time-of-use windows (so legacy clients see the tariff's own
+        hours), else the household's night window (a single-price tariff has no hours of its own)."""
+        if self.plan is None:
+            return night_flag(self.night_window, ts, zone)
+        local = datetime.fromtimestamp(ts, zone)
+        minute = local.hour * 60 + local.minute
+        version = self.plan.on(local.date())[1]
+        if version.windows:
+            return version.period_at(minute) != version.default_period
+        return self.night_window is not None and self.night_window.contains_minute(minute)
 
 
-def load_household(conn: Conn) -> Household:
+def load_household(conn: Conn, with_plan: bool = False) -> Household:
+    """The household row; ``with_plan``: also its dated tariffs, read by the same statement."""
+    plan_columns = f", {PLAN_JSON_COLUMNS}" if with_plan else ""
     row = conn.execute(
-        "SELECT night_start_minute, night_end_minute, max_gap_seconds, provider_id FROM household"
+        f"SELECT night_start_minute, night_end_minute, max_gap_seconds, provider_id{plan_columns} FROM household"
     ).fetchone()
     if row is None:
         raise RuntimeError("household settings row missing: run the schema migration first")
     window = NightWindow(row[0], row[1]) if row[0] is not None else None
-    return Household(night_window=window, max_gap_seconds=float(row[2]), provider_id=row[3])
+    plan = plan_from_json(row[4], row[5]) if with_plan else None
+    return Household(night_window=window, max_gap_seconds=float(row[2]), provider_id=row[3], plan=plan)
 
 
 def register_sensors(conn: Conn, readings: Iterable[Reading]) -> dict[str, int]:
@@ -91,7 +111,6 @@ def store_readings(conn: Conn, readings: Sequence[Reading], household: Household
         return StoreResult(0, 0)
     ids = register_sensors(conn, readings)
     _lock_sensors(conn, ids.values())
-    window = household.night_window
     # The batch travels as one JSON text that the server takes apart: psycopg would convert eleven
     # arrays element by element in Python, the largest cost of a batch on the aggregator's side.
     # Exact: json writes each float's shortest round-trip form, which float8 reads back bit for bit.
@@ -101,7 +120,7 @@ def store_readings(conn: Conn, readings: Sequence[Reading], household: Household
                 ids[r.sensor],
                 r.ts,
                 r.power,
-                night_flag(window, r.ts, zone),
+                household.night(r.ts, zone),
                 r.voltage,
                 r.current,
                 r.battery,

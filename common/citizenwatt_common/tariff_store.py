@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any, Final
 
@@ -37,12 +37,34 @@ def load_tariffs(conn: Conn) -> dict[int, Tariff]:
         " v.default_period, v.windows, v.export_euros_per_kwh"
         " FROM tariffs t JOIN tariff_versions v ON v.tariff_id = t.id ORDER BY t.id, v.valid_from"
     ).fetchall()
+    return _tariffs_of(rows)
+
+
+def _tariffs_of(rows: Sequence[Sequence[Any]]) -> dict[int, Tariff]:
     versions: dict[int, list[Version]] = {}
     heads: dict[int, tuple[str, str, bool]] = {}
     for tariff_id, name, kind, builtin, *version in rows:
         heads[int(tariff_id)] = (str(name), str(kind), bool(builtin))
         versions.setdefault(int(tariff_id), []).append(_version(tuple(version)))
     return {i: Tariff(i, *heads[i], tuple(versions[i])) for i in heads}
+
+
+# The household's tariffs and choices as two JSON columns, for a statement that reads the household
+# row anyway (the aggregator's batch: no extra round trip).
+PLAN_JSON_COLUMNS: Final = """
+    (SELECT json_agg(json_build_array(valid_from, tariff_id) ORDER BY valid_from) FROM household_tariffs),
+    (SELECT json_agg(json_build_array(t.id, t.name, t.kind, t.builtin, v.valid_from,
+                                      v.subscription_euros_per_month::text, v.periods, v.default_period,
+                                      v.windows, v.export_euros_per_kwh::text) ORDER BY t.id, v.valid_from)
+     FROM tariffs t JOIN tariff_versions v ON v.tariff_id = t.id)"""
+
+
+def plan_from_json(choices: list[list[Any]] | None, versions: list[list[Any]] | None) -> Plan | None:
+    """The plan from PLAN_JSON_COLUMNS; None before migration 7's rows exist."""
+    if not choices or not versions:
+        return None
+    rows = [(i, name, kind, builtin, date.fromisoformat(day), *rest) for i, name, kind, builtin, day, *rest in versions]
+    return Plan(_tariffs_of(rows), tuple(Choice(date.fromisoformat(day), int(i)) for day, i in choices))
 
 
 def load_choices(conn: Conn) -> tuple[Choice, ...]:

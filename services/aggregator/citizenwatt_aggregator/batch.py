@@ -71,7 +71,8 @@ def write_batch(conn: psycopg.Connection[Any], topics: Topics, batch: list[Incom
             if result.seq is not None:
                 outcome.kept_seqs.setdefault(result.sensor, []).append(result.seq)
     with conn.transaction():
-        household = load_household(conn)
+        # With its tariffs: each reading's legacy night flag follows the version in force.
+        household = load_household(conn, with_plan=True)
         stored = store_readings(conn, readings, household, zone)
         for day, colour in colours:
             if store_colour(conn, day, colour, "mqtt"):
