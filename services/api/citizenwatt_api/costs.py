@@ -82,15 +82,15 @@ class BucketCost:
         return sum((p.euros for p in self.parts.values()), Decimal(0)) - self.export_euros
 
 
-_MICRO_WH = Decimal("0.000001")
+_NANO_WH = Decimal("1e-9")
 
 
 def _wh(value: float) -> Decimal:
     # Rollups move by deltas, in floating point: dust around 0 must not price as a negative part,
     # and a kilowatt-hour summed as 999.9999999999998 Wh must price as 0.10, not 0.0999...98 (whose
-    # leading digit would make the rounding rule show a third decimal). A micro-watt-hour is far
-    # below any meter's resolution.
-    return Decimal(repr(max(value, 0.0))).quantize(_MICRO_WH)
+    # leading digit would make the rounding rule show a third decimal). Float dust is ~1e-13 Wh;
+    # a nano-watt-hour is far below any meter's resolution and above the dust.
+    return Decimal(repr(max(value, 0.0))).quantize(_NANO_WH)
 
 
 def bucket_costs(
