@@ -200,6 +200,21 @@ def test_a_tempo_day_runs_from_0600_to_0600() -> None:
         ("offpeak", "red", False, Decimal("0.1460"), 8.0),
         ("peak", "blue", True, Decimal("0.1494"), 6.0),
     ]
+    # A blue day after an unknown one: the same price, but only one is assumed, so a stretch at one
+    # price across the 06:00 edge stays two pieces. Off-peak 22:00-07:00 here: 22:00-06:00 belongs to
+    # the unknown 7th (8 h, assumed), 06:00-07:00 to the blue 8th (1 h, announced).
+    late = version(
+        "2025-08-01",
+        periods=TEMPO.versions[0].as_json()["periods"],
+        default_period="peak",
+        windows=[{"start": "22:00", "end": "07:00", "period": "offpeak"}],
+    )
+    tariff = Tariff(6, "Tempo, late mornings", "custom", False, (late,))
+    both = plan_of(tariff).pieces(at("2026-01-07T22:00"), at("2026-01-08T07:00"), PARIS, {date(2026, 1, 8): "blue"})
+    assert [(p.period, p.colour, p.colour_assumed, (p.hi - p.lo) / 3600) for p in both] == [
+        ("offpeak", "blue", True, 8.0),
+        ("offpeak", "blue", False, 1.0),
+    ]
     assert tempo_day_of(datetime(2026, 1, 9, 5, 59, tzinfo=PARIS)) == date(2026, 1, 8)
     assert tempo_day_of(datetime(2026, 1, 9, 6, 0, tzinfo=PARIS)) == date(2026, 1, 9)
 

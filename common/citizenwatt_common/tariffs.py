@@ -279,14 +279,15 @@ class Plan:
         for a, b in itertools.pairwise(edges):
             piece = self._piece_at(a, b, zone, colours)
             last = pieces[-1] if pieces else None
+            same_price = last is not None and last.version is piece.version and last.tariff is piece.tariff
             if (
                 last
-                and last.version is piece.version
-                and last.tariff is piece.tariff
-                and (last.period, last.colour)
+                and same_price
+                and (last.period, last.colour, last.colour_assumed)
                 == (
                     piece.period,
                     piece.colour,
+                    piece.colour_assumed,
                 )
             ):
                 pieces[-1] = Piece(last.lo, b, last.tariff, last.version, last.period, last.colour, last.colour_assumed)
