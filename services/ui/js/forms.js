@@ -28,3 +28,15 @@ export function wireForm(form, save, { onError } = {}) {
     }
   });
 }
+
+/** A new element: attributes by name ("text" sets its text; true is a bare attribute, false/null
+ * none), then its children. The settings forms are built with it. */
+export const el = (tag, attrs = {}, children = []) => {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (name === "text") node.textContent = value;
+    else if (value !== undefined && value !== null && value !== false) node.setAttribute(name, value === true ? "" : String(value));
+  }
+  node.append(...children);
+  return node;
+};

@@ -1,18 +1,9 @@
 // The form part that types one dated version of a tariff: valid from, subscription, a price per
 // time-of-use period (per Tempo colour for a Tempo tariff), the windows of the periods at minute
 // resolution, and the price of exported energy. Used for a new tariff and for a new version.
+import { el } from "./forms.js";
 import { t } from "./i18n.js";
 import { TEMPO_COLOURS, colourName, periodName } from "./tariffs.js";
-
-const el = (tag, attrs = {}, children = []) => {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attrs)) {
-    if (name === "text") node.textContent = value;
-    else if (value !== undefined && value !== null && value !== false) node.setAttribute(name, value === true ? "" : String(value));
-  }
-  node.append(...children);
-  return node;
-};
 
 const labelled = (text, input) => el("label", {}, [el("span", { text }), input]);
 

@@ -2,7 +2,7 @@
 // tariff, Tempo day colours), the off-peak hours, one's password, and the nRF24 sensor's key and address.
 import { api } from "../api.js";
 import { t } from "../i18n.js";
-import { wireForm } from "../forms.js";
+import { el, wireForm } from "../forms.js";
 import { todayIn } from "../charts.js";
 import { versionEditor } from "../tariff-editor.js";
 import {
@@ -13,16 +13,6 @@ const nextDay = (isoDate, steps = 1) => {
   const d = new Date(`${isoDate}T00:00:00Z`);
   d.setUTCDate(d.getUTCDate() + steps);
   return d.toISOString().slice(0, 10);
-};
-
-const el = (tag, attrs = {}, children = []) => {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attrs)) {
-    if (name === "text") node.textContent = value;
-    else if (value !== undefined && value !== null && value !== false) node.setAttribute(name, value === true ? "" : String(value));
-  }
-  node.append(...children);
-  return node;
 };
 
 export function mount(root, ctx) {
