@@ -5,7 +5,6 @@ colours from MQTT, the readings' legacy night flag)."""
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any, Final
@@ -14,7 +13,6 @@ import psycopg
 
 from .tariffs import COLOURS, Choice, Plan, Tariff, TariffError, Version, version_from_json
 
-log = logging.getLogger(__name__)
 Conn = psycopg.Connection[Any]
 TEMPO_SOURCES: Final = ("api", "mqtt")
 

@@ -8,14 +8,14 @@ versions too, so a household can enter a new regulated price before an update sh
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 import psycopg
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from citizenwatt_common.tariff_store import load_choices, load_colours, load_tariffs, store_colour, tempo_topic
+from citizenwatt_common.tariff_store import load_choices, load_tariffs, store_colour, tempo_topic
 from citizenwatt_common.tariffs import COLOURS, Tariff, TariffError, Version, Window, version_from_json
 
 from .auth import ApiError, User, admin_allowed_to_change, current_user
@@ -313,8 +313,3 @@ def put_tempo_day(
         topic = tempo_topic(request.app.state.settings.base_topic, day)
         delivered = publisher.publish_retained(topic, colour.encode())
     return TempoDay(day=day, colour=row[0], source=row[1], delivered=delivered)
-
-
-def colours_around(conn: Conn, first: date, last: date) -> dict[date, str]:
-    """Tempo colours for the days of [first, last], and the day before (its night runs to 06:00)."""
-    return load_colours(conn, first - timedelta(days=1), last)
