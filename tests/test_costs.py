@@ -587,3 +587,20 @@ def test_the_legacy_night_flag_follows_the_tariff_version_in_force(client: TestC
         "02-03 06:30": True,
         "02-03 07:30": False,
     }
+
+
+def test_buckets_in_another_zone_keep_the_household_hours(client: TestClient, database_url: str) -> None:
+    """The household is in Paris; a day asked for in UTC is cut at UTC midnights, but off-peak still
+    starts at 22:00 on the Paris wall clock. On the seeded Heures creuses, 600 W from 20:00 to 23:00
+    Paris time on 2026-01-15 (19:00-22:00 UTC): 1.2 kWh peak (20:00-22:00 Paris) and 0.6 kWh
+    off-peak (22:00-23:00 Paris), not 1.8 kWh peak as the UTC clock would say."""
+    hc = next(t for t in ok(client.get("/api/v2/tariffs"))["tariffs"] if t["kind"] == "hc")
+    body = {"tariff_id": hc["id"], "valid_from": "2000-01-01"}
+    ok(client.put("/api/v2/settings/tariff", json=body, headers=SAME_ORIGIN))
+    stretch(database_url, "2026-01-15T20:00", "2026-01-15T23:00", 600)
+    report = costs(client, start="2026-01-15", tz="UTC")
+    (day,) = report["buckets"]
+    assert report["timezone"] == "UTC" and day["start"] == "2026-01-15T00:00:00Z"
+    assert [(p["period"], p["kwh"]) for p in day["parts"]] == [("peak", approx(1.2)), ("offpeak", approx(0.6))]
+    energy = ok(client.get("/api/v2/energy", params={"start": "2026-01-15", "tz": "UTC"}))["buckets"][0]
+    assert energy["euros"] == approx(1.2 * 0.2081 + 0.6 * 0.1635)

@@ -253,11 +253,16 @@ def _bucket(span: tuple[datetime, datetime], costed: Costed) -> CompareBucket:
 
 
 def _energies(
-    conn: Conn, sensor_ids: list[int], spans: Sequence[tuple[datetime, datetime]], zone: ZoneInfo, max_gap: float
+    conn: Conn,
+    sensor_ids: list[int],
+    spans: Sequence[tuple[datetime, datetime]],
+    household_zone: ZoneInfo,
+    max_gap: float,
 ) -> list[Costed]:
     if not sensor_ids or not spans:
         return [(Energy(), None) for _ in spans]
-    costs = bucket_costs(conn, sensor_ids, spans, zone, max_gap, subscription=False)
+    # Tariff hours are read on the household's wall clock, whatever zone the spans were cut in.
+    costs = bucket_costs(conn, sensor_ids, spans, household_zone, max_gap, subscription=False)
     return [(c.energy, None if c.empty else float(c.energy_euros)) for c in costs]
 
 
@@ -383,14 +388,15 @@ def compare(
     except (OverflowError, ValueError):
         raise ApiError(400, "start reaches outside the calendar") from None
     max_gap = load_household(conn).max_gap_seconds
-    energies = _energies(conn, sensor_ids, spans, zone, max_gap)
+    energies = _energies(conn, sensor_ids, spans, request.app.state.settings.zone, max_gap)
     buckets = [_bucket(span, e) for span, e in zip(spans, energies, strict=True)]
     total = Energy()
     for energy, _ in energies:  # the buckets tile the period
         total += energy
     measured_euros = [euros for _, euros in energies if euros is not None]
     series = {
-        ref: _reference(conn, sensor_ids, buckets, moved, whole, zone, max_gap) for ref, (moved, whole) in plans.items()
+        ref: _reference(conn, sensor_ids, buckets, moved, whole, request.app.state.settings.zone, max_gap)
+        for ref, (moved, whole) in plans.items()
     }
     return CompareReport(
         sensor="all" if sensor == "all" else sensor_ids[0],
@@ -435,7 +441,7 @@ def by_sensor(
     sensors = []
     rows = conn.execute("SELECT id, key, name FROM sensors ORDER BY id").fetchall()
     for sensor_id, key, name in rows:
-        energies = _energies(conn, [int(sensor_id)], spans, zone, max_gap)
+        energies = _energies(conn, [int(sensor_id)], spans, request.app.state.settings.zone, max_gap)
         kwh = [_kwh(e) for e, _ in energies]
         measured = [v for v in kwh if v is not None]
         sensors.append(

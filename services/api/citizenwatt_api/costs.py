@@ -102,7 +102,11 @@ def bucket_costs(
     subscription: bool,
     plan: Plan | None = None,
 ) -> list[BucketCost]:
-    """Each bucket's energy and its cost, priced piece by piece (one database pass for all pieces)."""
+    """Each bucket's energy and its cost, priced piece by piece (one database pass for all pieces).
+
+    ``zone`` is the household's: tariff hours, version dates, Tempo days and the months the
+    subscription is prorated over are its wall clock and calendar, whatever zone the buckets
+    were cut in (the ``tz`` of a request)."""
     plan = plan or load_plan(conn)
     if not periods:
         return []
@@ -297,5 +301,5 @@ def costs(
     except (OverflowError, ValueError):
         raise ApiError(400, "start and count reach outside the calendar") from None
     max_gap = load_household(conn).max_gap_seconds
-    buckets = bucket_costs(conn, sensor_ids, periods, zone, max_gap, subscription)
+    buckets = bucket_costs(conn, sensor_ids, periods, request.app.state.settings.zone, max_gap, subscription)
     return cost_report(buckets, "all" if sensor == "all" else int(sensor), zone, bucket, subscription)

@@ -218,12 +218,16 @@ def _with_header(header: Sequence[str], rows: Iterable[Sequence[str]]) -> Iterat
 
 # -- energy per bucket --------------------------------------------------------------------------
 def _energy_rows(
-    pool: Pool, sensor_ids: list[int], periods: list[tuple[datetime, datetime]], max_gap: float, zone: ZoneInfo
+    pool: Pool,
+    sensor_ids: list[int],
+    periods: list[tuple[datetime, datetime]],
+    max_gap: float,
+    household_zone: ZoneInfo,
 ) -> Iterator[list[str]]:
     for first in range(0, len(periods), ENERGY_PAGE):
         page = periods[first : first + ENERGY_PAGE]
         with pool.connection() as conn:
-            costed = bucket_costs(conn, sensor_ids, page, zone, max_gap, subscription=True)
+            costed = bucket_costs(conn, sensor_ids, page, household_zone, max_gap, subscription=True)
         for cost in costed:
             a, b, energy = cost.start, cost.end, cost.energy
             subscription = _number(float(cost.subscription), 6)
@@ -274,7 +278,8 @@ def export_energy(
         raise ApiError(400, "start and count reach outside the calendar") from None
     sensor_ids = [sensor_id for sensor_id, _ in _sensors(conn, sensor)]
     max_gap = load_household(conn).max_gap_seconds
-    rows = _energy_rows(request.app.state.pool, sensor_ids, periods, max_gap, zone)
+    # Buckets in the zone asked for; tariff hours on the household's wall clock.
+    rows = _energy_rows(request.app.state.pool, sensor_ids, periods, max_gap, request.app.state.settings.zone)
     body = _csv_lines(_with_header(ENERGY_COLUMNS, rows), flush_every=ENERGY_PAGE)
     name = f"citizenwatt-energy-{sensor}-{bucket}-{start.isoformat()}-{count}.csv"
     return StreamingResponse(body, media_type="text/csv; charset=utf-8", headers=_attachment(name))

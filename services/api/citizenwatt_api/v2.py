@@ -179,7 +179,8 @@ def energy(
     # (import priced, export credited), no subscription: the figures /api/v2/costs shows.
     from .costs import bucket_costs  # costs builds on this module's calendar
 
-    costed = bucket_costs(conn, sensor_ids, periods, zone, max_gap, subscription=False)
+    household_zone = request.app.state.settings.zone  # tariff hours are the household's wall clock
+    costed = bucket_costs(conn, sensor_ids, periods, household_zone, max_gap, subscription=False)
     buckets = []
     for cost in costed:
         e, empty = cost.energy, cost.empty
