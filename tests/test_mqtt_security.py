@@ -176,8 +176,9 @@ def test_services_work_end_to_end_with_their_accounts(
 
 
 def test_tempo_colours_are_written_by_the_api_and_read_by_the_aggregator(secured: tuple[LocalMosquitto, Path]) -> None:
-    """The day's Tempo colour prices a whole day: only the api may announce it; the aggregator
-    (which stores it) and Home Assistant may read it; a collector may not forge one."""
+    """The day's Tempo colour prices a whole day: the api (a colour set in the page) and Home
+    Assistant (whose RTE Tempo integration knows tomorrow's) may announce it; the aggregator (which
+    stores it) reads it; a collector may not forge one."""
     broker, secrets = secured
     topic = "citizenwatt/_household/tempo/+"
     aggregator = MqttObserver(broker.url, topic, "aggregator", "_aggregator", secret(secrets, "_aggregator"))
@@ -185,11 +186,14 @@ def test_tempo_colours_are_written_by_the_api_and_read_by_the_aggregator(secured
     meter = MqttObserver(broker.url, "citizenwatt/meter1/set", "meter1", "meter1", secret(secrets, "meter1"))
     api = MqttObserver(broker.url, "citizenwatt/_api/none", "api", "_api", secret(secrets, "_api"))
     meter.publish("citizenwatt/_household/tempo/2026-01-08", b"red", retain=True)
-    home.publish("citizenwatt/_household/tempo/2026-01-08", b"red", retain=True)
-    # Each publish waits for the broker's PUBACK: once the api's is seen, the others were dropped.
+    home.publish("citizenwatt/_household/tempo/2026-01-09", b"blue", retain=True)
+    # Each publish waits for the broker's PUBACK: once the api's is seen, the others were handled.
     api.publish("citizenwatt/_household/tempo/2026-01-08", b"white", retain=True)
     for observer in (aggregator, home):
-        observer.wait_for(lambda ms: len(ms) >= 1)
-        assert [(t, p) for t, p, _ in observer.messages] == [("citizenwatt/_household/tempo/2026-01-08", b"white")]
+        observer.wait_for(lambda ms: len(ms) >= 2)
+        assert [(t, p) for t, p, _ in observer.messages] == [
+            ("citizenwatt/_household/tempo/2026-01-09", b"blue"),
+            ("citizenwatt/_household/tempo/2026-01-08", b"white"),
+        ]
     for client in (aggregator, home, meter, api):
         client.close()
