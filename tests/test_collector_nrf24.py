@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import queue
+import random
 import struct
 import threading
 import time
@@ -14,6 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from citizenwatt_common.collector import CollectorRuntime, DeviceUnavailable
+from citizenwatt_nrf24 import aes
 from citizenwatt_nrf24.decoder import PacketRejected, ReplayGuard, SensorPacket, decode_packet, decrypt_block, parse_key
 from citizenwatt_nrf24.service import receive_packets
 from citizenwatt_nrf24.settings import Nrf24Settings
@@ -48,6 +50,26 @@ def test_decryption_matches_the_fips_197_example() -> None:
     # FIPS-197 appendix C.1: key 00..0f, plaintext 00112233..ff -> ciphertext 69c4e0d8...c55a.
     ciphertext = bytes.fromhex("69c4e0d86a7b0430d8cdb78070b4c55a")
     assert decrypt_block(ciphertext, DEFAULT_KEY) == bytes.fromhex("00112233445566778899aabbccddeeff")
+
+
+def test_the_in_process_openssl_and_the_cryptography_package_decrypt_alike() -> None:
+    """The collector decrypts with the interpreter's own libcrypto (no `cryptography` import, 7 MB of
+    RSS); `cryptography` is the fallback. Both against FIPS-197 and against each other."""
+    openssl, fallback = aes._openssl_in_process(), aes._cryptography()
+    assert aes.backend_name() == "openssl"  # Debian's Python and this one both have it
+    ciphertext = bytes.fromhex("69c4e0d86a7b0430d8cdb78070b4c55a")
+    assert openssl(ciphertext, DEFAULT_KEY) == fallback(ciphertext, DEFAULT_KEY)
+    for seed in range(200):
+        key, block = random.Random(seed).randbytes(16), random.Random(-seed).randbytes(16)
+        assert openssl(block, key) == fallback(block, key) == decrypt(block, key)
+    for key, block in [(bytes(15), bytes(16)), (bytes(16), bytes(17)), (bytes(32), bytes(16))]:
+        with pytest.raises(ValueError, match="16-byte"):
+            aes.decrypt_block(block, key)
+
+
+def decrypt(block: bytes, key: bytes) -> bytes:
+    decryptor = Cipher(algorithms.AES(key), modes.ECB()).decryptor()  # noqa: S305
+    return decryptor.update(block) + decryptor.finalize()
 
 
 def test_a_packet_decodes_to_its_fields() -> None:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from citizenwatt_common.contract import Reading, Rejection, Topics, parse_reading
+from citizenwatt_common.contract import InvalidPayload, Nrf24Config, Reading, Rejection, Topics, parse_reading
 
 GOOD = {
     "v": 1,
@@ -92,3 +92,73 @@ def test_payload_round_trips_and_leaves_out_absent_fields() -> None:
         "ts": 1732400000.5,
         "power": 12.5,
     }
+
+
+def test_a_reading_checks_itself_when_built_in_code_too() -> None:
+    """Collectors build readings directly: the same checks as on the wire, every problem named."""
+    reading = Reading(sensor="s1", kind="awox", ts=1732400000, power=3, voltage=230, state=True)
+    assert (type(reading.ts), type(reading.power), type(reading.voltage)) == (float, float, float)
+    with pytest.raises(ValueError) as caught:
+        Reading(sensor="S 1", kind="toaster", ts=1.0, power=True, seq=-1, soc=101.0, state=1)  # type: ignore[arg-type]
+    assert str(caught.value).split("; ") == [
+        "sensor: expected an id matching [a-z0-9_-]{1,64}, got 'S 1'",
+        "kind: expected one of nrf24, ina219, acs712, awox, simulator, got 'toaster'",
+        "ts: 1.0 is before 2000-01-01 (a clock that was never set?)",
+        "power: expected a number, got bool",
+        "seq: expected a whole number 0..2^63-1, got -1",
+    ]  # at most five
+    with pytest.raises(ValueError, match="non-finite number nan"):
+        Reading(sensor="s1", kind="awox", ts=1732400000.0, power=float("nan"))
+    with pytest.raises(AttributeError):
+        reading.power = 5.0  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"v": True}, "v: expected schema version 1, got True"),
+        ({"v": 1.0}, "v: expected schema version 1, got 1.0"),
+        ({"seq": 1.0}, "seq: expected a whole number 0..2^63-1, got 1.0"),
+        ({"seq": 2**63}, "seq: expected a whole number"),
+        ({"state": 1}, "state: expected true or false, got 1"),
+        ({"voltage": None, "battery": 100.5}, "battery: 100.5 is outside 0..100"),
+        ({"energy": -1}, "energy: -1 is outside 0..1,000,000,000,000"),
+        ({"power": 1e400}, "power: non-finite number inf"),
+        ({"sensor": "ina219-solar\n"}, "sensor: expected an id"),
+    ],
+)
+def test_strict_types_and_bounds_on_the_wire(changes: dict[str, object], reason: str) -> None:
+    payload = json.dumps({**GOOD, **changes}).replace("Infinity", "1e400").encode()
+    result = parse_reading("ina219-solar", payload)
+    assert isinstance(result, Rejection) and reason in result.reason, result
+
+
+def test_missing_fields_are_listed_with_the_other_problems_and_unknown_fields_ignored() -> None:
+    result = parse_reading("kitchen", b'{"v": 1, "sensor": "kitchen", "power": "lots", "colour": "red"}')
+    assert result == Rejection("kind: missing, required; ts: missing, required; power: expected a number, got str")
+    result = parse_reading("ina219-solar", json.dumps({**GOOD, "colour": "red"}).encode())
+    assert isinstance(result, Reading) and json.loads(result.to_payload()) == GOOD
+    assert parse_reading("ina219-solar", json.dumps({**GOOD, "v": None}).encode()) == Rejection(
+        "v: expected schema version 1, got None"
+    )
+
+
+def test_the_nrf24_config_round_trips_and_refuses_what_the_collector_could_not_use() -> None:
+    config = Nrf24Config(aes_key=" 000102030405060708090a0b0c0d0e0f ", address=0xE056D446D0)
+    assert json.loads(config.to_payload()) == {
+        "v": 1,
+        "aes_key": "000102030405060708090a0b0c0d0e0f",
+        "address": 0xE056D446D0,
+    }
+    assert Nrf24Config.from_payload(config.to_payload()) == config and config.key == bytes(range(16))
+    for payload, reason in [
+        (b'{"aes_key": "00", "address": 1}', "aes_key: the AES key must be 32 hex digits"),
+        (b'{"aes_key": "000102030405060708090a0b0c0d0e0f", "address": 1099511627776}', "address: expected"),
+        (b'{"aes_key": "000102030405060708090a0b0c0d0e0f", "address": "5"}', "address: expected"),
+        (b'{"aes_key": "000102030405060708090a0b0c0d0e0f"}', "address: missing, required"),
+        (b'{"aes_key": "000102030405060708090a0b0c0d0e0f", "address": 1, "x": 0}', "x: unknown field"),
+        (b'{"v": 2, "aes_key": "000102030405060708090a0b0c0d0e0f", "address": 1}', "v: expected version 1"),
+        (b"not json", "payload is not JSON"),
+    ]:
+        with pytest.raises(InvalidPayload, match=reason):
+            Nrf24Config.from_payload(payload)

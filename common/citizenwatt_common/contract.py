@@ -2,17 +2,20 @@
 
 Home Assistant, Node-RED and users' scripts rely on these names and shapes, so every
 service builds and parses them here and nowhere else.
+
+Plain dataclasses that check themselves, not pydantic models: a collector imports this module,
+and pydantic (with the models built) was 10 MB of a collector's 30 MB budget (issue 11). The
+same classes validate what the aggregator receives, so there is one definition of a reading.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from typing import Any, Final, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 SCHEMA_VERSION: Final = 1
 SENSOR_ID_PATTERN: Final = r"[a-z0-9_-]{1,64}"
@@ -100,57 +103,220 @@ def parse_aes_key(text: str) -> bytes:
     raise ValueError("the AES key must be 32 hex digits or 16 numbers 0-255 joined by '-'")
 
 
-class Nrf24Config(BaseModel):
+class InvalidPayload(ValueError):
+    """What is wrong with a reading or a config, field by field (``"power: ..."; ...``)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems[:_MAX_PROBLEMS]))
+        self.problems = problems
+
+
+_MAX_PROBLEMS = 5
+
+
+def _type_name(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _number_problem(value: object, low: float, high: float) -> str | None:
+    """Why ``value`` is not a finite number in [low, high] (a bool is not a number), or None."""
+    kind = type(value)
+    if kind is not float and kind is not int:
+        return f"expected a number, got {_type_name(value)}"
+    if kind is float and not math.isfinite(value):  # type: ignore[arg-type]
+        return f"non-finite number {value}"
+    if not low <= value <= high:  # type: ignore[operator]
+        return f"{value} is outside {low:,.0f}..{high:,.0f}"
+    return None
+
+
+def _ts_problem(value: object) -> str | None:
+    problem = _number_problem(value, -math.inf, math.inf)
+    if problem is not None:
+        return problem
+    if value <= EARLIEST_TS:  # type: ignore[operator]
+        return f"{value} is before 2000-01-01 (a clock that was never set?)"
+    if value > time.time() + MAX_CLOCK_AHEAD_S:  # type: ignore[operator]
+        return "timestamp is more than a day in the future"
+    return None
+
+
+def _exact_problem(value: object, expected: object, what: str) -> str | None:
+    # type() too: True == 1 and 1.0 == 1, neither is the schema version 1.
+    if type(value) is type(expected) and value == expected:
+        return None
+    return f"expected {what}, got {value!r}"
+
+
+# Bounds of the optional numbers: (name, low, high).
+_OPTIONAL_NUMBERS: Final = (
+    ("voltage", -1_000.0, 1_000.0),  # V
+    ("current", -1_000.0, 1_000.0),  # A
+    ("battery", 0.0, 100.0),  # V
+    ("soc", 0.0, 100.0),  # %
+    ("energy", 0.0, 1e12),  # Wh, the device's own counter
+)
+_POWER_LIMIT: Final = 1_000_000.0  # W
+_SEQ_LIMIT: Final = 2**63 - 1
+
+
+# Not slots=True: the aggregator builds each received reading straight into its __dict__
+# (Reading._from_wire), 2 µs faster per message than the frozen __init__'s twelve setattr calls.
+@dataclass(frozen=True, kw_only=True)
+class Reading:
+    """One measurement, as published on ``<base>/<sensor_id>/reading`` (schema version 1).
+
+    Constructing one checks it (``InvalidPayload``, a ValueError, names every bad field): types are
+    strict (no text or bool where a number is due, no number where a bool is), numbers finite and
+    within bounds, ``ts`` after 2000 and at most a day ahead of this machine's clock. Whole numbers
+    given for the float fields are stored as floats.
+    """
+
+    v: int = SCHEMA_VERSION
+    sensor: str
+    kind: SensorKind
+    ts: float
+    power: float  # W
+    seq: int | None = None
+    voltage: float | None = None  # V
+    current: float | None = None  # A
+    battery: float | None = None  # V
+    soc: float | None = None  # %
+    energy: float | None = None  # Wh, device counter
+    state: bool | None = None
+
+    def __post_init__(self) -> None:
+        problems = _check_reading(self)
+        if problems:
+            raise InvalidPayload(problems)
+
+    @classmethod
+    def _from_wire(cls, values: dict[str, Any]) -> Reading:
+        """A reading from decoded JSON holding every required field and no unknown one (parse_reading's
+        fast path): the same checks as the constructor, without its per-field setattr calls."""
+        reading = object.__new__(cls)
+        fields_of = reading.__dict__
+        fields_of.update(_DEFAULTS)
+        fields_of.update(values)
+        problems = _check_reading(reading)
+        if problems:
+            raise InvalidPayload(problems)
+        return reading
+
+    def to_payload(self) -> bytes:
+        """Compact JSON with the fields that are set, in the documented order."""
+        values = {name: getattr(self, name) for name in _FIELD_NAMES}
+        return json.dumps({k: v for k, v in values.items() if v is not None}, separators=(",", ":")).encode()
+
+
+_FIELD_NAMES: Final = tuple(f.name for f in fields(Reading))
+_DEFAULTS: Final = {f.name: f.default for f in fields(Reading) if f.default is not MISSING}
+_REQUIRED_ON_WIRE: Final = frozenset(("v", "sensor", "kind", "ts", "power"))
+_KNOWN: Final = frozenset(_FIELD_NAMES)
+_KIND_SET: Final = frozenset(KINDS)
+
+
+def _check_reading(reading: Reading) -> list[str]:
+    """Every field's problem, in field order (empty when the reading is valid).
+
+    Also stores a whole number given for a float field (JSON's 42 for 42.0) as a float, so the
+    fields hold their declared types. The aggregator runs it on every message, hence the inline
+    fast tests of the common case (a float within bounds: NaN and infinities fail the chained
+    comparisons) before the helpers that word the problem.
+    """
+    values = reading.__dict__
+    problems = []
+    v = values["v"]
+    if type(v) is not int or v != SCHEMA_VERSION:
+        problems.append(f"v: {_exact_problem(v, SCHEMA_VERSION, 'schema version 1')}")
+    sensor = values["sensor"]
+    if type(sensor) is not str or not SENSOR_ID_RE.fullmatch(sensor):
+        problems.append(f"sensor: expected an id matching {SENSOR_ID_PATTERN}, got {sensor!r}")
+    kind = values["kind"]
+    if type(kind) is not str or kind not in _KIND_SET:
+        problems.append(f"kind: expected one of {', '.join(KINDS)}, got {kind!r}")
+    ts = values["ts"]
+    if not (type(ts) is float and EARLIEST_TS < ts <= time.time() + MAX_CLOCK_AHEAD_S):
+        if (problem := _ts_problem(ts)) is not None:
+            problems.append(f"ts: {problem}")
+        elif type(ts) is int:
+            values["ts"] = float(ts)
+    power = values["power"]
+    if not (type(power) is float and -_POWER_LIMIT <= power <= _POWER_LIMIT):
+        if (problem := _number_problem(power, -_POWER_LIMIT, _POWER_LIMIT)) is not None:
+            problems.append(f"power: {problem}")
+        elif type(power) is int:
+            values["power"] = float(power)
+    seq = values["seq"]
+    if seq is not None and (type(seq) is not int or not 0 <= seq <= _SEQ_LIMIT):
+        problems.append(f"seq: expected a whole number 0..2^63-1, got {seq!r}")
+    for name, low, high in _OPTIONAL_NUMBERS:
+        value = values[name]
+        if value is None or (type(value) is float and low <= value <= high):
+            continue
+        if (problem := _number_problem(value, low, high)) is not None:
+            problems.append(f"{name}: {problem}")
+        elif type(value) is int:
+            values[name] = float(value)
+    state = values["state"]
+    if state is not None and type(state) is not bool:
+        problems.append(f"state: expected true or false, got {state!r}")
+    return problems
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Nrf24Config:
     """The payload retained on ``<base>/<sensor_id>/config`` for an nRF24 collector.
 
     The api publishes it when the household saves the radio settings; the collector applies it
-    over its environment defaults, so a new sensor key needs no container restart.
+    over its environment defaults, so a new sensor key needs no container restart. Constructing
+    one checks it (``InvalidPayload``); the key is kept as given, without surrounding blanks.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    v: int = 1
+    aes_key: str  # 32 hex digits or 16 numbers 0-255 joined by '-'
+    address: int  # the 40-bit pipe address the sensor writes to
 
-    v: Literal[1] = 1
-    aes_key: str = Field(description="32 hex digits or 16 numbers 0-255 joined by '-'")
-    address: int = Field(ge=0, lt=2**40, description="the 40-bit pipe address the sensor writes to")
-
-    @field_validator("aes_key")
-    @classmethod
-    def _valid_key(cls, text: str) -> str:
-        parse_aes_key(text)
-        return text.strip()
+    def __post_init__(self) -> None:
+        problems = []
+        if (problem := _exact_problem(self.v, 1, "version 1")) is not None:
+            problems.append(f"v: {problem}")
+        if type(self.aes_key) is not str:
+            problems.append(f"aes_key: expected text, got {_type_name(self.aes_key)}")
+        else:
+            try:
+                parse_aes_key(self.aes_key)
+            except ValueError as exc:
+                problems.append(f"aes_key: {exc}")
+            object.__setattr__(self, "aes_key", self.aes_key.strip())
+        if type(self.address) is not int or not 0 <= self.address < 2**40:
+            problems.append(f"address: expected a whole number 0..2^40-1, got {self.address!r}")
+        if problems:
+            raise InvalidPayload(problems)
 
     @property
     def key(self) -> bytes:
         return parse_aes_key(self.aes_key)
 
-
-class Reading(BaseModel):
-    """One measurement, as published on ``<base>/<sensor_id>/reading`` (schema version 1)."""
-
-    model_config = ConfigDict(strict=True, extra="ignore", allow_inf_nan=False, frozen=True)
-
-    v: Literal[1] = SCHEMA_VERSION
-    sensor: str = Field(pattern=f"^{SENSOR_ID_PATTERN}$")
-    kind: SensorKind
-    ts: float = Field(gt=EARLIEST_TS)
-    power: float = Field(ge=-1_000_000, le=1_000_000, description="W")
-    seq: int | None = Field(default=None, ge=0, lt=2**63)
-    voltage: float | None = Field(default=None, ge=-1_000, le=1_000, description="V")
-    current: float | None = Field(default=None, ge=-1_000, le=1_000, description="A")
-    battery: float | None = Field(default=None, ge=0, le=100, description="V")
-    soc: float | None = Field(default=None, ge=0, le=100, description="%")
-    energy: float | None = Field(default=None, ge=0, le=1e12, description="Wh, device counter")
-    state: bool | None = None
-
-    @field_validator("ts")
-    @classmethod
-    def _not_in_the_future(cls, ts: float) -> float:
-        if ts > time.time() + MAX_CLOCK_AHEAD_S:
-            raise ValueError("timestamp is more than a day in the future")
-        return ts
-
     def to_payload(self) -> bytes:
-        return self.model_dump_json(exclude_none=True).encode()
+        return json.dumps(
+            {"v": self.v, "aes_key": self.aes_key, "address": self.address}, separators=(",", ":")
+        ).encode()
+
+    @classmethod
+    def from_payload(cls, payload: bytes) -> Nrf24Config:
+        """Parse a retained config message; ``InvalidPayload`` says what is wrong (unknown fields too)."""
+        try:
+            raw: Any = _DECODER.decode(payload.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise InvalidPayload([f"payload is not JSON: {exc}"]) from None
+        if not isinstance(raw, dict):
+            raise InvalidPayload([f"payload is JSON {type(raw).__name__}, not an object"])
+        problems = [f"{name}: unknown field" for name in raw if name not in ("v", "aes_key", "address")]
+        problems += [f"{name}: missing, required" for name in ("aes_key", "address") if name not in raw]
+        if problems:
+            raise InvalidPayload(problems)
+        return cls(**raw)
 
 
 @dataclass(frozen=True)
@@ -179,18 +345,40 @@ def parse_reading(topic_sensor: str | None, payload: bytes) -> Reading | Rejecti
         raw: Any = _DECODER.decode(text)
     except (ValueError, RecursionError) as exc:
         return Rejection(f"payload is not JSON: {exc}")
-    if not isinstance(raw, dict):
+    if type(raw) is not dict:
         return Rejection(f"payload is JSON {type(raw).__name__}, not an object")
-    if "v" not in raw:
-        # The model defaults v for readings built in code; on the wire it is required.
-        return Rejection("v: Field required (schema version)")
+    keys = raw.keys()
+    if not keys <= _KNOWN:
+        # Unknown fields are ignored (a newer collector may add some); only known ones are checked.
+        raw = {name: value for name, value in raw.items() if name in _KNOWN}
+        keys = raw.keys()
+    if not keys >= _REQUIRED_ON_WIRE:
+        return Rejection(_missing_fields(raw))
     try:
-        reading = Reading.model_validate(raw)
-    except ValidationError as exc:
-        return Rejection(_describe(exc))
+        reading = Reading._from_wire(raw)
+    except InvalidPayload as exc:
+        return Rejection(str(exc))
     if reading.sensor != topic_sensor:
         return Rejection(f"payload sensor {reading.sensor!r} does not match topic sensor {topic_sensor!r}")
     return reading
+
+
+def _missing_fields(raw: dict[str, Any]) -> str:
+    """The reason for a payload lacking required fields, with what is wrong in the others too."""
+    # "v" is required on the wire although readings built in code default it.
+    problems = [
+        f"{name}: missing, required" + (" (schema version)" if name == "v" else "")
+        for name in _FIELD_NAMES
+        if name in _REQUIRED_ON_WIRE and name not in raw
+    ]
+    # Check the fields that are there with stand-ins for the missing ones, which are valid by
+    # construction, so the reason lists every problem at once.
+    stand_in: dict[str, Any] = {"v": 1, "sensor": "x", "kind": KINDS[0], "ts": time.time(), "power": 0.0}
+    try:
+        Reading(**{**{k: v for k, v in stand_in.items() if k not in raw}, **raw})
+    except InvalidPayload as exc:
+        problems += exc.problems
+    return "; ".join(problems[:_MAX_PROBLEMS])
 
 
 def _refuse_constant(name: str) -> float:
@@ -199,11 +387,3 @@ def _refuse_constant(name: str) -> float:
 
 # One decoder for every message: json.loads with an option builds a new one per call.
 _DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
-
-
-def _describe(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors(include_url=False)[:5]:
-        where = ".".join(str(p) for p in err["loc"]) or "payload"
-        parts.append(f"{where}: {err['msg']}")
-    return "; ".join(parts)

@@ -3,19 +3,38 @@
 from __future__ import annotations
 
 import ssl
+from typing import Protocol
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from .settings import MqttSettings
+
+class MqttOptions(Protocol):
+    """What a client needs of a service's settings: settings.MqttSettings (pydantic, aggregator and api)
+    or envsettings.MqttEnvSettings (the collectors) alike."""
+
+    @property
+    def mqtt_url(self) -> str: ...
+    @property
+    def mqtt_username(self) -> str | None: ...
+    @property
+    def base_topic(self) -> str: ...
+    @property
+    def mqtt_host(self) -> str: ...
+    @property
+    def mqtt_port(self) -> int: ...
+    @property
+    def mqtt_tls(self) -> bool: ...
+    def mqtt_secret(self) -> str | None: ...
+
 
 RECONNECT_MIN_S = 1
 RECONNECT_MAX_S = 60
 
 
-def make_client(settings: MqttSettings, client_id: str, *, manual_ack: bool = False) -> paho.Client:
+def make_client(settings: MqttOptions, client_id: str, *, manual_ack: bool = False) -> paho.Client:
     client = paho.Client(
         CallbackAPIVersion.VERSION2,
         client_id=client_id,

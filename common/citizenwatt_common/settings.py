@@ -1,28 +1,21 @@
-"""Settings read from environment variables (``CW_*``), shared by every service.
+"""Settings read from environment variables (``CW_*``) on pydantic, for the aggregator and the api.
 
-Each service composes the groups it needs, so a variable means the same thing everywhere.
+Each service composes the groups it needs, so a variable means the same thing everywhere. The
+collectors read theirs without pydantic (envsettings.py), the MQTT group included.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any, Self
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-ENV_PREFIX = "CW_"
+# The collectors read the same variables without pydantic (envsettings.py): one way to read them.
+from .envsettings import ENV_PREFIX, check_mqtt_url, environment_values
 
-
-def environment_values(names: Any) -> dict[str, str]:
-    """``CW_<NAME>`` variables (the name in any case, as pydantic-settings read them) for these fields."""
-    found = {
-        key[len(ENV_PREFIX) :].lower(): value
-        for key, value in os.environ.items()
-        if key[: len(ENV_PREFIX)].upper() == ENV_PREFIX
-    }
-    return {name: found[name] for name in names if name in found}
+__all__ = ["ENV_PREFIX", "CommonSettings", "DatabaseSettings", "MqttSettings", "environment_values"]
 
 
 class CommonSettings(BaseModel):
@@ -64,9 +57,7 @@ class MqttSettings(CommonSettings):
     @field_validator("mqtt_url")
     @classmethod
     def _check_url(cls, url: str) -> str:
-        parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ValueError("CW_MQTT_URL must look like mqtt://host:1883 or mqtts://host:8883")
+        check_mqtt_url(url)
         return url
 
     def mqtt_secret(self) -> str | None:

@@ -26,8 +26,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.reasoncodes import ReasonCode
 
 from ..contract import STATUS_OFFLINE, STATUS_ONLINE, Reading, Topics
-from ..mqtt import make_client
-from ..settings import MqttSettings
+from ..mqtt import MqttOptions, make_client
 from .outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -53,7 +52,7 @@ class PublisherStats:
 class ReadingPublisher:
     def __init__(
         self,
-        settings: MqttSettings,
+        settings: MqttOptions,
         sensor_id: str,
         *,
         buffer_size: int = 100_000,

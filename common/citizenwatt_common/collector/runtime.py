@@ -8,31 +8,25 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
 from types import FrameType
-from typing import Any
-
-from pydantic import Field
+from typing import Any, TypeVar
 
 from ..backoff import Backoff
-from ..contract import SENSOR_ID_PATTERN, Reading
+from ..contract import Reading
+from ..envsettings import SettingsError
 from ..logs import setup_logging
-from ..settings import MqttSettings
 from .outbox import newest_seq_in
 from .publisher import ReadingPublisher
+from .settings import CollectorSettings
+
+__all__ = ["CollectorRuntime", "CollectorSettings", "DeviceUnavailable", "main_for", "settings_or_exit"]
 
 log = logging.getLogger(__name__)
-
-
-class CollectorSettings(MqttSettings):
-    sensor_id: str = Field(pattern=f"^{SENSOR_ID_PATTERN}$", description="MQTT <sensor_id> of this collector")
-    period_seconds: float = Field(default=8.0, gt=0, le=3600, description="seconds between readings")
-    buffer_size: int = Field(default=100_000, ge=1, description="readings kept until confirmed stored")
-    outbox_path: str | None = Field(
-        default=None, description="outbox log (files <path>.0 and <path>.1) keeping unconfirmed readings (none: memory)"
-    )
+S = TypeVar("S", bound=CollectorSettings)
 
 
 class DeviceUnavailable(Exception):
@@ -135,8 +129,18 @@ class CollectorRuntime:
         signal.signal(signal.SIGINT, request_stop)
 
 
+def settings_or_exit(kind: str, settings_type: type[S]) -> S:
+    """The collector's settings from its environment; an invalid one ends the process with a message
+    naming each variable at fault (exit status 2), not a traceback."""
+    try:
+        return settings_type.from_environment()
+    except SettingsError as exc:
+        print(f"citizenwatt_{kind}: invalid settings: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def main_for(kind: str, settings_type: type[CollectorSettings], work: Callable[[CollectorRuntime], None]) -> None:
     """The body of every collector's ``python -m citizenwatt_<kind>``."""
-    settings = settings_type.from_environment()
+    settings = settings_or_exit(kind, settings_type)
     setup_logging(settings.log_level)
     CollectorRuntime(settings, kind).run(work)

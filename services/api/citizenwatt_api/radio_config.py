@@ -76,9 +76,7 @@ class RadioConfigPublisher:
         self._connected.clear()
 
     def _send(self, sensor_key: str, config: Nrf24Config) -> paho.MQTTMessageInfo:
-        return self.client.publish(
-            self.topics.config(sensor_key), config.model_dump_json().encode(), qos=1, retain=True
-        )
+        return self.client.publish(self.topics.config(sensor_key), config.to_payload(), qos=1, retain=True)
 
     def publish(self, sensor_key: str, config: Nrf24Config) -> bool:
         """True once the broker has acknowledged it; False if it is down (sent on reconnection)."""

@@ -9,9 +9,9 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
 from citizenwatt_common.contract import parse_aes_key
+
+from .aes import decrypt_block
 
 PACKET_BYTES = 16
 _LAYOUT = struct.Struct("<hhhIih")
@@ -36,11 +36,7 @@ class PacketRejected:
 
 
 parse_key = parse_aes_key  # the key format belongs to the MQTT contract (the api validates it too)
-
-
-def decrypt_block(block: bytes, key: bytes) -> bytes:
-    decryptor = Cipher(algorithms.AES(key), modes.ECB()).decryptor()  # noqa: S305 (the sensor's format)
-    return decryptor.update(block) + decryptor.finalize()
+__all__ = ["PacketRejected", "ReplayGuard", "SensorPacket", "decode_packet", "decrypt_block", "parse_key"]
 
 
 def decode_packet(block: bytes, key: bytes, check_padding: bool = True) -> SensorPacket | PacketRejected:

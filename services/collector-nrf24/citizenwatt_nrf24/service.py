@@ -7,10 +7,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from pydantic import ValidationError
-
 from citizenwatt_common.collector import CollectorRuntime, DeviceUnavailable
-from citizenwatt_common.contract import Nrf24Config
+from citizenwatt_common.contract import InvalidPayload, Nrf24Config
 
 from .decoder import PacketRejected, ReplayGuard, decode_packet
 from .settings import Nrf24Settings
@@ -30,9 +28,9 @@ class ConfigMailbox:
 
     def deliver(self, payload: bytes) -> None:
         try:
-            config = Nrf24Config.model_validate_json(payload)
-        except ValidationError as exc:
-            log.error("ignoring a radio configuration that does not validate: %s", exc.errors()[0].get("msg"))
+            config = Nrf24Config.from_payload(payload)
+        except InvalidPayload as exc:
+            log.error("ignoring a radio configuration that does not validate: %s", exc)
             return
         with self._lock:
             self._pending = config
@@ -55,7 +53,7 @@ def receive_packets(runtime: CollectorRuntime, open_radio: Callable[[Nrf24Settin
             log.info("radio settings from the web page: address 0x%010X, new AES key", config.address)
             if config.address != settings.nrf24_address:
                 radio = None  # reopen the pipe on the new address
-            settings = settings.model_copy(update={"nrf24_aes_key": config.aes_key, "nrf24_address": config.address})
+            settings = settings.replace(nrf24_aes_key=config.aes_key, nrf24_address=config.address)
             key = config.key  # a wrong-key outage ends with the first packet that decodes
         if radio is None:
             try:
