@@ -424,7 +424,7 @@ def _wait_rows(url: str, sql: str, expected: int, timeout: float = 600) -> None:
 
 def main() -> None:
     """Every benchmark, or those named in CW_BENCH (comma-separated), in this order."""
-    from bench import ingest, memory, queries, sdcard
+    from bench import compose_memory, ingest, memory, queries, sdcard
 
     benches: dict[str, Any] = {
         "login": bench_legacy_form_login,
@@ -437,6 +437,7 @@ def main() -> None:
         "live": bench_live_latency,
         "sdcard": sdcard.run,
         "memory": memory.run,
+        "compose-memory": compose_memory.run,
     }
     chosen = [name.strip() for name in os.environ.get("CW_BENCH", ",".join(benches)).split(",") if name.strip()]
     unknown = [name for name in chosen if name not in benches]

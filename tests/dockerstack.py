@@ -144,3 +144,58 @@ class ComposeProject:
             check=False,
         )
         return state.stdout.strip() or "absent"
+
+
+TIMESCALEDB_IMAGE = "citizenwatt-test/timescaledb:2.28.3-pg15"
+OVERRIDE = REPO / "tests" / "compose" / "docker-compose.ci.yml"
+
+
+def build_base_images(daemon: DockerDaemon, context: Path) -> None:
+    """The images the stack's own build starts from, which this machine cannot pull: the
+    debian:bookworm-slim stand-in, and TimescaleDB 2.28.3 built from ../shared/vendor (in
+    ``context``, an empty folder). Raises DockerUnavailable when TimescaleDB cannot be built."""
+    subprocess.run(["bash", str(REPO / "tools" / "debian-base-image.sh")], env=daemon.env, check=True)
+    built = subprocess.run(["bash", str(REPO / "tools" / "build-timescaledb.sh")], capture_output=True, text=True)
+    if built.returncode != 0:
+        raise DockerUnavailable(f"TimescaleDB could not be built: {built.stderr[-2000:]}")
+    root = Path(built.stdout.strip()).parents[3]  # <root>/lib/postgresql/15/bin
+    (context / "lib").mkdir(parents=True)
+    (context / "extension").mkdir()
+    for library in (root / "lib/postgresql/15/lib").glob("timescaledb*.so"):
+        shutil.copy2(library, context / "lib")
+    for control in (root / "share/postgresql/15/extension").glob("timescaledb*"):
+        shutil.copy2(control, context / "extension")
+    for name in ("timescaledb.Dockerfile", "entrypoint.sh"):
+        shutil.copy2(REPO / "tests" / "compose" / name, context / name)
+    server_version = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Version}", "postgresql-server-dev-15"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    daemon.run(
+        "build",
+        "--network",
+        "host",
+        "-q",
+        "-t",
+        TIMESCALEDB_IMAGE,
+        "--build-arg",
+        f"POSTGRESQL_VERSION={server_version}",
+        "-f",
+        str(context / "timescaledb.Dockerfile"),
+        str(context),
+    )
+
+
+def wait_healthy(stack: ComposeProject, *services: str, timeout: float = 300) -> None:
+    """Until every service is "running healthy"; fails at once, with the logs, if one exited."""
+    deadline = time.monotonic() + timeout
+    while True:
+        states = {name: stack.health(name) for name in services}
+        broken = {name: state for name, state in states.items() if state.startswith(("exited", "dead"))}
+        if broken:
+            raise AssertionError(f"{broken}\n{stack('logs', '--tail', '80', check=False).stdout[-8000:]}")
+        if all(state == "running healthy" for state in states.values()):
+            return
+        if time.monotonic() > deadline:
+            logs = stack("logs", "--tail", "80", check=False).stdout[-8000:]
+            raise AssertionError(f"not healthy within {timeout:.0f} s: {states}\n{logs}")
+        time.sleep(1)

@@ -10,7 +10,6 @@ here asserts a duration.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -22,14 +21,20 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.dockerstack import REPO, ComposeProject, DockerDaemon, DockerUnavailable
+from tests.dockerstack import (
+    OVERRIDE,
+    REPO,
+    ComposeProject,
+    DockerDaemon,
+    DockerUnavailable,
+    build_base_images,
+    wait_healthy,
+)
 from tests.services import wait_until
 from tools.localstack import free_port
 
 pytestmark = pytest.mark.slow
 
-TIMESCALEDB_IMAGE = "citizenwatt-test/timescaledb:2.28.3-pg15"
-OVERRIDE = REPO / "tests" / "compose" / "docker-compose.ci.yml"
 HARDWARE_PROFILES = ("nrf24", "ina219", "acs712", "awox")
 BUILT_IMAGES = (
     "citizenwatt-mosquitto",
@@ -69,52 +74,6 @@ def _port_in_use(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _build_timescaledb_image(daemon: DockerDaemon, context: Path) -> None:
-    built = subprocess.run(["bash", str(REPO / "tools" / "build-timescaledb.sh")], capture_output=True, text=True)
-    if built.returncode != 0:
-        _required(f"TimescaleDB could not be built: {built.stderr[-2000:]}")
-    root = Path(built.stdout.strip()).parents[3]  # <root>/lib/postgresql/15/bin
-    (context / "lib").mkdir(parents=True)
-    (context / "extension").mkdir()
-    for library in (root / "lib/postgresql/15/lib").glob("timescaledb*.so"):
-        shutil.copy2(library, context / "lib")
-    for control in (root / "share/postgresql/15/extension").glob("timescaledb*"):
-        shutil.copy2(control, context / "extension")
-    for name in ("timescaledb.Dockerfile", "entrypoint.sh"):
-        shutil.copy2(REPO / "tests" / "compose" / name, context / name)
-    server_version = subprocess.run(
-        ["dpkg-query", "-W", "-f=${Version}", "postgresql-server-dev-15"], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    daemon.run(
-        "build",
-        "--network",
-        "host",
-        "-q",
-        "-t",
-        TIMESCALEDB_IMAGE,
-        "--build-arg",
-        f"POSTGRESQL_VERSION={server_version}",
-        "-f",
-        str(context / "timescaledb.Dockerfile"),
-        str(context),
-    )
-
-
-def _wait_healthy(stack: ComposeProject, *services: str, timeout: float = 300) -> None:
-    def all_healthy() -> bool:
-        states = {name: stack.health(name) for name in services}
-        broken = {name: state for name, state in states.items() if state.startswith(("exited", "dead"))}
-        if broken:
-            raise AssertionError(f"{broken}\n{stack('logs', '--tail', '60').stdout[-6000:]}")
-        return all(state == "running healthy" for state in states.values())
-
-    try:
-        wait_until(all_healthy, timeout=timeout, interval=1, message=f"{', '.join(services)} healthy")
-    except Exception:
-        print(stack("logs", "--tail", "80", check=False).stdout[-8000:])
-        raise
-
-
 def _sql(stack: ComposeProject, query: str) -> str:
     return stack(
         "exec", "-T", "timescaledb", "psql", "-U", "citizenwatt", "-d", "citizenwatt", "-tAc", query
@@ -143,8 +102,10 @@ def test_the_pi_stack_builds_starts_stores_survives_a_restart_and_a_restore(
     figures: list[str] = []
 
     started = time.monotonic()
-    subprocess.run(["bash", str(REPO / "tools" / "debian-base-image.sh")], env=daemon.env, check=True)
-    _build_timescaledb_image(daemon, tmp_path / "timescaledb-context")
+    try:
+        build_base_images(daemon, tmp_path / "timescaledb-context")
+    except DockerUnavailable as exc:
+        _required(str(exc))
     figures.append(f"base image + TimescaleDB test image: {time.monotonic() - started:.0f} s")
 
     name = f"cwtest{uuid.uuid4().hex[:8]}"
@@ -166,7 +127,7 @@ def test_the_pi_stack_builds_starts_stores_survives_a_restart_and_a_restore(
 
         started = time.monotonic()
         stack("up", "-d")
-        _wait_healthy(stack, "timescaledb", "aggregator", "api")
+        wait_healthy(stack, "timescaledb", "aggregator", "api")
         figures.append(f"up -d to healthy: {time.monotonic() - started:.0f} s")
         assert (
             _sql(stack, "SELECT count(*) FROM timescaledb_information.hypertables WHERE hypertable_name = 'readings'")
@@ -194,7 +155,7 @@ def test_the_pi_stack_builds_starts_stores_survives_a_restart_and_a_restore(
         last_before = _newest_id(stack)
         stack("stop")
         stack("up", "-d", "--build", "--force-recreate")
-        _wait_healthy(stack, "timescaledb", "aggregator", "api")
+        wait_healthy(stack, "timescaledb", "aggregator", "api")
         assert int(_sql(stack, f"SELECT count(*) FROM readings WHERE id <= {last_before}")) == stored_before
         wait_until(
             lambda: _newest_id(stack) > last_before, timeout=120, interval=1, message="readings after the restart"
@@ -216,12 +177,12 @@ def test_the_pi_stack_builds_starts_stores_survives_a_restart_and_a_restore(
         figures.append(f"backup of {backed_up} readings: {backup.stat().st_size / 1e3:.0f} kB")
         stack("down", "-v")
         stack("up", "-d")
-        _wait_healthy(stack, "timescaledb", "aggregator", "api")
+        wait_healthy(stack, "timescaledb", "aggregator", "api")
         with backup.open("rb") as dump:
             subprocess.run(
                 ["sh", str(REPO / "tools" / "restore-database.sh")], stdin=dump, env=scripts_env, cwd=REPO, check=True
             )
-        _wait_healthy(stack, "aggregator", "api")
+        wait_healthy(stack, "aggregator", "api")
         assert int(_sql(stack, f"SELECT count(*) FROM readings WHERE id <= {backed_up_last}")) == backed_up
         assert (
             _sql(stack, "SELECT count(*) FROM timescaledb_information.hypertables WHERE hypertable_name = 'readings'")
