@@ -67,6 +67,19 @@ def test_the_in_process_openssl_and_the_cryptography_package_decrypt_alike() -> 
             aes.decrypt_block(block, key)
 
 
+def test_a_backend_that_gets_the_known_answer_wrong_is_not_trusted() -> None:
+    # The self-check decrypts FIPS-197 C.1's ciphertext (69c4e0d8...c55a under key 00..0f) and wants
+    # 00112233..ff: both real backends give it; one that returns its input, or fails, does not.
+    assert aes.passes_known_answer(aes._openssl_in_process())
+    assert aes.passes_known_answer(aes._cryptography())
+    assert not aes.passes_known_answer(lambda block, key: block)
+
+    def failing(block: bytes, key: bytes) -> bytes:
+        raise RuntimeError("OpenSSL could not decrypt the block")
+
+    assert not aes.passes_known_answer(failing)
+
+
 def decrypt(block: bytes, key: bytes) -> bytes:
     decryptor = Cipher(algorithms.AES(key), modes.ECB()).decryptor()  # noqa: S305
     return decryptor.update(block) + decryptor.finalize()
