@@ -48,6 +48,16 @@ def test_every_python_image_has_a_pinned_requirements_file() -> None:
             assert packages and all(re.fullmatch(r"[A-Za-z0-9_.-]+==[^ ;]+", p) for p in packages), name
 
 
+def test_collector_images_hold_no_pydantic() -> None:
+    # A collector's contract and settings do without pydantic (its RAM budget is 30 MB), so its image
+    # does not carry it either: only the aggregator's and the api's pins may.
+    for image in ("simulator", "nrf24", "ina219", "acs712", "awox"):
+        pins = (REPO / "docker" / "requirements" / f"{image}.txt").read_text().lower()
+        assert "pydantic" not in pins, image
+    for image in ("aggregator", "api"):
+        assert "\npydantic==" in (REPO / "docker" / "requirements" / f"{image}.txt").read_text().lower(), image
+
+
 def test_every_pulled_image_has_a_pinned_tag() -> None:
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
     pulled = [spec["image"] for spec in compose["services"].values() if "build" not in spec]
