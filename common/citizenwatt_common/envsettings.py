@@ -238,23 +238,22 @@ def check_mqtt_url(url: str) -> None:
         raise ValueError("CW_MQTT_URL must look like mqtt://host:1883 or mqtts://host:8883")
 
 
-class MqttEnvSettings(EnvSettings):
-    """The broker settings (settings.MqttSettings' variables, for services without pydantic)."""
+class BrokerAddress:
+    """What both kinds of broker settings derive from their fields (this class's and
+    settings.MqttSettings): the password, and the host, port and TLS of ``mqtt_url``."""
 
-    mqtt_url: str = setting(
-        default="mqtt://localhost:1883", description="mqtt://host:port or mqtts://host:port", check=check_mqtt_url
-    )
-    mqtt_username: str | None = setting(default=None, description="broker account (none: anonymous)")
-    mqtt_password: str | None = setting(default=None, description="broker password", secret=True)
-    mqtt_password_file: str | None = setting(
-        default=None, description="file holding the broker password (generated secrets, docker secrets)"
-    )
-    base_topic: str = setting(default="citizenwatt", description="first level(s) of every topic")
+    if typing.TYPE_CHECKING:  # fields of the class this is mixed into (not fields here: pydantic)
+        mqtt_url: str
+        mqtt_password_file: str | None
+
+    def _mqtt_password_text(self) -> str | None:
+        raise NotImplementedError
 
     def mqtt_secret(self) -> str | None:
         """The broker password, from CW_MQTT_PASSWORD or else from CW_MQTT_PASSWORD_FILE."""
-        if self.mqtt_password is not None:
-            return self.mqtt_password
+        password = self._mqtt_password_text()
+        if password is not None:
+            return password
         if self.mqtt_password_file:
             with open(self.mqtt_password_file, encoding="utf-8") as handle:
                 return handle.read().strip()
@@ -272,3 +271,20 @@ class MqttEnvSettings(EnvSettings):
     @property
     def mqtt_tls(self) -> bool:
         return urlsplit(self.mqtt_url).scheme == "mqtts"
+
+
+class MqttEnvSettings(BrokerAddress, EnvSettings):
+    """The broker settings (settings.MqttSettings' variables, for services without pydantic)."""
+
+    mqtt_url: str = setting(
+        default="mqtt://localhost:1883", description="mqtt://host:port or mqtts://host:port", check=check_mqtt_url
+    )
+    mqtt_username: str | None = setting(default=None, description="broker account (none: anonymous)")
+    mqtt_password: str | None = setting(default=None, description="broker password", secret=True)
+    mqtt_password_file: str | None = setting(
+        default=None, description="file holding the broker password (generated secrets, docker secrets)"
+    )
+    base_topic: str = setting(default="citizenwatt", description="first level(s) of every topic")
+
+    def _mqtt_password_text(self) -> str | None:
+        return self.mqtt_password

@@ -7,13 +7,12 @@ collectors read theirs without pydantic (envsettings.py), the MQTT group include
 from __future__ import annotations
 
 from typing import Any, Self
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 # The collectors read the same variables without pydantic (envsettings.py): one way to read them.
-from .envsettings import ENV_PREFIX, check_mqtt_url, environment_values
+from .envsettings import ENV_PREFIX, BrokerAddress, check_mqtt_url, environment_values
 
 __all__ = ["ENV_PREFIX", "CommonSettings", "DatabaseSettings", "MqttSettings", "environment_values"]
 
@@ -45,7 +44,7 @@ class CommonSettings(BaseModel):
         return {**environment_values(cls.model_fields), **data}
 
 
-class MqttSettings(CommonSettings):
+class MqttSettings(BrokerAddress, CommonSettings):
     mqtt_url: str = Field(default="mqtt://localhost:1883", description="mqtt://host:port or mqtts://host:port")
     mqtt_username: str | None = Field(default=None, description="broker account (none: anonymous)")
     mqtt_password: SecretStr | None = Field(default=None, description="broker password")
@@ -60,27 +59,8 @@ class MqttSettings(CommonSettings):
         check_mqtt_url(url)
         return url
 
-    def mqtt_secret(self) -> str | None:
-        """The broker password, from CW_MQTT_PASSWORD or else from CW_MQTT_PASSWORD_FILE."""
-        if self.mqtt_password is not None:
-            return self.mqtt_password.get_secret_value()
-        if self.mqtt_password_file:
-            with open(self.mqtt_password_file, encoding="utf-8") as handle:
-                return handle.read().strip()
-        return None
-
-    @property
-    def mqtt_host(self) -> str:
-        return urlsplit(self.mqtt_url).hostname or "localhost"
-
-    @property
-    def mqtt_port(self) -> int:
-        parts = urlsplit(self.mqtt_url)
-        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
-
-    @property
-    def mqtt_tls(self) -> bool:
-        return urlsplit(self.mqtt_url).scheme == "mqtts"
+    def _mqtt_password_text(self) -> str | None:
+        return None if self.mqtt_password is None else self.mqtt_password.get_secret_value()
 
 
 class DatabaseSettings(CommonSettings):
