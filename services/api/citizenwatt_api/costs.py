@@ -166,11 +166,9 @@ class CostPart(BaseModel):
     shown: str
 
 
-class CostBucket(BaseModel):
-    start: datetime
-    end: datetime
-    import_kwh: float | None
-    export_kwh: float | None
+class CostTotals(BaseModel):
+    """What a bucket and the whole report both end with: their parts and totals, exact and shown."""
+
     parts: list[CostPart]
     subscription_euros: float
     subscription_shown: str
@@ -180,7 +178,14 @@ class CostBucket(BaseModel):
     shown: str
 
 
-class CostReport(BaseModel):
+class CostBucket(CostTotals):
+    start: datetime
+    end: datetime
+    import_kwh: float | None
+    export_kwh: float | None
+
+
+class CostReport(CostTotals):
     sensor: int | Literal["all"]
     timezone: str
     bucket: CostBucketKind
@@ -188,13 +193,6 @@ class CostReport(BaseModel):
     decimals: int
     subscription: bool
     buckets: list[CostBucket]
-    parts: list[CostPart]
-    subscription_euros: float
-    subscription_shown: str
-    export_euros: float
-    export_shown: str
-    euros: float
-    shown: str
 
 
 def _text(amount: Decimal) -> str:
