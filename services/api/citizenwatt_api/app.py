@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from citizenwatt_common.schema import connect_migrated
 
 from . import account, alerts, compare, costs, export, household, legacy, pages, tariffs, v2
-from .auth import LoginThrottle, create_user
+from .auth import ApiError, LoginThrottle, create_user
 from .db import open_pool
 from .passwords import VerifiedPasswords
 from .radio_config import RadioConfigPublisher
@@ -83,7 +83,12 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+        body: dict[str, Any] = {"error": exc.detail}
+        if isinstance(exc, ApiError):
+            body["code"] = exc.code
+            if exc.params:
+                body["params"] = exc.params
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -35,7 +35,36 @@ class User:
 
 
 class ApiError(HTTPException):
-    """An HTTP error rendered as the legacy JSON envelope ``{"error": ...}``."""
+    """An HTTP error rendered as the legacy JSON envelope ``{"error": ...}``, plus a stable ``code``
+    (and the ``params`` its message names) that the page translates: the English ``error`` text is
+    for scripts and logs, the code is the contract.
+    """
+
+    def __init__(
+        self,
+        status_code: int,
+        detail: str,
+        headers: dict[str, str] | None = None,
+        *,
+        code: str | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(status_code, detail, headers)
+        self.code = code or _DEFAULT_CODES.get(status_code, "error")
+        self.params = params or {}
+
+
+# What a status means when the raiser names nothing more precise.
+_DEFAULT_CODES = {
+    400: "invalid_parameters",
+    401: "authentication_required",
+    403: "forbidden",
+    404: "not_found",
+    409: "conflict",
+    413: "too_large",
+    429: "too_many_requests",
+    503: "unavailable",
+}
 
 
 def token_hash(token: str) -> bytes:
