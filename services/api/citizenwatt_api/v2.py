@@ -25,6 +25,7 @@ from citizenwatt_common.store import load_household
 
 from .auth import ApiError, User, current_user, current_user_for_stream
 from .db import get_conn
+from .errors import ErrorCode
 
 router = APIRouter(prefix="/api/v2", tags=["v2"])
 Conn = psycopg.Connection[Any]
@@ -123,7 +124,9 @@ def _zone(name: str | None, default: ZoneInfo) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ApiError(400, f"unknown time zone {name!r}") from None
+        raise ApiError(
+            400, f"unknown time zone {name!r}", code=ErrorCode.UNKNOWN_TIME_ZONE, params={"zone": name}
+        ) from None
 
 
 def calendar_buckets(first: date, bucket: Bucket, count: int, zone: ZoneInfo) -> list[tuple[datetime, datetime]]:
@@ -168,11 +171,11 @@ def energy(
         try:
             sensor_ids = [int(sensor)]
         except ValueError:
-            raise ApiError(400, "sensor must be an integer id or 'all'") from None
+            raise ApiError(400, "sensor must be an integer id or 'all'", code=ErrorCode.INVALID_SENSOR) from None
     try:
         periods = calendar_buckets(start, bucket, count, zone)
     except (OverflowError, ValueError):
-        raise ApiError(400, "start and count reach outside the calendar") from None
+        raise ApiError(400, "start and count reach outside the calendar", code=ErrorCode.OUTSIDE_CALENDAR) from None
     max_gap = load_household(conn).max_gap_seconds
     # Energy and euros from the tariff versions in force (costs.py): every bucket cut where the price
     # changes, all sensors and pieces summed by one database pass. Euros are the energy's cost
@@ -218,6 +221,10 @@ def energy(
 
 
 LIVE_WINDOW_SECONDS = 86_400
+# With no reading to send for this long, the stream sends a ``heartbeat`` event: the page's watchdog
+# reconnects when it hears nothing at all for a while (a frozen api, a dead proxy). An event and not
+# an SSE comment line, because EventSource never shows comments to the page.
+LIVE_HEARTBEAT_SECONDS = 3.0
 
 
 class LiveReading(BaseModel):
@@ -237,13 +244,13 @@ def readings(
 ) -> list[LiveReading]:
     """Raw readings since a time, oldest first: what the live graph starts from before the stream."""
     if not math.isfinite(since):
-        raise ApiError(400, "since must be a finite Unix time")
+        raise ApiError(400, "since must be a finite Unix time", code=ErrorCode.INVALID_SINCE)
     where, params = "r.ts >= to_timestamp(%s)", [since]
     if sensor != "all":
         try:
             params.append(int(sensor))
         except ValueError:
-            raise ApiError(400, "sensor must be an integer id or 'all'") from None
+            raise ApiError(400, "sensor must be an integer id or 'all'", code=ErrorCode.INVALID_SENSOR) from None
         where += " AND r.sensor_id = %s"
     rows = conn.execute(
         "SELECT * FROM (SELECT r.sensor_id, extract(epoch FROM r.ts)::float8 AS ts, r.power, r.night_rate"
@@ -260,7 +267,8 @@ def readings(
 )
 async def live(request: Request, user: User = Depends(current_user_for_stream)) -> StreamingResponse:
     """Server-sent events: one ``reading`` event per new reading of any sensor measured in the last
-    day, checked every second; the first event is the newest reading of that day."""
+    day, checked every second; the first event is the newest reading of that day. After
+    LIVE_HEARTBEAT_SECONDS without one, a ``heartbeat`` event (data: the server's Unix time)."""
     pool = request.app.state.pool
     # Both queries look only at readings measured in the last LIVE_WINDOW_SECONDS. Ids do not
     # follow time (a late reading gets a new id), so without a bound on time "id > last" reads
@@ -287,11 +295,16 @@ async def live(request: Request, user: User = Depends(current_user_for_stream)) 
     async def events() -> AsyncIterator[str]:
         last_id = max(0, await asyncio.to_thread(newest_id) - 1)  # start with the newest reading
         yield "retry: 2000\n\n"
+        quiet_since = time.monotonic()
         while not await request.is_disconnected():
             for rid, sensor_id, ts, power, night in await asyncio.to_thread(newest_since, last_id):
                 last_id = max(last_id, int(rid))
                 data = {"sensor": sensor_id, "ts": ts, "power": power, "rate": "night" if night else "day"}
                 yield f"event: reading\ndata: {json.dumps(data)}\n\n"
+                quiet_since = time.monotonic()
+            if time.monotonic() - quiet_since >= LIVE_HEARTBEAT_SECONDS:
+                yield f"event: heartbeat\ndata: {json.dumps({'now': time.time()})}\n\n"
+                quiet_since = time.monotonic()
             await asyncio.sleep(1.0)  # the stream's polling period on the server side, not a client loop
 
     return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
