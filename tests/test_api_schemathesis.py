@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -80,3 +81,128 @@ def test_no_route_answers_5xx(api_server: tuple[str, str]) -> None:
         no_server_error()
         checked += 1
     assert checked >= 20
+
+
+# Values a random generator seldom draws but a script or an attacker sends: subnormal, huge, signed
+# zero, non-finite, an integer past 64 bits, text past every limit, a lone surrogate (sent
+# percent-encoded as its WTF-8 bytes, which are not UTF-8).
+EXTREME_TEXT = [
+    "1e-320",
+    "5e-324",
+    "-0",
+    "1e308",
+    "1.8e308",
+    "-1.8e308",
+    "NaN",
+    "Infinity",
+    "-inf",
+    "18446744073709551616",
+    "-9223372036854775809",
+    "9" * 400,
+    "0x10",
+    "",
+    "%ED%A0%80",
+    "%00",
+]
+EXTREME_JSON = [
+    1e-320,
+    5e-324,
+    -0.0,
+    1e308,
+    float("inf"),
+    float("nan"),
+    2**64,
+    -(2**63) - 1,
+    "\ud800",
+    "\x00",
+    "a" * 20_000,
+]
+# A valid value for every path parameter, so an extreme value in one parameter reaches the code
+# behind the others' validation.
+VALID_PATH = {
+    "sensor": "1",
+    "sensor_id": "1",
+    "unit": "watts",
+    "t1": "0",
+    "t2": "1000",
+    "step": "100",
+    "id1": "1",
+    "id2": "2",
+    "timestamp": "1",
+    "value": "1",
+    "night_rate": "0",
+    "consumption": "1",
+    "tariff": "1",
+    "day": "2026-01-01",
+    "valid_from": "2026-01-01",
+    "tariff_id": "1",
+    "token_id": "1",
+}
+VALID_QUERY = {"since": "0", "start": "2026-01-01", "period": "day", "bucket": "day", "with": "previous"}
+
+
+def _send(base: str, token: str, method: str, path: str, query: dict[str, str], body: bytes | None) -> tuple[int, str]:
+    url = base + path + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "")
+    headers = {"Authorization": f"Bearer {token}"}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    request = urllib.request.Request(url, data=body, method=method.upper(), headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, ""
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()[:200].decode(errors="replace")
+
+
+def _path_with(template: str, values: dict[str, str]) -> str:
+    for name, value in values.items():
+        template = template.replace("{" + name + "}", value)
+    return template
+
+
+def _body_variants(schema: dict[str, Any], spec: dict[str, Any]) -> Iterator[bytes]:
+    """The operation's JSON body with one top-level field at a time set to each extreme value."""
+    ref = schema.get("$ref", "")
+    model = spec["components"]["schemas"][ref.rsplit("/", 1)[-1]] if ref else schema
+    fields = list(model.get("properties", {}))
+    for field in fields:
+        for value in EXTREME_JSON:
+            body = {name: "1" for name in fields} | {field: value}
+            yield json.dumps(body).encode()
+
+
+def test_extreme_values_in_every_parameter_never_answer_5xx(api_server: tuple[str, str]) -> None:
+    """Each path, query and top-level body field of every operation, one at a time, gets each
+    extreme value while the others stay valid: the answer is a 4xx (or a 2xx), never a 5xx."""
+    base, token = api_server
+    with urllib.request.urlopen(f"{base}/openapi.json", timeout=10) as response:
+        spec = json.loads(response.read())
+    failures: list[str] = []
+    sent = 0
+    for template, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            params = operation.get("parameters", [])
+            path_values = {p["name"]: VALID_PATH.get(p["name"], "1") for p in params if p["in"] == "path"}
+            query_values = {p["name"]: VALID_QUERY.get(p["name"], "1") for p in params if p["in"] == "query"}
+            targets = [(p["in"], p["name"]) for p in params if p["in"] in ("path", "query")]
+            for where, name in targets:
+                for raw in EXTREME_TEXT:
+                    value = raw if "%" in raw else urllib.parse.quote(raw, safe="")
+                    path = _path_with(template, path_values | ({name: value} if where == "path" else {}))
+                    query = query_values | ({name: value} if where == "query" else {})
+                    if where == "path" and not value:
+                        continue  # an empty path segment is another route, not this one
+                    status, text = _send(base, token, method, path, query, None)
+                    sent += 1
+                    if status >= 500:
+                        failures.append(f"{method.upper()} {path}?{query}: {status} {text}")
+            content = operation.get("requestBody", {}).get("content", {})
+            if "application/json" in content:
+                path = _path_with(template, path_values)
+                for body in _body_variants(content["application/json"]["schema"], spec):
+                    status, text = _send(base, token, method, path, query_values, body)
+                    sent += 1
+                    if status >= 500:
+                        failures.append(f"{method.upper()} {path} {body[:80]!r}: {status} {text}")
+    assert sent > 1000, sent
+    assert not failures, "\n".join(failures[:30])
