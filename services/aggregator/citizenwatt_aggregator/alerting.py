@@ -47,7 +47,6 @@ from citizenwatt_common.tariff_store import load_plan
 from citizenwatt_common.tariffs import TariffError
 
 from .settings import AggregatorSettings
-from .state import publish_alert_discovery
 
 log = logging.getLogger(__name__)
 
@@ -350,7 +349,6 @@ class AlertWatcher:
         self._conn: Conn | None = None
         self._memo = Memo()
         self._published: dict[str, str] = {}  # retained payload last sent per sensor
-        self._discovered: set[str] = set()  # sensors whose alert discovery went out on this connection
         self._published_generation = -1
 
     def start(self) -> None:
@@ -412,14 +410,11 @@ class AlertWatcher:
         generation = self._generation()
         if generation != self._published_generation:
             # A new broker connection: the broker may have lost retained messages (a crash before
-            # its snapshot), so every state and discovery goes out again.
+            # its snapshot), so every state goes out again. (Home Assistant discovery of the alert
+            # entities goes out with each sensor's other entities: discovery.py.)
             self._published = {}
-            self._discovered = set()
             self._published_generation = generation
         for report in reports:
-            if self.settings.ha_discovery and report.key not in self._discovered:
-                publish_alert_discovery(self._client, self._topics, report.key, self.settings.ha_discovery_prefix)
-                self._discovered.add(report.key)
             payload = json.dumps(alert_payload(report))
             if self._published.get(report.key) == payload:
                 continue

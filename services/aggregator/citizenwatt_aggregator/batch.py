@@ -48,6 +48,7 @@ def write_batch(conn: psycopg.Connection[Any], topics: Topics, batch: list[Incom
     """Validate and store a batch in one transaction; raises psycopg.Error if it did not commit."""
     outcome = BatchOutcome()
     readings: list[Reading] = []
+    carriers: list[Incoming] = []  # the message each reading came in
     rejections: list[tuple[Incoming, Rejection]] = []
     colours: list[tuple[date, str]] = []
     for message in batch:
@@ -67,6 +68,7 @@ def write_batch(conn: psycopg.Connection[Any], topics: Topics, batch: list[Incom
                 outcome.kept_seqs.setdefault(sensor, []).append(seq)
         else:
             readings.append(result)
+            carriers.append(message)
             outcome.sensors[result.sensor] = result
             if result.seq is not None:
                 outcome.kept_seqs.setdefault(result.sensor, []).append(result.seq)
@@ -77,6 +79,12 @@ def write_batch(conn: psycopg.Connection[Any], topics: Topics, batch: list[Incom
         for day, colour in colours:
             if store_colour(conn, day, colour, "mqtt"):
                 log.info("Tempo colour of %s: %s", day.isoformat(), colour)
+        for position in stored.conflicts:
+            reason = "another reading of this sensor, with other values, is stored at the same microsecond"
+            rejections.append((carriers[position], Rejection(reason)))
+        if stored.conflicts:  # the sensors' newest readings are the ones really kept
+            refused = set(stored.conflicts)
+            outcome.sensors = {r.sensor: r for i, r in enumerate(readings) if i not in refused}
         if rejections:
             with conn.cursor() as cur:
                 cur.executemany(

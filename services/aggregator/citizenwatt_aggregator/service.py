@@ -14,7 +14,6 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -32,8 +31,9 @@ from citizenwatt_common.tariff_store import tempo_topic_filter
 
 from .alerting import AlertWatcher
 from .batch import BatchOutcome, Incoming, seq_ranges, write_batch
+from .discovery import Announcer, DiscoveryContext, stored_facts
 from .settings import AggregatorSettings
-from .state import publish_discovery, publish_states
+from .state import publish_states
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,9 @@ class Aggregator:
         self.last_commit_at: float | None = None
         self._inbox: queue.SimpleQueue[Incoming] = queue.SimpleQueue()
         self._generation = 0
-        self._announced: set[str] = set()  # sensors whose Home Assistant discovery went out this run
+        # Set on paho's thread (a new connection, Home Assistant's birth message), acted on by the
+        # writer loop, which alone reads the database: announce every sensor's discovery again.
+        self._rediscover = threading.Event()
         self._conn: psycopg.Connection[Any] | None = None
         self.storage: StorageMode | None = None
         self._client = make_client(settings, settings.client_id, manual_ack=True)
@@ -66,6 +68,13 @@ class Aggregator:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
+        self._discovery = DiscoveryContext(
+            self.topics,
+            settings.ha_discovery_prefix,
+            settings.ha_support_url,
+            alerts=settings.alert_interval_seconds > 0,
+        )
+        self._announcer = Announcer(self._client, self._discovery)
 
     # -- MQTT (paho's thread) -----------------------------------------------------------------
     def _connect_properties(self) -> Properties:
@@ -81,14 +90,17 @@ class Aggregator:
             return
         self._generation += 1
         self.mqtt_connected = True
-        # A broker that crashed or lost power forgot retained messages newer than its last
-        # snapshot (taken hourly): announce every sensor again with its next batch.
-        self._announced = set()
         log.info("connected to %s (session present: %s)", self.settings.mqtt_url, flags.session_present)
         client.subscribe(self.topics.all_readings, qos=1)
         # Tempo day colours, retained: the broker hands over every announced day at each subscription.
         client.subscribe(tempo_topic_filter(self.topics.base), qos=1)
         client.publish(self.topics.service_status("aggregator"), STATUS_ONLINE, qos=1, retain=True)
+        if self.settings.ha_discovery:
+            # QoS 0, as Home Assistant sends it: nothing to acknowledge, nothing queued while away.
+            client.subscribe(self._discovery.ha_status_topic, qos=0)
+            # A broker that crashed or lost power forgot retained messages newer than its last
+            # snapshot (taken hourly): every sensor's discovery goes out again.
+            self._rediscover.set()
 
     def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any) -> None:
         self.mqtt_connected = False
@@ -96,6 +108,14 @@ class Aggregator:
             log.warning("lost the broker (%s); unacknowledged messages will be redelivered", reason)
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        if message.topic == self._discovery.ha_status_topic:
+            # Home Assistant (re)started: it may have lost its entities, or the broker the
+            # retained configs. Nothing to store; acknowledged at once should it come with QoS 1.
+            if bytes(message.payload).strip() == STATUS_ONLINE.encode():
+                self._rediscover.set()
+            if message.qos > 0:
+                client.ack(message.mid, message.qos)
+            return
         self._inbox.put(Incoming(message.topic, bytes(message.payload), message.mid, message.qos, self._generation))
 
     # -- database -----------------------------------------------------------------------------
@@ -182,6 +202,9 @@ class Aggregator:
             self._connection_or_wait()
             alerts.start()
             while not self.stop_event.is_set():
+                if self._rediscover.is_set():
+                    self._rediscover.clear()
+                    self._announce_everything()
                 batch = self._next_batch()
                 if not batch:
                     continue
@@ -191,7 +214,8 @@ class Aggregator:
                 self._acknowledge(batch)
                 self._confirm_to_collectors(outcome)
                 self._account(outcome)
-                self._announce_new_sensors(outcome.sensors)
+                if self.settings.ha_discovery:
+                    self._announcer.learn(outcome.sensors.values())
                 if outcome.sensors and self._conn is not None:
                     try:
                         # Each sensor's reading in the batch is stored (now or before): its
@@ -213,13 +237,17 @@ class Aggregator:
             payload = json.dumps({"seqs": seq_ranges(seqs)})
             self._client.publish(self.topics.committed(sensor), payload, qos=1)
 
-    def _announce_new_sensors(self, sensors: Iterable[str]) -> None:
-        if not self.settings.ha_discovery:
-            return
-        announced = self._announced  # on_connect may replace it meanwhile (paho's thread)
-        for sensor in sorted(set(sensors) - announced):
-            publish_discovery(self._client, self.topics, sensor, self.settings.ha_discovery_prefix)
-            announced.add(sensor)
+    def _announce_everything(self) -> None:
+        """Every sensor's discovery: those seen this run and those in the database (a sensor
+        silent now still has entities, its alert above all)."""
+        try:
+            stored = stored_facts(self._connection())
+        except psycopg.Error as exc:
+            # Those seen this run still go out; the others with their next reading.
+            log.warning("Home Assistant discovery from this run's sensors only: %s", str(exc).strip())
+            self._drop_connection()
+            stored = {}
+        self._announcer.announce_all(stored)
 
     def _connection_or_wait(self) -> None:
         backoff = Backoff(0.5, 30.0)

@@ -64,7 +64,15 @@ class AggregatorSettings(MqttSettings, DatabaseSettings, AlertSettings):
     )
     health_port: int = Field(default=8081, ge=0, le=65535, description="HTTP /healthz port (0: off)")
     ha_discovery: bool = Field(default=True, description="publish Home Assistant MQTT discovery for each sensor")
-    ha_discovery_prefix: str = Field(default="homeassistant", description="Home Assistant's discovery prefix")
+    ha_discovery_prefix: str = Field(
+        default="homeassistant",
+        pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$",
+        description="Home Assistant's discovery prefix (its birth message is read on <prefix>/status)",
+    )
+    ha_support_url: str = Field(
+        default="https://github.com/CitoyensCapteurs/CitizenWatt",
+        description="the support link Home Assistant shows as the discovery messages' origin",
+    )
     compress_after_days: int = Field(
         default=3,
         ge=0,
