@@ -136,3 +136,28 @@ def test_the_hourly_rollups_are_filled_from_the_quarter_hours_on_upgrade(
     row = db.execute("SELECT extract(epoch FROM bucket)::int8, day_wh + night_wh FROM energy_rollups_hourly").fetchall()
     assert [int(str(b)) for b, _ in row] == [B]
     assert float(str(row[0][1])) == pytest.approx((50_000 + 70_000) / 3600)
+
+
+def test_a_different_reading_in_the_same_microsecond_is_a_conflict_not_a_duplicate(
+    db: psycopg.Connection[tuple[object, ...]], database_url: str, compress: Compress
+) -> None:
+    """Timestamps are stored to the microsecond: B+700.0000001 and B+700.0000004 both round to
+    B+700.000000. The first (100 W) is kept; the second (150 W) differs and must be reported as a
+    conflict (position 1 of its batch), not counted as a harmless redelivery. A true redelivery of
+    the kept one (same values) is still a duplicate. Rollups stay the trace's: the 150 W never
+    entered them."""
+    with db.transaction():
+        household = load_household(db)
+        first = store_readings(
+            db, [Reading(sensor="meter", kind="simulator", ts=B + 700.0000001, power=100.0)], household, PARIS
+        )
+    assert (first.inserted, first.duplicates, first.conflicts) == (1, 0, ())
+    compress(database_url)
+    near = Reading(sensor="meter", kind="simulator", ts=B + 700.0000004, power=150.0)
+    again = Reading(sensor="meter", kind="simulator", ts=B + 700.0000001, power=100.0)
+    rest = [reading(o, p) for o, p in TRACE[1:]]
+    with db.transaction():
+        result = store_readings(db, [rest[0], near, again, *rest[1:]], load_household(db), PARIS)
+    assert (result.inserted, result.duplicates, result.conflicts) == (3, 1, (1,))
+    assert db.execute("SELECT count(*), sum(power) FROM readings").fetchone() == (4, 1200.0)
+    assert_rollups(db, EXPECTED_WH)

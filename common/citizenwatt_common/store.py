@@ -102,7 +102,10 @@ def register_sensors(conn: Conn, readings: Iterable[Reading]) -> dict[str, int]:
 @dataclass(frozen=True)
 class StoreResult:
     inserted: int
-    duplicates: int
+    duplicates: int  # the same reading again (a redelivery): harmless
+    # Positions (in the readings given) of readings refused because another reading of their
+    # sensor, with other values, is stored at the same microsecond (the storage's resolution).
+    conflicts: tuple[int, ...] = ()
 
 
 def store_readings(conn: Conn, readings: Sequence[Reading], household: Household, zone: ZoneInfo) -> StoreResult:
@@ -157,7 +160,29 @@ def store_readings(conn: Conn, readings: Sequence[Reading], household: Household
     _mark_exporting(conn, exporting)
     for sensor_id, stamps in changed.items():
         _apply_delta(conn, sensor_id, stamps, sign=+1, last_seen=max(stamps), max_gap=household.max_gap_seconds)
-    return StoreResult(inserted=len(rows), duplicates=len(readings) - len(rows))
+    conflicts = _conflicting(conn, batch) if len(rows) < len(readings) else ()
+    return StoreResult(inserted=len(rows), duplicates=len(readings) - len(rows) - len(conflicts), conflicts=conflicts)
+
+
+def _conflicting(conn: Conn, batch: str) -> tuple[int, ...]:
+    """Which readings of the batch differ from the row stored at their (sensor, microsecond).
+
+    A skipped insert is usually a redelivery of the very same reading, which is harmless; but two
+    different readings less than a microsecond apart also collide, and the second must not be
+    confirmed to its collector as if it were kept. Only run when some insert was skipped."""
+    rows = conn.execute(
+        """
+        SELECT b.idx - 1
+        FROM json_array_elements(%s::json) WITH ORDINALITY AS b(r, idx)
+        JOIN readings x ON x.sensor_id = (b.r->>0)::int AND x.ts = to_timestamp((b.r->>1)::float8)
+        WHERE (x.power, x.voltage, x.current, x.battery, x.soc, x.energy, x.state, x.seq)
+              IS DISTINCT FROM ((b.r->>2)::float8, (b.r->>4)::float8, (b.r->>5)::float8, (b.r->>6)::float8,
+                                (b.r->>7)::float8, (b.r->>8)::float8, (b.r->>9)::bool, (b.r->>10)::int8)
+        ORDER BY 1
+        """,
+        (batch,),
+    ).fetchall()
+    return tuple(int(row[0]) for row in rows)
 
 
 def delete_readings(
