@@ -237,6 +237,18 @@ class LocalPostgres:
             subprocess.run([*prefix, self._bin("createdb"), *server, self.database], check=True, capture_output=True)
         return self.url
 
+    def postmaster_pid(self) -> int | None:
+        """The server's process id from its lock file, if that process is alive."""
+        try:
+            pid = int((self.data / "postmaster.pid").read_text().split("\n", 1)[0])
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            return None
+        return pid
+
+    def running(self) -> bool:
+        return self.postmaster_pid() is not None
+
     def stop(self, mode: str = "fast") -> None:
         subprocess.run(
             [*_as_user("postgres"), self._bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"],

@@ -7,12 +7,15 @@ everything in reverse order.
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from tools.localstack import REPO, LocalMosquitto, LocalPostgres, wait_for_port
@@ -47,6 +50,10 @@ def main() -> int:
         print(f"PostgreSQL  {postgres.start()}  (data in {postgres.data})", flush=True)
         print(f"Mosquitto   {broker.start()}", flush=True)
         env = service_env(postgres.url, broker.url, api_port)
+        launched = {
+            "aggregator": ("citizenwatt_aggregator", env),
+            "api": ("citizenwatt_api", env),
+        }
         children.append(("aggregator", spawn("citizenwatt_aggregator", env)))
         children.append(("api", spawn("citizenwatt_api", env)))
         wait_for_port(int(api_port), timeout=60)
@@ -59,13 +66,23 @@ def main() -> int:
             "CW_BACKFILL_DAYS": "30",
             **env,
         }
+        launched["simulator"] = ("citizenwatt_simulator", sim_env)
         children.append(("simulator", spawn("citizenwatt_simulator", sim_env)))
         print(f"\nCitizenWatt is running: http://localhost:{api_port}  (Ctrl-C to stop)\n", flush=True)
+        # Like compose's "restart: unless-stopped": whatever dies comes back, with a growing pause
+        # between attempts while it keeps failing (PostgreSQL after a panic on a full disk comes
+        # back once there is space again). Nothing is lost meanwhile: collectors keep readings in
+        # their outboxes and the broker keeps what the aggregator has not acknowledged.
+        backoff = Backoff()
         while not stopping:
-            for name, child in children:
+            if not postgres.running():
+                backoff.attempt("PostgreSQL", postgres.start)
+            if broker.process is None or broker.process.poll() is not None:
+                backoff.attempt("Mosquitto", broker.start)
+            for index, (name, child) in enumerate(children):
                 if child.poll() is not None:
-                    print(f"{name} exited with code {child.returncode}; stopping everything", flush=True)
-                    stopping = True
+                    module, child_env = launched[name]
+                    backoff.attempt(name, partial(_replace, children, index, name, module, child_env))
             time.sleep(0.5)
     finally:
         for name, child in reversed(children):
@@ -80,6 +97,38 @@ def main() -> int:
         postgres.stop()
         print("stopped", flush=True)
     return 0
+
+
+class Backoff:
+    """Restart attempts per component: at once the first time, then after 1, 2, 4 ... 30 s while
+    attempts keep failing or the component keeps dying within a minute of its restart."""
+
+    def __init__(self) -> None:
+        self._next: dict[str, float] = {}
+        self._pause: dict[str, float] = {}
+        self._started: dict[str, float] = {}
+
+    def attempt(self, name: str, restart: Callable[[], object]) -> None:
+        now = time.monotonic()
+        if now < self._next.get(name, 0.0):
+            return
+        stable = now - self._started.get(name, -math.inf) > 60
+        pause = 0.0 if stable else min(30.0, max(1.0, 2 * self._pause.get(name, 0.5)))
+        self._pause[name], self._started[name] = pause, now
+        self._next[name] = now + pause
+        print(f"{name} is down; restarting it", flush=True)
+        try:
+            restart()
+            print(f"{name} restarted", flush=True)
+        except Exception as exc:  # a failed attempt is retried after the pause, never fatal
+            print(f"{name} could not restart ({exc}); next attempt in {max(pause, 1.0):.0f} s", flush=True)
+            self._next[name] = now + max(pause, 1.0)
+
+
+def _replace(
+    children: list[tuple[str, subprocess.Popen[bytes]]], index: int, name: str, module: str, env: dict[str, str]
+) -> None:
+    children[index] = (name, spawn(module, env))
 
 
 def service_env(database_url: str, mqtt_url: str, api_port: str) -> dict[str, str]:
