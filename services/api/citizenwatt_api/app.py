@@ -20,6 +20,10 @@ from citizenwatt_common.schema import connect_migrated
 from . import account, alerts, compare, costs, export, household, legacy, pages, tariffs, v2
 from .auth import ApiError, LoginThrottle, create_user
 from .db import open_pool
+from .dedicated_db import DedicatedConnection
+from .health import health
+from .limits import Admission
+from .live_hub import LiveHub
 from .passwords import VerifiedPasswords
 from .radio_config import RadioConfigPublisher
 from .settings import ApiSettings
@@ -41,6 +45,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         with conn:
             _ensure_admin(conn, settings)
         app.state.pool = open_pool(settings.database_url, settings.pool_size)
+        # The live pages' hub and /healthz: on their own connection, off the pool (dedicated_db.py).
+        app.state.dedicated_db = DedicatedConnection(settings.database_url)
+        app.state.live_hub = LiveHub(app.state.dedicated_db)
         if settings.api_publish_radio_config:
             app.state.radio_publisher = RadioConfigPublisher(settings, app.state.pool)
             app.state.radio_publisher.start()
@@ -49,6 +56,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         finally:
             if app.state.radio_publisher is not None:
                 app.state.radio_publisher.stop()
+            await app.state.live_hub.close()
+            await app.state.dedicated_db.close()
             app.state.pool.close()
 
     app = FastAPI(
@@ -61,6 +70,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.state.login_throttle = LoginThrottle()
     app.state.verified_passwords = VerifiedPasswords()
     app.state.radio_publisher = None
+    app.state.admission = Admission()  # heavy requests, at most limits.HEAVY_SLOTS at once
     app.include_router(legacy.router)
     app.include_router(pages.router)
     app.include_router(v2.router)
@@ -73,13 +83,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(costs.router)
 
     @app.get("/healthz", tags=["health"])
-    def healthz() -> JSONResponse:
-        try:
-            with app.state.pool.connection(timeout=3) as conn:
-                conn.execute("SELECT 1")
-        except Exception as exc:
-            return JSONResponse({"status": "unavailable", "database": str(exc)}, status_code=503)
-        return JSONResponse({"status": "ok"})
+    async def healthz() -> JSONResponse:
+        return await health(app)  # async, off the pool: see health.py
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

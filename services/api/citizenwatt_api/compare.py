@@ -41,6 +41,7 @@ from citizenwatt_common.store import load_household
 from .auth import ApiError, User, current_user
 from .costs import bucket_costs
 from .db import get_conn
+from .limits import heavy_when, many_by_sensor, many_compared
 from .v2 import Bucket, _zone, calendar_buckets
 
 router = APIRouter(prefix="/api/v2", tags=["v2"])
@@ -347,7 +348,7 @@ BUCKET = Query(
 TZ = Query(None, description="IANA time zone (default: the household's)")
 
 
-@router.get("/energy/compare", response_model=CompareReport)
+@router.get("/energy/compare", response_model=CompareReport, dependencies=[heavy_when(many_compared)])
 def compare(
     request: Request,
     sensor: str = Query("all", description="a sensor id, or 'all' for the household total"),
@@ -415,7 +416,7 @@ def compare(
     )
 
 
-@router.get("/energy/by-sensor", response_model=BySensorReport)
+@router.get("/energy/by-sensor", response_model=BySensorReport, dependencies=[heavy_when(many_by_sensor)])
 def by_sensor(
     request: Request,
     start: date = START,

@@ -36,6 +36,7 @@ from citizenwatt_common.tariffs import Piece, Plan, local_midnight, month_subscr
 from . import queries
 from .auth import ApiError, User, current_user
 from .db import get_conn
+from .limits import heavy_when, many_counted
 from .v2 import _zone, calendar_buckets
 
 router = APIRouter(prefix="/api/v2", tags=["costs"])
@@ -278,7 +279,7 @@ def sensor_ids_of(conn: Conn, sensor: str) -> list[int]:
     return [sensor_id]
 
 
-@router.get("/costs", response_model=CostReport)
+@router.get("/costs", response_model=CostReport, dependencies=[heavy_when(many_counted)])
 def costs(
     request: Request,
     sensor: str = Query("all", description="a sensor id, or 'all' for the household"),

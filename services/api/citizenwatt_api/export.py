@@ -43,6 +43,7 @@ from citizenwatt_common.store import load_household
 
 from .auth import ApiError, User, current_user_for_stream, released_conn
 from .costs import bucket_costs
+from .limits import always, heavy_when, many_counted
 from .v2 import Bucket, _zone, calendar_buckets
 
 router = APIRouter(prefix="/api/v2/export", tags=["export"])
@@ -184,7 +185,9 @@ def _reading_rows(
         ]
 
 
-@router.get("/readings.csv", response_class=StreamingResponse, responses=_CSV_RESPONSE)
+@router.get(
+    "/readings.csv", response_class=StreamingResponse, responses=_CSV_RESPONSE, dependencies=[heavy_when(always)]
+)
 def export_readings(
     request: Request,
     sensor: str = Query("all", description="a sensor id, or 'all' for every sensor (merged in time order)"),
@@ -255,7 +258,9 @@ def _energy_rows(
             ]
 
 
-@router.get("/energy.csv", response_class=StreamingResponse, responses=_CSV_RESPONSE)
+@router.get(
+    "/energy.csv", response_class=StreamingResponse, responses=_CSV_RESPONSE, dependencies=[heavy_when(many_counted)]
+)
 def export_energy(
     request: Request,
     sensor: str = Query("all", description="a sensor id, or 'all' for the household total"),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -22,21 +22,23 @@ from citizenwatt_common.store import Household, delete_readings, insert_reading,
 from . import queries
 from .auth import ApiError, User, current_user, user_allowed_to_change
 from .db import get_conn
+from .limits import heavy_when, many_legacy_buckets
 from .queries import Measure, Provider
 
 router = APIRouter(prefix="/api", tags=["legacy"])
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
 
-def get_and_post(path: str) -> Callable[[Handler], Handler]:
+def get_and_post(path: str, dependencies: Sequence[Any] = ()) -> Callable[[Handler], Handler]:
     """Every legacy read answers GET (session cookie) and POST (login/password form fields).
 
     Registered as two operations with their own ids, so the OpenAPI schema stays unambiguous.
     """
 
     def register(handler: Handler) -> Handler:
-        router.add_api_route(path, handler, methods=["GET"], operation_id=f"{handler.__name__}_get")
-        router.add_api_route(path, handler, methods=["POST"], operation_id=f"{handler.__name__}_post")
+        for method in ("GET", "POST"):
+            operation = f"{handler.__name__}_{method.lower()}"
+            router.add_api_route(path, handler, methods=[method], operation_id=operation, dependencies=dependencies)
         return handler
 
     return register
@@ -272,7 +274,7 @@ def get_by_time_range(
     return measure_envelope(request, conn, in_unit(unit, energy, queries.current_provider(conn), grouped=False))
 
 
-@get_and_post("/{sensor}/get/{unit}/by_time/{t1}/{t2}/{step}")
+@get_and_post("/{sensor}/get/{unit}/by_time/{t1}/{t2}/{step}", [heavy_when(many_legacy_buckets)])
 def get_by_time_buckets(
     request: Request,
     sensor: str,

@@ -26,6 +26,8 @@ from citizenwatt_common.store import load_household
 from .auth import ApiError, User, current_user, current_user_for_stream
 from .db import get_conn
 from .errors import ErrorCode
+from .limits import heavy_when, many_counted
+from .live_hub import LiveHub
 
 router = APIRouter(prefix="/api/v2", tags=["v2"])
 Conn = psycopg.Connection[Any]
@@ -153,7 +155,7 @@ def calendar_buckets(first: date, bucket: Bucket, count: int, zone: ZoneInfo) ->
     return list(itertools.pairwise(edges))
 
 
-@router.get("/energy", response_model=EnergyReport)
+@router.get("/energy", response_model=EnergyReport, dependencies=[heavy_when(many_counted)])
 def energy(
     request: Request,
     sensor: str = Query("all", description="a sensor id, or 'all' for the household total"),
@@ -220,7 +222,6 @@ def energy(
     )
 
 
-LIVE_WINDOW_SECONDS = 86_400
 # With no reading to send for this long, the stream sends a ``heartbeat`` event: the page's watchdog
 # reconnects when it hears nothing at all for a while (a frozen api, a dead proxy). An event and not
 # an SSE comment line, because EventSource never shows comments to the page.
@@ -268,43 +269,24 @@ def readings(
 async def live(request: Request, user: User = Depends(current_user_for_stream)) -> StreamingResponse:
     """Server-sent events: one ``reading`` event per new reading of any sensor measured in the last
     day, checked every second; the first event is the newest reading of that day. After
-    LIVE_HEARTBEAT_SECONDS without one, a ``heartbeat`` event (data: the server's Unix time)."""
-    pool = request.app.state.pool
-    # Both queries look only at readings measured in the last LIVE_WINDOW_SECONDS. Ids do not
-    # follow time (a late reading gets a new id), so without a bound on time "id > last" reads
-    # every chunk once a second per open page: a scan of the whole history on plain PostgreSQL,
-    # and decompressing all of it with TimescaleDB. A live page shows the last minutes anyway.
-    window = LIVE_WINDOW_SECONDS
-
-    def newest_since(last_id: int) -> list[tuple[Any, ...]]:
-        with pool.connection() as conn:
-            rows: list[tuple[Any, ...]] = conn.execute(
-                "SELECT r.id, r.sensor_id, extract(epoch FROM r.ts)::float8, r.power, r.night_rate FROM readings r"
-                " WHERE r.id > %s AND r.ts >= to_timestamp(%s) ORDER BY r.id LIMIT 500",
-                (last_id, time.time() - window),
-            ).fetchall()
-            return rows
-
-    def newest_id() -> int:
-        with pool.connection() as conn:
-            row = conn.execute(
-                "SELECT coalesce(max(id), 0) FROM readings WHERE ts >= to_timestamp(%s)", (time.time() - window,)
-            ).fetchone()
-            return int(row[0]) if row else 0
+    LIVE_HEARTBEAT_SECONDS without one, a ``heartbeat`` event (data: the server's Unix time). A client
+    too slow to take the readings is disconnected (its EventSource reconnects after the ``retry``
+    delay, from the newest reading)."""
+    hub: LiveHub = request.app.state.live_hub
 
     async def events() -> AsyncIterator[str]:
-        last_id = max(0, await asyncio.to_thread(newest_id) - 1)  # start with the newest reading
-        yield "retry: 2000\n\n"
-        quiet_since = time.monotonic()
-        while not await request.is_disconnected():
-            for rid, sensor_id, ts, power, night in await asyncio.to_thread(newest_since, last_id):
-                last_id = max(last_id, int(rid))
-                data = {"sensor": sensor_id, "ts": ts, "power": power, "rate": "night" if night else "day"}
-                yield f"event: reading\ndata: {json.dumps(data)}\n\n"
-                quiet_since = time.monotonic()
-            if time.monotonic() - quiet_since >= LIVE_HEARTBEAT_SECONDS:
-                yield f"event: heartbeat\ndata: {json.dumps({'now': time.time()})}\n\n"
-                quiet_since = time.monotonic()
-            await asyncio.sleep(1.0)  # the stream's polling period on the server side, not a client loop
+        # Every open page reads the same hub (live_hub.py): no database connection is held here,
+        # and leaving (the client disconnecting cancels this generator) frees the queue at once.
+        async with hub.subscribe() as stream:
+            yield "retry: 2000\n\n"
+            while True:
+                try:
+                    text = await asyncio.wait_for(stream.queue.get(), LIVE_HEARTBEAT_SECONDS)
+                except TimeoutError:
+                    yield f"event: heartbeat\ndata: {json.dumps({'now': time.time()})}\n\n"
+                    continue
+                if text is None:  # too far behind, or the api is stopping
+                    return
+                yield text
 
     return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
