@@ -38,7 +38,8 @@ def test_install_once_then_session_login_and_logout(client: TestClient) -> None:
     assert client.get("/api/v2/session").json()["user"] is None
     assert client.get("/api/v2/sensors").status_code == 401
     wrong = client.post("/api/v2/login", json={**ADMIN, "password": "wrong password"})
-    assert wrong.status_code == 403 and wrong.json() == {"error": "Wrong login or password"}
+    assert wrong.status_code == 403
+    assert wrong.json() == {"error": "Wrong login or password", "code": "wrong_credentials"}
     assert client.post("/api/v2/login", json=ADMIN).status_code == 200
     assert client.get("/api/v2/sensors").json() == []
 

@@ -26,6 +26,7 @@ from .auth import (
     user_allowed_to_change,
 )
 from .db import get_conn
+from .errors import ErrorCode
 from .passwords import hash_password, verify_password
 
 router = APIRouter(prefix="/api/v2", tags=["account"])
@@ -61,11 +62,16 @@ def create_first_admin(conn: Conn, login: str, password: str) -> int:
     """The install step: only while no user exists, and only one of two simultaneous visitors wins."""
     login = login.strip()
     if not login or len(password) < MIN_PASSWORD_LENGTH:
-        raise ApiError(400, f"A login and a password of at least {MIN_PASSWORD_LENGTH} characters, please")
+        raise ApiError(
+            400,
+            f"A login and a password of at least {MIN_PASSWORD_LENGTH} characters, please",
+            code=ErrorCode.LOGIN_AND_PASSWORD_NEEDED,
+            params={"min_length": MIN_PASSWORD_LENGTH},
+        )
     with conn.transaction():
         conn.execute("LOCK TABLE users IN EXCLUSIVE MODE")
         if has_users(conn):
-            raise ApiError(403, "Already installed: log in instead")
+            raise ApiError(403, "Already installed: log in instead", code=ErrorCode.ALREADY_INSTALLED)
         return create_user(conn, login, password, is_admin=True)
 
 
@@ -90,7 +96,7 @@ def install(body: Credentials, request: Request, response: Response, conn: Conn 
 def login(body: Credentials, request: Request, response: Response, conn: Conn = Depends(get_conn)) -> Account:
     user = authenticate(request, conn, body.login, body.password)
     if user is None:
-        raise ApiError(403, "Wrong login or password")
+        raise ApiError(403, "Wrong login or password", code=ErrorCode.WRONG_CREDENTIALS)
     start_session(conn, response, user.id, request.app.state.settings.session_days)
     return Account(login=user.login, is_admin=user.is_admin)
 
@@ -98,7 +104,7 @@ def login(body: Credentials, request: Request, response: Response, conn: Conn = 
 @router.post("/logout", status_code=204)
 def logout(request: Request, conn: Conn = Depends(get_conn)) -> Response:
     if request.cookies and not same_origin(request):
-        raise ApiError(403, "Cross-site request refused")
+        raise ApiError(403, "Cross-site request refused", code=ErrorCode.CROSS_SITE_REFUSED)
     response = Response(status_code=204)
     end_session(conn, request, response)
     return response
@@ -114,9 +120,14 @@ def change_password(
     """Change one's own password; every other session of this user is logged out."""
     row = conn.execute("SELECT password_hash FROM users WHERE id = %s", (user.id,)).fetchone()
     if row is None or not verify_password(body.current_password, str(row[0])):
-        raise ApiError(403, "The current password is wrong")
+        raise ApiError(403, "The current password is wrong", code=ErrorCode.WRONG_CURRENT_PASSWORD)
     if len(body.new_password) < MIN_PASSWORD_LENGTH:
-        raise ApiError(400, f"The new password needs at least {MIN_PASSWORD_LENGTH} characters")
+        raise ApiError(
+            400,
+            f"The new password needs at least {MIN_PASSWORD_LENGTH} characters",
+            code=ErrorCode.PASSWORD_TOO_SHORT,
+            params={"min_length": MIN_PASSWORD_LENGTH},
+        )
     keep = request.cookies.get(SESSION_COOKIE)
     with conn.transaction():
         conn.execute("UPDATE users SET password_hash = %s WHERE id = %s", (hash_password(body.new_password), user.id))

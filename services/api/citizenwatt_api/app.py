@@ -21,6 +21,7 @@ from . import account, alerts, compare, costs, export, household, legacy, pages,
 from .auth import ApiError, LoginThrottle, create_user
 from .db import open_pool
 from .dedicated_db import DedicatedConnection
+from .errors import ErrorCode
 from .health import health
 from .limits import Admission
 from .live_hub import LiveHub
@@ -88,28 +89,39 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        body: dict[str, Any] = {"error": exc.detail}
-        if isinstance(exc, ApiError):
-            body["code"] = exc.code
-            if exc.params:
-                body["params"] = exc.params
+        # Starlette's own refusals (an unknown route, a wrong method) get the status's generic code.
+        coded = exc if isinstance(exc, ApiError) else ApiError(exc.status_code, str(exc.detail))
+        body: dict[str, Any] = {"error": exc.detail, "code": coded.code}
+        if coded.params:
+            body["params"] = coded.params
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"error": f"Invalid parameters: {_describe(exc)}"}, status_code=400)
+        body = {"error": f"Invalid parameters: {_describe(exc)}", "code": ErrorCode.INVALID_PARAMETERS}
+        field = _field(exc)
+        return JSONResponse(body | ({"params": {"field": field}} if field else {}), status_code=400)
 
     @app.exception_handler(psycopg.DataError)
     async def unstorable_input(request: Request, exc: psycopg.DataError) -> JSONResponse:
         # Text the database cannot hold (a NUL byte, say) is a bad parameter, not a server fault.
-        return JSONResponse({"error": "Invalid parameters"}, status_code=400)
+        return JSONResponse({"error": "Invalid parameters", "code": ErrorCode.INVALID_PARAMETERS}, status_code=400)
 
     @app.exception_handler(psycopg.OperationalError)
     async def database_down(request: Request, exc: psycopg.OperationalError) -> JSONResponse:
-        return JSONResponse({"error": "Database unavailable, try again shortly"}, status_code=503)
+        body = {"error": "Database unavailable, try again shortly", "code": ErrorCode.DATABASE_UNAVAILABLE}
+        return JSONResponse(body, status_code=503)
 
     _serve_ui(app, Path(settings.ui_dir))
     return app
+
+
+def _field(exc: RequestValidationError) -> str | None:
+    """The name of the first refused field (``start``), for the page's translated message."""
+    errors = exc.errors()
+    location = [str(part) for part in errors[0].get("loc", ())] if errors else []
+    # The first part says where (query, path, body); a body refused whole has no field name.
+    return location[-1] if len(location) > 1 else None
 
 
 def _describe(exc: RequestValidationError) -> str:

@@ -8,9 +8,10 @@ delete a household's history.
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,6 +21,7 @@ import psycopg
 from fastapi import Depends, HTTPException, Request, Response
 
 from .db import get_conn
+from .errors import ErrorCode
 from .passwords import VerifiedPasswords, hash_password, verify_password
 
 SESSION_COOKIE = "cw_session"
@@ -50,20 +52,21 @@ class ApiError(HTTPException):
         params: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(status_code, detail, headers)
-        self.code = code or _DEFAULT_CODES.get(status_code, "error")
+        self.code = str(code or _DEFAULT_CODES.get(status_code, ErrorCode.ERROR))
         self.params = params or {}
 
 
 # What a status means when the raiser names nothing more precise.
 _DEFAULT_CODES = {
-    400: "invalid_parameters",
-    401: "authentication_required",
-    403: "forbidden",
-    404: "not_found",
-    409: "conflict",
-    413: "too_large",
-    429: "too_many_requests",
-    503: "unavailable",
+    400: ErrorCode.INVALID_PARAMETERS,
+    401: ErrorCode.AUTHENTICATION_REQUIRED,
+    403: ErrorCode.FORBIDDEN,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    409: ErrorCode.CONFLICT,
+    413: ErrorCode.TOO_LARGE,
+    429: ErrorCode.TOO_MANY_REQUESTS,
+    503: ErrorCode.UNAVAILABLE,
 }
 
 
@@ -129,11 +132,12 @@ class LoginThrottle:
     """At most ``attempts`` failed logins per client address and login within ``window`` seconds.
 
     Kept in memory: one api process serves a household, and a restart forgetting the counts is
-    harmless next to what it blocks (guessing passwords at network speed).
+    harmless next to what it blocks (guessing passwords at network speed). ``clock`` (seconds,
+    only ever compared) is there for tests, which move time on instead of waiting five minutes.
     """
 
-    def __init__(self, attempts: int = 5, window: float = 300.0) -> None:
-        self.attempts, self.window = attempts, window
+    def __init__(self, attempts: int = 5, window: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.attempts, self.window, self.clock = attempts, window, clock
         self._failures: dict[tuple[str, str], list[float]] = {}
 
     def _recent(self, key: tuple[str, str], now: float) -> list[float]:
@@ -145,14 +149,22 @@ class LoginThrottle:
         return recent
 
     def check(self, client: str, login: str) -> None:
-        now = time.monotonic()
+        """Refuse (429) while the client has used up its attempts, saying in how many seconds the
+        oldest failure leaves the window: a login then succeeds again if the password is right."""
+        now = self.clock()
         recent = self._recent((client, login), now)
         if len(recent) >= self.attempts:
-            retry = int(self.window - (now - recent[0])) + 1
-            raise ApiError(429, "Too many failed logins: wait before trying again", {"Retry-After": str(retry)})
+            retry = math.ceil(self.window - (now - recent[0]))
+            raise ApiError(
+                429,
+                f"Too many failed logins: try again in {retry} s",
+                {"Retry-After": str(retry)},
+                code=ErrorCode.TOO_MANY_LOGINS,
+                params={"retry_after": retry},
+            )
 
     def failed(self, client: str, login: str) -> None:
-        now = time.monotonic()
+        now = self.clock()
         if len(self._failures) > 10_000:  # many different logins tried: forget the expired ones
             for key in list(self._failures):
                 self._recent(key, now)
@@ -181,7 +193,7 @@ def _user_from_token(conn: psycopg.Connection[Any], request: Request) -> User | 
         (token_hash(token),),
     ).fetchone()
     if row is None:
-        raise ApiError(403, "Access forbidden: unknown or revoked token")
+        raise ApiError(403, "Access forbidden: unknown or revoked token", code=ErrorCode.UNKNOWN_TOKEN)
     # A token is sent on purpose by a script, never attached by a browser: no cross-site risk.
     return User(int(row[0]), str(row[1]), bool(row[2]), by_cookie=False)
 
@@ -206,7 +218,7 @@ async def current_user(request: Request, conn: psycopg.Connection[Any] = Depends
         if isinstance(login, str) and isinstance(password, str):
             user = authenticate(request, conn, login, password)
             if user is None:
-                raise ApiError(403, "Access forbidden")
+                raise ApiError(403, "Access forbidden", code=ErrorCode.WRONG_CREDENTIALS)
             return user
     user = session_user(conn, request)
     if user is None:
@@ -238,11 +250,11 @@ def same_origin(request: Request) -> bool:
 
 async def user_allowed_to_change(request: Request, user: User = Depends(current_user)) -> User:
     if user.by_cookie and not same_origin(request):
-        raise ApiError(403, "Cross-site request refused: this route changes data")
+        raise ApiError(403, "Cross-site request refused: this route changes data", code=ErrorCode.CROSS_SITE_REFUSED)
     return user
 
 
 async def admin_allowed_to_change(user: User = Depends(user_allowed_to_change)) -> User:
     if not user.is_admin:
-        raise ApiError(403, "Administrator only")
+        raise ApiError(403, "Administrator only", code=ErrorCode.ADMIN_ONLY)
     return user

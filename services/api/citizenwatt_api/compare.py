@@ -41,6 +41,7 @@ from citizenwatt_common.store import load_household
 from .auth import ApiError, User, current_user
 from .costs import bucket_costs
 from .db import get_conn
+from .errors import ErrorCode
 from .limits import heavy_when, many_by_sensor, many_compared
 from .v2 import Bucket, _zone, calendar_buckets
 
@@ -314,7 +315,7 @@ def _sensor_ids(conn: Conn, sensor: str) -> list[int]:
     try:
         return [int(sensor)]
     except ValueError:
-        raise ApiError(400, "sensor must be an integer id or 'all'") from None
+        raise ApiError(400, "sensor must be an integer id or 'all'", code=ErrorCode.INVALID_SENSOR) from None
 
 
 def _bucket_for(period: Period, bucket: Bucket | None) -> Bucket:
@@ -322,7 +323,12 @@ def _bucket_for(period: Period, bucket: Bucket | None) -> Bucket:
     if bucket is None:
         return allowed[0]
     if bucket not in allowed:
-        raise ApiError(400, f"a {period} is cut into {' or '.join(allowed)} buckets, not {bucket}")
+        raise ApiError(
+            400,
+            f"a {period} is cut into {' or '.join(allowed)} buckets, not {bucket}",
+            code=ErrorCode.BUCKET_NOT_ALLOWED,
+            params={"period": period, "bucket": bucket, "allowed": ", ".join(allowed)},
+        )
     return bucket
 
 
@@ -330,7 +336,12 @@ def _references(text: str) -> list[Reference]:
     wanted: list[Reference] = []
     for part in (p.strip() for p in text.split(",")):
         if part not in ("previous", "year"):
-            raise ApiError(400, f"with: {part!r} is not a comparison (previous, year)")
+            raise ApiError(
+                400,
+                f"with: {part!r} is not a comparison (previous, year)",
+                code=ErrorCode.INVALID_COMPARISON,
+                params={"value": part},
+            )
         if part not in wanted:
             wanted.append(part)  # type: ignore[arg-type]  # checked just above
     return wanted
@@ -387,7 +398,7 @@ def compare(
             whole = _whole(_period_buckets(ref_first, period, step, zone))
             plans[ref] = (_counterparts(spans, step, shift, zone), whole)
     except (OverflowError, ValueError):
-        raise ApiError(400, "start reaches outside the calendar") from None
+        raise ApiError(400, "start reaches outside the calendar", code=ErrorCode.OUTSIDE_CALENDAR) from None
     max_gap = load_household(conn).max_gap_seconds
     energies = _energies(conn, sensor_ids, spans, request.app.state.settings.zone, max_gap)
     buckets = [_bucket(span, e) for span, e in zip(spans, energies, strict=True)]
@@ -437,7 +448,7 @@ def by_sensor(
     try:
         spans = _period_buckets(_period_of(start, period), period, step, zone)
     except (OverflowError, ValueError):
-        raise ApiError(400, "start reaches outside the calendar") from None
+        raise ApiError(400, "start reaches outside the calendar", code=ErrorCode.OUTSIDE_CALENDAR) from None
     max_gap = load_household(conn).max_gap_seconds
     sensors = []
     rows = conn.execute("SELECT id, key, name FROM sensors ORDER BY id").fetchall()

@@ -36,6 +36,7 @@ from citizenwatt_common.tariffs import Piece, Plan, local_midnight, month_subscr
 from . import queries
 from .auth import ApiError, User, current_user
 from .db import get_conn
+from .errors import ErrorCode
 from .limits import heavy_when, many_counted
 from .v2 import _zone, calendar_buckets
 
@@ -273,9 +274,11 @@ def sensor_ids_of(conn: Conn, sensor: str) -> list[int]:
     try:
         sensor_id = int(sensor)
     except ValueError:
-        raise ApiError(400, "sensor must be an integer id or 'all'") from None
+        raise ApiError(400, "sensor must be an integer id or 'all'", code=ErrorCode.INVALID_SENSOR) from None
     if not -(2**31) <= sensor_id < 2**31 or not queries.sensor_exists(conn, sensor_id):
-        raise ApiError(404, f"no sensor with id {sensor_id}")
+        raise ApiError(
+            404, f"no sensor with id {sensor_id}", code=ErrorCode.UNKNOWN_SENSOR, params={"sensor": sensor_id}
+        )
     return [sensor_id]
 
 
@@ -298,7 +301,7 @@ def costs(
     try:
         periods = cost_periods(start, bucket, count, zone)
     except (OverflowError, ValueError):
-        raise ApiError(400, "start and count reach outside the calendar") from None
+        raise ApiError(400, "start and count reach outside the calendar", code=ErrorCode.OUTSIDE_CALENDAR) from None
     max_gap = load_household(conn).max_gap_seconds
     buckets = bucket_costs(conn, sensor_ids, periods, request.app.state.settings.zone, max_gap, subscription)
     return cost_report(buckets, "all" if sensor == "all" else int(sensor), zone, bucket, subscription)

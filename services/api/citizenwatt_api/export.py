@@ -43,6 +43,7 @@ from citizenwatt_common.store import load_household
 
 from .auth import ApiError, User, current_user_for_stream, released_conn
 from .costs import bucket_costs
+from .errors import ErrorCode
 from .limits import always, heavy_when, many_counted
 from .v2 import Bucket, _zone, calendar_buckets
 
@@ -125,12 +126,16 @@ def _sensors(conn: Conn, sensor: str) -> list[tuple[int, str]]:
     try:
         sensor_id = int(sensor)
     except ValueError:
-        raise ApiError(400, "sensor must be an integer id or 'all'") from None
+        raise ApiError(400, "sensor must be an integer id or 'all'", code=ErrorCode.INVALID_SENSOR) from None
     if not -(2**31) <= sensor_id < 2**31:
-        raise ApiError(404, f"no sensor with id {sensor_id}")
+        raise ApiError(
+            404, f"no sensor with id {sensor_id}", code=ErrorCode.UNKNOWN_SENSOR, params={"sensor": sensor_id}
+        )
     row = conn.execute("SELECT id, key FROM sensors WHERE id = %s", (sensor_id,)).fetchone()
     if row is None:
-        raise ApiError(404, f"no sensor with id {sensor_id}")
+        raise ApiError(
+            404, f"no sensor with id {sensor_id}", code=ErrorCode.UNKNOWN_SENSOR, params={"sensor": sensor_id}
+        )
     return [(int(row[0]), str(row[1]))]
 
 
@@ -202,11 +207,11 @@ def export_readings(
     zone = _zone(tz, request.app.state.settings.zone)
     last = start if end is None else end
     if last < start:
-        raise ApiError(400, "end must be on or after start")
+        raise ApiError(400, "end must be on or after start", code=ErrorCode.END_BEFORE_START)
     try:
         lo, hi = _local_midnight(start, zone), _local_midnight(last + timedelta(days=1), zone)
     except (OverflowError, ValueError):
-        raise ApiError(400, "start and end must be dates before 9999-12-31") from None
+        raise ApiError(400, "start and end must be dates before 9999-12-31", code=ErrorCode.OUTSIDE_CALENDAR) from None
     sensors = _sensors(conn, sensor)
     rows = _reading_rows(request.app.state.pool, sensors, lo, hi, zone)
     body = _csv_lines(_with_header(READINGS_COLUMNS, rows), flush_every=1000)
@@ -280,7 +285,7 @@ def export_energy(
     try:
         periods = calendar_buckets(start, bucket, count, zone)
     except (OverflowError, ValueError):
-        raise ApiError(400, "start and count reach outside the calendar") from None
+        raise ApiError(400, "start and count reach outside the calendar", code=ErrorCode.OUTSIDE_CALENDAR) from None
     sensor_ids = [sensor_id for sensor_id, _ in _sensors(conn, sensor)]
     max_gap = load_household(conn).max_gap_seconds
     # Buckets in the zone asked for; tariff hours on the household's wall clock.

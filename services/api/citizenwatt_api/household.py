@@ -15,6 +15,7 @@ from citizenwatt_common.night import format_hhmm, parse_hhmm
 from . import queries
 from .auth import ApiError, User, admin_allowed_to_change, current_user
 from .db import get_conn
+from .errors import ErrorCode
 from .radio_config import RadioConfigPublisher
 from .tariffs import set_own_hours, today
 from .v2 import ONLINE_SECONDS
@@ -113,7 +114,8 @@ def choose_provider(
     body: ProviderChoice, user: User = Depends(admin_allowed_to_change), conn: Conn = Depends(get_conn)
 ) -> ProviderChoice:
     if conn.execute("SELECT 1 FROM energy_providers WHERE id = %s", (body.provider_id,)).fetchone() is None:
-        raise ApiError(404, f"No provider {body.provider_id}")
+        provider = body.provider_id
+        raise ApiError(404, f"No provider {provider}", code=ErrorCode.UNKNOWN_PROVIDER, params={"provider": provider})
     conn.execute("UPDATE household SET provider_id = %s", (body.provider_id,))
     return body
 
@@ -156,7 +158,12 @@ def save_radio(
     try:
         config = Nrf24Config(aes_key=body.aes_key, address=int(body.address.strip(), 16))
     except (ValueError, ValidationError) as exc:
-        raise ApiError(400, f"aes_key or address refused: {_first_error(exc)}") from None
+        raise ApiError(
+            400,
+            f"aes_key or address refused: {_first_error(exc)}",
+            code=ErrorCode.INVALID_RADIO_CONFIG,
+            params={"detail": _first_error(exc)},
+        ) from None
     conn.execute(
         "INSERT INTO radio_configs (sensor_key, aes_key, address) VALUES (%s, %s, %s)"
         " ON CONFLICT (sensor_key) DO UPDATE SET aes_key = excluded.aes_key, address = excluded.address,"

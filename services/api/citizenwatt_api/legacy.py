@@ -22,6 +22,7 @@ from citizenwatt_common.store import Household, delete_readings, insert_reading,
 from . import queries
 from .auth import ApiError, User, current_user, user_allowed_to_change
 from .db import get_conn
+from .errors import ErrorCode
 from .limits import heavy_when, many_legacy_buckets
 from .queries import Measure, Provider
 
@@ -180,7 +181,10 @@ def _id_range(request: Request, sensor: str, id1: str, id2: str, strict: bool) -
     if (first < 0 < end) or (end < 0 < first) or end < first or (strict and end == first):
         raise invalid()
     if end - first > request.app.state.settings.max_returned_values:
-        raise ApiError(403, f"Too many values: at most {request.app.state.settings.max_returned_values}")
+        limit = request.app.state.settings.max_returned_values
+        raise ApiError(
+            403, f"Too many values: at most {limit}", code=ErrorCode.TOO_MANY_VALUES, params={"limit": limit}
+        )
     return sensor_id, first, end
 
 

@@ -25,40 +25,55 @@ from .auth import (
     user_allowed_to_change,
 )
 from .db import get_conn
+from .errors import ErrorCode
+from .page_texts import error_text, page_language, text
 from .tariffs import set_own_hours, today
 
 router = APIRouter(tags=["account"])
 Conn = psycopg.Connection[Any]
 
-_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+_PAGE = """<!doctype html><html lang="{lang}"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>CitizenWatt - {title}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:24rem;margin:3rem auto;padding:0 1rem}}
 label{{display:block;margin:.8rem 0}}input{{width:100%;padding:.5rem;font-size:1rem}}
 button{{padding:.6rem 1.2rem;font-size:1rem}}.error{{color:#b00020}}</style></head>
 <body><h1>{title}</h1>{message}<form method="post" action="{action}">
-<label>Login <input name="login" autocomplete="username" required></label>
-<label>Password <input name="password" type="password" autocomplete="{pw_hint}" required
+<label>{login_label} <input name="login" autocomplete="username" required></label>
+<label>{password_label} <input name="password" type="password" autocomplete="{pw_hint}" required
  minlength="{minlength}"></label>
 <button type="submit">{button}</button></form></body></html>"""
 
 
-def _page(title: str, action: str, button: str, message: str = "", new_password: bool = False) -> HTMLResponse:
+def _page(request: Request, form: str, message: str = "", status_code: int = 200) -> HTMLResponse:
+    """The /login or /install page (``form``) in the visitor's language, with a refusal above it."""
+    lang = page_language(request)
+    new_password = form == "install"
     body = _PAGE.format(
-        title=title,
-        action=action,
-        button=button,
-        message=f'<p class="error">{html.escape(message)}</p>' if message else "",
+        lang=lang,
+        title=html.escape(text(lang, f"{form}.title")),
+        action=f"/{form}",
+        button=html.escape(text(lang, f"{form}.button")),
+        login_label=html.escape(text(lang, "field.login")),
+        password_label=html.escape(text(lang, "field.password")),
+        message=f'<p class="error" role="alert">{html.escape(message)}</p>' if message else "",
         pw_hint="new-password" if new_password else "current-password",
         minlength=8 if new_password else 1,
     )
-    return HTMLResponse(body)
+    return HTMLResponse(body, status_code=status_code)
+
+
+def _refusal_page(request: Request, form: str, exc: ApiError, status_code: int | None = None) -> HTMLResponse:
+    message = error_text(page_language(request), exc.code, str(exc.detail), exc.params)
+    page = _page(request, form, message, status_code or exc.status_code)
+    page.headers.update(exc.headers or {})
+    return page
 
 
 @router.get("/install", response_class=HTMLResponse)
-def install_page(conn: Conn = Depends(get_conn)) -> Response:
+def install_page(request: Request, conn: Conn = Depends(get_conn)) -> Response:
     if has_users(conn):
         return RedirectResponse("/login", status_code=303)
-    return _page("Welcome: create the administrator", "/install", "Create", new_password=True)
+    return _page(request, "install")
 
 
 @router.post("/install")
@@ -73,17 +88,17 @@ def install(
     except ApiError as exc:
         if exc.status_code != 400:
             raise
-        return _page("Welcome: create the administrator", "/install", "Create", str(exc.detail), new_password=True)
+        return _refusal_page(request, "install", exc, status_code=200)  # the form again, as before
     response = RedirectResponse("/", status_code=303)
     start_session(conn, response, user_id, request.app.state.settings.session_days)
     return response
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_page(conn: Conn = Depends(get_conn)) -> Response:
+def login_page(request: Request, conn: Conn = Depends(get_conn)) -> Response:
     if not has_users(conn):
         return RedirectResponse("/install", status_code=303)
-    return _page("Log in", "/login", "Log in")
+    return _page(request, "login")
 
 
 @router.post("/login")
@@ -93,14 +108,19 @@ def login(
     password: str = Form(...),
     conn: Conn = Depends(get_conn),
 ) -> Response:
-    user = authenticate(request, conn, login, password)
     wants_json = "application/json" in request.headers.get("accept", "")
+    try:
+        user = authenticate(request, conn, login, password)
+    except ApiError as exc:  # too many failures: the page says when to try again
+        if wants_json or exc.status_code != 429:
+            raise
+        return _refusal_page(request, "login", exc)
     if user is None:
         if wants_json:
-            return JSONResponse({"error": "Access forbidden"}, status_code=403)
-        page = _page("Log in", "/login", "Log in", "Wrong login or password.")
-        page.status_code = 403
-        return page
+            return JSONResponse({"error": "Access forbidden", "code": ErrorCode.WRONG_CREDENTIALS}, status_code=403)
+        return _refusal_page(
+            request, "login", ApiError(403, "Wrong login or password.", code=ErrorCode.WRONG_CREDENTIALS)
+        )
     response: Response = (
         JSONResponse({"data": {"login": user.login, "is_admin": user.is_admin}})
         if wants_json
@@ -113,7 +133,7 @@ def login(
 @router.post("/logout")
 def logout(request: Request, conn: Conn = Depends(get_conn)) -> Response:
     if request.cookies and not same_origin(request):
-        raise ApiError(403, "Cross-site request refused")
+        raise ApiError(403, "Cross-site request refused", code=ErrorCode.CROSS_SITE_REFUSED)
     response = RedirectResponse("/login", status_code=303)
     end_session(conn, request, response)
     return response
@@ -129,9 +149,11 @@ async def choose_provider(
     try:
         provider_id = int(str(fields.get("provider_id")))
     except ValueError:
-        raise ApiError(400, "provider_id must be an integer") from None
+        raise ApiError(400, "provider_id must be an integer", code=ErrorCode.INVALID_PROVIDER) from None
     if conn.execute("SELECT 1 FROM energy_providers WHERE id = %s", (provider_id,)).fetchone() is None:
-        raise ApiError(404, f"No provider {provider_id}")
+        raise ApiError(
+            404, f"No provider {provider_id}", code=ErrorCode.UNKNOWN_PROVIDER, params={"provider": provider_id}
+        )
     conn.execute("UPDATE household SET provider_id = %s", (provider_id,))
     return {"data": {"provider_id": provider_id}}
 
@@ -154,7 +176,7 @@ async def set_night_window(
     try:
         start_minute, end_minute = parse_hhmm(start), parse_hhmm(end)
     except ValueError as exc:
-        raise ApiError(400, str(exc)) from None
+        raise ApiError(400, str(exc), code=ErrorCode.INVALID_NIGHT_WINDOW, params={"detail": str(exc)}) from None
     with conn.transaction():
         conn.execute("UPDATE household SET night_start_minute = %s, night_end_minute = %s", (start_minute, end_minute))
         set_own_hours(conn, [(start_minute, end_minute)], today(request))
@@ -168,7 +190,7 @@ async def new_token(
     """An API token for a script or Home Assistant: ``Authorization: Bearer <token>``. Shown once."""
     name = str((await _fields(request)).get("name") or "").strip()
     if not name or len(name) > 100:
-        raise ApiError(400, "name: 1 to 100 characters")
+        raise ApiError(400, "name: 1 to 100 characters", code=ErrorCode.INVALID_TOKEN_NAME)
     token_id, token = create_token(conn, user.id, name)
     return {"data": {"id": token_id, "name": name, "token": token}}
 
@@ -202,7 +224,7 @@ def revoke_token(
         (token_id, user.id),
     ).rowcount
     if not revoked:
-        raise ApiError(404, f"No active token {token_id}")
+        raise ApiError(404, f"No active token {token_id}", code=ErrorCode.NO_ACTIVE_TOKEN, params={"token": token_id})
     return {"data": {"id": token_id, "revoked": True}}
 
 
@@ -211,6 +233,6 @@ async def _fields(request: Request) -> dict[str, Any]:
         try:
             body = await request.json()
         except ValueError:
-            raise ApiError(400, "Body is not JSON") from None
+            raise ApiError(400, "Body is not JSON", code=ErrorCode.BODY_NOT_JSON) from None
         return body if isinstance(body, dict) else {}
     return dict(await request.form())

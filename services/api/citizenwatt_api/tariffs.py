@@ -20,6 +20,7 @@ from citizenwatt_common.tariffs import COLOURS, Tariff, TariffError, Version, Wi
 
 from .auth import ApiError, User, admin_allowed_to_change, current_user
 from .db import get_conn
+from .errors import ErrorCode
 from .radio_config import RadioConfigPublisher
 
 router = APIRouter(prefix="/api/v2", tags=["tariffs"])
@@ -114,7 +115,12 @@ def checked_version(valid_from: date, body: VersionIn) -> Version:
     try:
         return version_from_json(valid_from, body.model_dump(exclude={"valid_from"}))
     except TariffError as exc:
-        raise ApiError(400, f"version {valid_from.isoformat()}: {exc}") from None
+        raise ApiError(
+            400,
+            f"version {valid_from.isoformat()}: {exc}",
+            code=ErrorCode.INVALID_TARIFF_VERSION,
+            params={"valid_from": valid_from.isoformat(), "detail": str(exc)},
+        ) from None
 
 
 def save_version(conn: Conn, tariff_id: int, version: Version) -> None:
@@ -140,13 +146,17 @@ def save_version(conn: Conn, tariff_id: int, version: Version) -> None:
 def _tariff(conn: Conn, tariff_id: int) -> Tariff:
     tariff = load_tariffs(conn).get(tariff_id)
     if tariff is None:
-        raise ApiError(404, f"no tariff with id {tariff_id}")
+        raise ApiError(
+            404, f"no tariff with id {tariff_id}", code=ErrorCode.UNKNOWN_TARIFF, params={"tariff": tariff_id}
+        )
     return tariff
 
 
 def create_tariff(conn: Conn, name: str, versions: list[Version]) -> int:
     if conn.execute("SELECT 1 FROM tariffs WHERE name = %s", (name,)).fetchone():
-        raise ApiError(409, f"a tariff named {name!r} exists already")
+        raise ApiError(
+            409, f"a tariff named {name!r} exists already", code=ErrorCode.TARIFF_NAME_TAKEN, params={"name": name}
+        )
     row = conn.execute(
         "INSERT INTO tariffs (name, kind, builtin) VALUES (%s, 'custom', false) RETURNING id", (name,)
     ).fetchone()
@@ -188,10 +198,10 @@ def add_tariff(body: TariffIn, user: User = Depends(admin_allowed_to_change), co
     versions: list[Version] = []
     for item in body.versions:
         if item.valid_from is None:
-            raise ApiError(400, "every version needs its valid_from")
+            raise ApiError(400, "every version needs its valid_from", code=ErrorCode.VERSION_WITHOUT_DATE)
         versions.append(checked_version(item.valid_from, item))
     if len({v.valid_from for v in versions}) != len(versions):
-        raise ApiError(400, "two versions have the same valid_from")
+        raise ApiError(400, "two versions have the same valid_from", code=ErrorCode.DUPLICATE_VERSION_DATE)
     with conn.transaction():
         tariff_id = create_tariff(conn, body.name.strip(), versions)
     return tariff_json(_tariff(conn, tariff_id))
@@ -207,7 +217,9 @@ def put_version(
 ) -> Any:
     """Add or replace the version of a tariff that applies from ``valid_from``."""
     if body.valid_from is not None and body.valid_from != valid_from:
-        raise ApiError(400, "valid_from in the body differs from the one in the path")
+        raise ApiError(
+            400, "valid_from in the body differs from the one in the path", code=ErrorCode.VERSION_DATE_MISMATCH
+        )
     version = checked_version(valid_from, body)
     with conn.transaction():
         _tariff(conn, tariff_id)
@@ -222,9 +234,14 @@ def delete_version(
     with conn.transaction():
         tariff = _tariff(conn, tariff_id)
         if valid_from not in {v.valid_from for v in tariff.versions}:
-            raise ApiError(404, f"tariff {tariff_id} has no version from {valid_from.isoformat()}")
+            raise ApiError(
+                404,
+                f"tariff {tariff_id} has no version from {valid_from.isoformat()}",
+                code=ErrorCode.UNKNOWN_VERSION,
+                params={"tariff": tariff_id, "valid_from": valid_from.isoformat()},
+            )
         if len(tariff.versions) == 1:
-            raise ApiError(409, "a tariff keeps at least one version")
+            raise ApiError(409, "a tariff keeps at least one version", code=ErrorCode.LAST_VERSION)
         conn.execute("DELETE FROM tariff_versions WHERE tariff_id = %s AND valid_from = %s", (tariff_id, valid_from))
     return tariff_json(_tariff(conn, tariff_id))
 
@@ -284,7 +301,12 @@ def tempo_days(
     """The Tempo colours known for these days (a day without one is priced as blue)."""
     last = end or start
     if last < start or (last - start).days > MAX_TEMPO_DAYS:
-        raise ApiError(400, f"end must be on or after start, at most {MAX_TEMPO_DAYS} days later")
+        raise ApiError(
+            400,
+            f"end must be on or after start, at most {MAX_TEMPO_DAYS} days later",
+            code=ErrorCode.TEMPO_RANGE,
+            params={"max_days": MAX_TEMPO_DAYS},
+        )
     rows = conn.execute(
         "SELECT day, colour, source FROM tempo_days WHERE day BETWEEN %s AND %s ORDER BY day", (start, last)
     ).fetchall()
@@ -303,7 +325,12 @@ def put_tempo_day(
     ``citizenwatt/_household/tempo/<day>`` for Home Assistant and Node-RED."""
     colour = body.colour.strip().lower()
     if colour not in COLOURS:
-        raise ApiError(400, f"colour must be one of {', '.join(COLOURS)}")
+        raise ApiError(
+            400,
+            f"colour must be one of {', '.join(COLOURS)}",
+            code=ErrorCode.INVALID_COLOUR,
+            params={"colours": ", ".join(COLOURS)},
+        )
     store_colour(conn, day, colour, "api")
     row = conn.execute("SELECT colour, source FROM tempo_days WHERE day = %s", (day,)).fetchone()
     assert row is not None
