@@ -11,13 +11,12 @@ from typing import Any
 import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
-from fastapi.staticfiles import StaticFiles
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from citizenwatt_common.schema import connect_migrated
 
-from . import account, alerts, compare, costs, export, household, legacy, pages, tariffs, v2
+from . import account, alerts, compare, costs, export, household, legacy, pages, static_ui, tariffs, v2
 from .auth import ApiError, LoginThrottle, create_user
 from .db import open_pool
 from .dedicated_db import DedicatedConnection
@@ -30,10 +29,6 @@ from .radio_config import RadioConfigPublisher
 from .settings import ApiSettings
 
 log = logging.getLogger(__name__)
-
-_PLACEHOLDER = """<!doctype html><html><head><meta charset="utf-8"><title>CitizenWatt</title></head>
-<body><h1>CitizenWatt</h1><p>The API is running. <a href="/docs">API documentation</a>,
-<a href="/install">first-run install</a>, <a href="/login">log in</a>.</p></body></html>"""
 
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
@@ -112,7 +107,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         body = {"error": "Database unavailable, try again shortly", "code": ErrorCode.DATABASE_UNAVAILABLE}
         return JSONResponse(body, status_code=503)
 
-    _serve_ui(app, Path(settings.ui_dir))
+    static_ui.mount(app, Path(settings.ui_dir))  # last: it answers every path no route took
     return app
 
 
@@ -134,16 +129,6 @@ def _describe(exc: RequestValidationError) -> str:
     message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return f"{where}: {message}{more}"
-
-
-def _serve_ui(app: FastAPI, folder: Path) -> None:
-    if (folder / "index.html").is_file():
-        app.mount("/", StaticFiles(directory=folder, html=True), name="ui")
-        return
-
-    @app.get("/", include_in_schema=False)
-    def placeholder() -> HTMLResponse:
-        return HTMLResponse(_PLACEHOLDER)
 
 
 def _ensure_admin(conn: psycopg.Connection[Any], settings: ApiSettings) -> None:
