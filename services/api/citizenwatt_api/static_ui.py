@@ -1,6 +1,6 @@
 """The web page's files, served from memory: gzipped once, cached for a year under a versioned URL.
 
-The api reads the UI folder (services/ui, about 195 kB, 70 kB once gzipped) into memory and names
+The api reads the UI folder (services/ui, about 200 kB, 70 kB once gzipped) into memory and names
 the whole tree by one hash of its contents. Every file is served at ``/ui/<hash>/<path>`` with
 ``Cache-Control: public, max-age=31536000, immutable``, so a reload fetches none of them again.
 index.html alone stays at ``/``: ``no-cache`` with an ETag (a 304 when unchanged), its references
