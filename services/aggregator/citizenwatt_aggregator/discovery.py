@@ -178,6 +178,7 @@ def sensor_configs(ctx: DiscoveryContext, sensor: str, facts: SensorFacts) -> di
             "command_topic": topics.set(sensor),
             "payload_on": "ON",
             "payload_off": "OFF",
+            "device_class": "outlet" if facts.kind == "awox" else "switch",
             "optimistic": False,  # on or off only once the plug's next reading says so
             "qos": 1,
             **both,
@@ -297,14 +298,15 @@ class Announcer:
         return announced
 
     def announce_all(self, stored: Mapping[str, SensorFacts]) -> None:
-        """Everything again: the hub, and every sensor known here or in the database."""
-        self._publish(hub_configs(self.ctx))
+        """Everything again: every sensor known here or in the database, then the hub (last, so a
+        client that sees the hub's config knows the round is complete)."""
         for sensor in sorted(set(stored) | set(self._facts)):
             known, found = self._facts.get(sensor), stored.get(sensor)
-            # What this run saw of its kind wins over the stored one (the first it ever had).
+            # What this run saw of its kind wins over the stored one.
             facts = found.merged(known) if known and found else known or found
             assert facts is not None
             self._announce(sensor, facts)
+        self._publish(hub_configs(self.ctx))
 
     def _announce(self, sensor: str, facts: SensorFacts) -> None:
         self._publish(sensor_configs(self.ctx, sensor, facts))
