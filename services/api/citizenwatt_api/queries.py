@@ -174,6 +174,13 @@ def energy_in_intervals(
     return results
 
 
+def float_array(values: Sequence[float]) -> str:
+    """A float8[] literal, for ``%s::float8[]``: 10 000 edges cost psycopg's list dumper 0.2 s
+    (a regular-expression check per float); this, 5 ms. Exact: repr is the shortest text that
+    float8 reads back bit for bit."""
+    return "{" + ",".join(map(repr, values)) + "}"
+
+
 def _cell_edges(intervals: Sequence[tuple[float, float]]) -> list[float]:
     points: set[float] = set()
     for lo, hi in intervals:
@@ -215,9 +222,9 @@ def _add_rollup_cells(
             "   GROUP BY 1) AS r"
         ).format(sql.Identifier(table)),
         {
-            "lo": [edges[first] for first, _ in runs],
-            "hi": [edges[end] for _, end in runs],
-            "edges": edges,
+            "lo": float_array([edges[first] for first, _ in runs]),
+            "hi": float_array([edges[end] for _, end in runs]),
+            "edges": float_array(edges),
             "s": sensor_ids,
         },
     ).fetchall()
@@ -312,9 +319,9 @@ def _add_raw_cells(
     for first, end in runs:
         is_raw[first:end] = [True] * (end - first)
     params = {
-        "lo": [w[0] for w in windows],
-        "hi": [w[1] for w in windows],
-        "edges": edges,
+        "lo": float_array([w[0] for w in windows]),
+        "hi": float_array([w[1] for w in windows]),
+        "edges": float_array(edges),
         "s": sensor_id,
         "first": windows[0][0],
         "last": windows[-1][1],
