@@ -13,11 +13,13 @@ import threading
 import time
 
 import paho.mqtt.client as paho
+import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
 from citizenwatt_aggregator.service import Aggregator
 from citizenwatt_aggregator.settings import AggregatorSettings
 from citizenwatt_api.db import POOL_MAX_IDLE_SECONDS, open_pool
+from tests.services import count_rows, wait_until
 from tools.localstack import LocalMosquitto, free_port
 
 
@@ -70,6 +72,56 @@ def test_the_aggregator_holds_at_most_two_batches_whatever_the_backlog(mosquitto
         client.loop_stop()
         aggregator.stop_event.set()
         runner.join(timeout=30)
+
+
+def test_the_aggregator_inbox_stays_bounded_when_the_broker_ignores_the_receive_maximum(
+    mosquitto: LocalMosquitto, database_url: str
+) -> None:
+    """QoS 0 messages are outside MQTT's flow control: the broker pushes them as fast as it can
+    (Mosquitto also overran the receive maximum at full ingest in a tester's run). With the
+    database stalled (the readings table locked by another session), 20 000 readings flooded at
+    QoS 0 must never take the inbox past two batches (2 x 10), and once the lock goes all of
+    them are stored: the excess waited at the broker and in TCP buffers, not in our memory."""
+    batch_size, flood = 10, 20_000
+    settings = AggregatorSettings(
+        mqtt_url=mosquitto.url,
+        database_url=database_url,
+        batch_size=batch_size,
+        batch_delay_seconds=0.2,
+        health_port=0,
+        ha_discovery=False,
+        alert_interval_seconds=0,
+        client_id="bounded-flood",
+    )
+    aggregator = Aggregator(settings)
+    runner = threading.Thread(target=aggregator.run, daemon=True)
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="flood-publisher", protocol=paho.MQTTv5)
+    client.max_queued_messages_set(0)
+    with psycopg.connect(database_url) as locker:
+        runner.start()
+        client.connect("127.0.0.1", mosquitto.port)
+        client.loop_start()
+        try:
+            wait_until(lambda: aggregator.mqtt_connected and aggregator.db_ok, message="aggregator up")
+            # A first reading stored: the schema and the aggregator's subscription exist.
+            client.publish("citizenwatt/bounded/reading", _reading(-1_000_000), qos=1).wait_for_publish(10)
+            wait_until(lambda: count_rows(database_url) == 1, message="the first reading stored")
+            locker.execute("LOCK TABLE readings IN ACCESS EXCLUSIVE MODE")
+            infos = [client.publish("citizenwatt/bounded/reading", _reading(i), qos=0) for i in range(flood)]
+            for info in infos:
+                info.wait_for_publish(60)  # all handed to the broker
+            wait_until(lambda: aggregator._inbox.full(), message="the inbox filled")
+            assert aggregator.inbox_peak <= 2 * batch_size
+            locker.rollback()  # the lock goes; everything flows
+            wait_until(lambda: count_rows(database_url) > flood, timeout=300, message="every reading stored")
+            assert aggregator.inbox_peak <= 2 * batch_size
+            assert aggregator.health()["inbox_limit"] == 2 * batch_size
+        finally:
+            client.disconnect()
+            client.loop_stop()
+            aggregator.stop_event.set()
+            runner.join(timeout=30)
+    assert count_rows(database_url) == flood + 1
 
 
 def test_the_api_pool_gives_back_connections_a_burst_opened(database_url: str) -> None:

@@ -56,7 +56,12 @@ class Aggregator:
         self.db_ok = False
         self.mqtt_connected = False
         self.last_commit_at: float | None = None
-        self._inbox: queue.SimpleQueue[Incoming] = queue.SimpleQueue()
+        # Bounded whatever the broker does: the receive maximum below (two batches) only binds a
+        # broker that honours it, and QoS 0 messages are outside it. When the inbox is full, paho's
+        # thread waits in _on_message, stops reading the socket, and TCP pushes back on the
+        # broker, which keeps the backlog (its queue limits are in mosquitto/).
+        self._inbox: queue.Queue[Incoming] = queue.Queue(maxsize=2 * settings.batch_size)
+        self.inbox_peak = 0
         self._generation = 0
         # Set on paho's thread (a new connection, Home Assistant's birth message), acted on by the
         # writer loop, which alone reads the database: announce every sensor's discovery again.
@@ -116,7 +121,14 @@ class Aggregator:
             if message.qos > 0:
                 client.ack(message.mid, message.qos)
             return
-        self._inbox.put(Incoming(message.topic, bytes(message.payload), message.mid, message.qos, self._generation))
+        incoming = Incoming(message.topic, bytes(message.payload), message.mid, message.qos, self._generation)
+        while not self.stop_event.is_set():
+            try:
+                self._inbox.put(incoming, timeout=0.5)
+            except queue.Full:
+                continue
+            self.inbox_peak = max(self.inbox_peak, self._inbox.qsize())
+            return
 
     # -- database -----------------------------------------------------------------------------
     def _connection(self) -> psycopg.Connection[Any]:
@@ -275,6 +287,9 @@ class Aggregator:
             "mqtt": "connected" if self.mqtt_connected else "disconnected",
             "last_commit_at": self.last_commit_at,
             "storage": self.storage.as_json() if self.storage else None,
+            "inbox": self._inbox.qsize(),
+            "inbox_peak": self.inbox_peak,
+            "inbox_limit": self._inbox.maxsize,
             **asdict(self.counters),
         }
 
