@@ -197,3 +197,27 @@ def test_tempo_colours_are_written_by_the_api_and_read_by_the_aggregator(secured
         ]
     for client in (aggregator, home, meter, api):
         client.close()
+
+
+def test_home_assistants_birth_message_reaches_the_aggregator(secured: tuple[LocalMosquitto, Path]) -> None:
+    """Home Assistant announces itself on homeassistant/status (its birth message and last will) and
+    the aggregator answers with discovery: Home Assistant's account may publish there, the
+    aggregator's may read it; a collector may do neither, and Home Assistant may not plant a
+    discovery config (only the aggregator writes them)."""
+    broker, secrets = secured
+    aggregator = MqttObserver(
+        broker.url, "homeassistant/status", "aggregator", "_aggregator", secret(secrets, "_aggregator")
+    )
+    home = MqttObserver(broker.url, "homeassistant/#", "ha", "_homeassistant", secret(secrets, "_homeassistant"))
+    meter = MqttObserver(broker.url, "homeassistant/status", "meter1", "meter1", secret(secrets, "meter1"))
+    meter.publish("homeassistant/status", "offline")
+    home.publish("homeassistant/sensor/citizenwatt_meter1/power/config", "{}", retain=True)
+    # Each publish waits for the broker's PUBACK: once Home Assistant's own is seen, the others were handled.
+    home.publish("homeassistant/status", "online")
+    aggregator.wait_for(lambda ms: len(ms) >= 1)
+    home.wait_for(lambda ms: ("homeassistant/status", b"online", False) in ms)
+    assert [(t, p) for t, p, _ in aggregator.messages] == [("homeassistant/status", b"online")]
+    assert meter.messages == []  # the collector's subscription was refused
+    assert [t for t, _, _ in home.messages] == ["homeassistant/status"]
+    for client in (aggregator, home, meter):
+        client.close()
