@@ -38,7 +38,17 @@ def main() -> None:
         print(f"administrator {args.login} created")
         return
     # uvicorn handles SIGTERM/SIGINT: it finishes in-flight requests, then runs the lifespan exit.
-    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="info")
+    # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise: a forged header from any
+    # local process would then pick the address the login throttle counts attempts by.
+    proxies = [address.strip() for address in settings.trusted_proxies.split(",") if address.strip()]
+    uvicorn.run(
+        create_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level="info",
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or None,
+    )
 
 
 if __name__ == "__main__":

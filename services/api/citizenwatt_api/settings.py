@@ -18,6 +18,11 @@ class ApiSettings(DatabaseSettings, MqttSettings):
     session_days: int = Field(default=30, ge=1, description="how long a login lasts")
     admin_login: str | None = Field(default=None, description="create this admin at start if missing")
     admin_password: SecretStr | None = Field(default=None, description="its password")
+    trusted_proxies: str = Field(
+        default="",
+        description="comma-separated addresses of reverse proxies whose X-Forwarded-For is believed; empty: none,"
+        " every client is its socket's address (the login throttle counts per address)",
+    )
     pool_size: int = Field(default=4, ge=1, le=50, description="database connections")
     api_publish_radio_config: bool = Field(
         default=True, description="connect to the broker to hand nRF24 settings saved in the web page to collectors"
