@@ -71,3 +71,56 @@ def test_a_configured_proxy_is_believed(database_url: str, tmp_path: Path) -> No
         assert login(base, ADMIN[0], ADMIN[1], forwarded_for="203.0.113.2") == 200
     finally:
         process.stop()
+
+
+# Each path a password is checked on, as (method, path, how the credentials travel).
+LOGIN_PATHS = [("/api/v2/login", "json"), ("/login", "form"), ("/api/time", "form")]
+
+
+def test_an_unknown_login_and_a_wrong_password_take_the_same_time_and_answer(database_url: str) -> None:
+    """On every login path, interleaved samples of an unknown login and of a known login with a
+    wrong password get the same status and body, and their median times are within 0.7 to 1.4 of
+    each other (with the old code an unknown login cost two scrypt runs, a wrong password one: a
+    ratio near 2). Medians of 30 interleaved samples each: one scrypt run is about 40 ms, far
+    above the noise of a loaded machine, which affects both kinds alike. The throttle is lifted
+    for the test (it would answer 429 after 5 attempts, the same for both)."""
+    import statistics
+    import time as clock
+
+    from fastapi.testclient import TestClient
+
+    from citizenwatt_api.app import create_app
+    from citizenwatt_api.auth import LoginThrottle
+    from citizenwatt_api.settings import ApiSettings
+
+    settings = ApiSettings(
+        database_url=database_url,
+        admin_login=ADMIN[0],
+        admin_password=ADMIN[1],
+        api_publish_radio_config=False,
+    )
+    app = create_app(settings)
+    with TestClient(app) as client:
+        app.state.login_throttle = LoginThrottle(attempts=10**9)
+        for path, how in LOGIN_PATHS:
+
+            def attempt(name: str, path: str = path, how: str = how) -> tuple[float, int, bytes]:
+                credentials = {"login": name, "password": "not the password"}
+                started = clock.perf_counter()
+                if how == "json":
+                    response = client.post(path, json=credentials)
+                else:
+                    response = client.post(path, data=credentials, headers={"Accept": "application/json"})
+                return clock.perf_counter() - started, response.status_code, response.content
+
+            attempt(ADMIN[0])  # warm-up: the first unknown-login check makes its hash once
+            attempt("nobody-0")
+            known, unknown = [], []
+            for i in range(30):
+                known.append(attempt(ADMIN[0]))
+                unknown.append(attempt(f"nobody-{i}"))
+            assert {(s, b) for _, s, b in known} == {(s, b) for _, s, b in unknown}, path
+            assert len({(s, b) for _, s, b in known}) == 1, path
+            ratio = statistics.median(t for t, _, _ in unknown) / statistics.median(t for t, _, _ in known)
+            print(f"{path}: unknown/wrong median time ratio {ratio:.3f}")
+            assert 0.7 < ratio < 1.4, (path, ratio)

@@ -7,6 +7,7 @@ delete a household's history.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import secrets
@@ -83,15 +84,26 @@ def create_user(conn: psycopg.Connection[Any], login: str, password: str, is_adm
     return int(row[0])
 
 
+@functools.cache
+def _unknown_login_hash() -> str:
+    return hash_password(secrets.token_urlsafe(16))
+
+
 def check_credentials(
     conn: psycopg.Connection[Any], login: str, password: str, verified: VerifiedPasswords | None = None
 ) -> User | None:
-    if "\x00" in login or len(login) > 200:
-        return None  # no such login can exist; PostgreSQL text cannot even hold a NUL
-    row = conn.execute("SELECT id, login, is_admin, password_hash FROM users WHERE login = %s", (login,)).fetchone()
+    # No such login can exist (PostgreSQL text cannot even hold a NUL), but it is refused like any
+    # unknown login, at the same cost: nothing in the time tells logins that exist from others.
+    impossible = "\x00" in login or len(login) > 200
+    row = (
+        None
+        if impossible
+        else conn.execute("SELECT id, login, is_admin, password_hash FROM users WHERE login = %s", (login,)).fetchone()
+    )
     if row is None:
-        # Spend the same time as a real check, so response times do not reveal which logins exist.
-        verify_password(password, hash_password("timing"))
+        # One scrypt check, as for a wrong password: against a hash made once per process (making
+        # a fresh one here as well would double the time and tell unknown logins apart).
+        verify_password(password, _unknown_login_hash())
         return None
     matches = verified.verify(password, str(row[3])) if verified else verify_password(password, str(row[3]))
     if not matches:
