@@ -36,10 +36,12 @@ export function versionEditor(container, { version = null, tempo = false, validF
   const addPeriod = el("button", { type: "button", class: "secondary small", text: t("tariff.addPeriod") });
   const addWindow = el("button", { type: "button", class: "secondary small", text: t("tariff.addWindow") });
 
-  // Row labels carry their number ("Period 2 price (€/kWh)") so each field is named on its own.
+  // Row labels carry their number ("Period 2 price (€/kWh)") so each field is named on its own;
+  // each row is a group named after it ("Period 2"), its remove button among its fields.
   function renumber() {
     [...periodRows.children].forEach((row, i) => {
       const n = i + 1;
+      row.setAttribute("aria-label", t("tariff.periodRow", { n }));
       row.querySelector("[name=period]").setAttribute("aria-label", t("tariff.periodN", { n }));
       for (const input of row.querySelectorAll("[data-colour]")) {
         const colour = input.dataset.colour;
@@ -50,6 +52,7 @@ export function versionEditor(container, { version = null, tempo = false, validF
     });
     [...windowRows.children].forEach((row, i) => {
       const n = i + 1;
+      row.setAttribute("aria-label", t("tariff.windowRow", { n }));
       row.querySelector("[name=start]").setAttribute("aria-label", t("tariff.windowStart", { n }));
       row.querySelector("[name=end]").setAttribute("aria-label", t("tariff.windowEnd", { n }));
       row.querySelector("select").setAttribute("aria-label", t("tariff.windowPeriod", { n }));
@@ -81,7 +84,7 @@ export function versionEditor(container, { version = null, tempo = false, validF
       }),
     );
     const remove = el("button", { type: "button", class: "secondary small", text: "×" });
-    const row = el("div", { class: `row-line period-line${tempo ? " tempo" : ""}` }, [nameInput, ...priceInputs, remove]);
+    const row = el("div", { class: `row-line period-line${tempo ? " tempo" : ""}`, role: "group" }, [nameInput, ...priceInputs, remove]);
     remove.addEventListener("click", () => {
       const index = [...periodRows.children].indexOf(row);
       row.remove();
@@ -103,7 +106,7 @@ export function versionEditor(container, { version = null, tempo = false, validF
     const index = window ? periodNames().indexOf(window.period) : periodRows.children.length > 1 ? 1 : 0;
     select.dataset.index = String(Math.max(index, 0));
     const remove = el("button", { type: "button", class: "secondary small", text: "×" });
-    const row = el("div", { class: "row-line window-line" }, [startInput, el("span", { text: "–", "aria-hidden": "true" }), endInput, select, remove]);
+    const row = el("div", { class: "row-line window-line", role: "group" }, [startInput, el("span", { text: "–", "aria-hidden": "true" }), endInput, select, remove]);
     remove.addEventListener("click", () => {
       row.remove();
       renumber();

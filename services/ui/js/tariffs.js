@@ -1,24 +1,26 @@
 // Tariffs and costs as the page shows them: names of periods and Tempo colours in the page's
 // language, a colour per cost part, and the server's rounded figures (`shown`) in the reader's locale.
 import { currentLocale, t } from "./i18n.js";
+import { COLORS } from "./charts.js";
 
 export const TEMPO_COLOURS = ["blue", "white", "red"];
 
-// Bar colours of the cost parts: the well-known periods keep the page's day/night colours; a
-// Tempo part is its day's colour, darker at peak; the subscription is grey.
+// Bar colours of the cost parts, each at least 3:1 against the cards' white (WCAG 2.1, 1.4.11):
+// the well-known periods keep the charts' day/night colours; a Tempo part is its day's colour,
+// darker at peak (peak and off-peak of a colour 2.9-3.4:1 apart); the subscription is grey.
 const PART_COLOURS = {
   base: "#1f6f50",
-  peak: "#f2a900",
-  offpeak: "#3b4cc0",
-  "peak|blue": "#1d4ed8",
-  "offpeak|blue": "#93c5fd",
-  "peak|white": "#6b7280",
-  "offpeak|white": "#d1d5db",
-  "peak|red": "#b91c1c",
-  "offpeak|red": "#fca5a5",
+  peak: COLORS.day,
+  offpeak: COLORS.night,
+  "peak|blue": "#1e3a8a",
+  "offpeak|blue": "#5a8ff2",
+  "peak|white": "#374151",
+  "offpeak|white": "#8b95a3",
+  "peak|red": "#7f1d1d",
+  "offpeak|red": "#e35d5d",
 };
 const OTHER_COLOURS = ["#0e7490", "#be185d", "#7c3aed", "#c2410c", "#4d7c0f"];
-export const SUBSCRIPTION_COLOUR = "#9ca3af";
+export const SUBSCRIPTION_COLOUR = "#7d8590";
 
 /** A time-of-use period's name: the seeded ones translated, one typed by the user as typed. */
 export function periodName(period) {

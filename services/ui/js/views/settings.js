@@ -1,5 +1,6 @@
 // Settings: the household's tariffs (which one from which date, their dated versions, one's own
-// tariff, Tempo day colours), the off-peak hours, one's password, and the nRF24 sensor's key and address.
+// tariff, Tempo day colours), the off-peak hours, one's password, and the nRF24 sensor's key and
+// address (only in a household that has such a sensor, see hasRadio).
 import { api } from "../api.js";
 import { t } from "../i18n.js";
 import { el, wireForm } from "../forms.js";
@@ -15,6 +16,16 @@ const nextDay = (isoDate, steps = 1) => {
   return d.toISOString().slice(0, 10);
 };
 
+/**
+ * Whether the household has a CitizenWatt nRF24 radio sensor: one of kind nrf24 was heard from
+ * (its collector decodes it with the key it was started with), or a radio configuration was saved
+ * already (its sensor may not have been heard from yet: a wrong key is exactly when one comes here
+ * to fix it). Other households never see the AES key and pipe address form.
+ */
+export function hasRadio(settings, sensors) {
+  return settings.radios.length > 0 || sensors.some((sensor) => sensor.kind === "nrf24");
+}
+
 export function mount(root, ctx) {
   root.innerHTML = `<h1 data-i18n="settings.title"></h1><div id="settings-body"><p class="loading" data-i18n="common.loading"></p></div>`;
   const body = root.querySelector("#settings-body");
@@ -28,7 +39,7 @@ export function mount(root, ctx) {
     });
   }
 
-  function render(settings, tariffData) {
+  function render(settings, tariffData, sensors) {
     body.innerHTML = `
       <section class="card" id="tariff-card"><h2 data-i18n="tariff.title"></h2>
         <p class="muted" data-i18n="tariff.help"></p>
@@ -92,7 +103,7 @@ export function mount(root, ctx) {
           <button type="submit" data-i18n="common.save"></button>
           <p class="status" role="status"></p>
         </form></section>
-      <section class="card"><h2 data-i18n="settings.radio"></h2>
+      <section class="card" id="radio-card"><h2 data-i18n="settings.radio"></h2>
         <form id="radio-form">
           <p class="muted" data-i18n="settings.radioHelp"></p>
           <p class="muted" id="radios-known"></p>
@@ -115,7 +126,9 @@ export function mount(root, ctx) {
       refreshTariffs = tariffs(tariffData);
     }
     night(settings, refreshTariffs, tariffData instanceof Error ? null : tariffData);
-    account(settings);
+    password();
+    if (hasRadio(settings, sensors)) radio(settings, sensors);
+    else $("radio-card").remove();
   }
 
   function tariffs(tariffData) {
@@ -347,7 +360,7 @@ export function mount(root, ctx) {
     });
   }
 
-  function account(settings) {
+  function password() {
     const $ = (id) => body.querySelector(`#${id}`);
     $("password-form").elements.username.value = ctx.session?.user?.login ?? "";
     wire($("password-form"), async (f) => {
@@ -355,6 +368,13 @@ export function mount(root, ctx) {
       $("password-form").reset();
       return t("settings.passwordDone");
     });
+  }
+
+  function radio(settings, sensors) {
+    const $ = (id) => body.querySelector(`#${id}`);
+    // The sensor id a new configuration is for: the nRF24 sensor heard from, if there is one.
+    const heard = sensors.find((sensor) => sensor.kind === "nrf24");
+    if (heard && !settings.radios.length) $("radio-form").elements.sensor.value = heard.key;
 
     const known = () =>
       (settings.radios.length ? t("settings.radioKnown", { list: settings.radios.map((r) => `${r.sensor} (${r.address})`).join(", ") }) : "");
@@ -371,11 +391,16 @@ export function mount(root, ctx) {
     });
   }
 
-  // Without the tariffs (an api that has none, or one failing) the other settings stay usable.
-  Promise.all([api("/api/v2/settings"), api("/api/v2/tariffs").catch((error) => error)]).then(
-    ([settings, tariffs]) => {
+  // Without the tariffs (an api that has none, or one failing) the other settings stay usable. The
+  // sensors are asked again (the page's list may be from before a sensor was first heard from).
+  Promise.all([
+    api("/api/v2/settings"),
+    api("/api/v2/tariffs").catch((error) => error),
+    api("/api/v2/sensors").catch(() => ctx.sensors),
+  ]).then(
+    ([settings, tariffs, sensors]) => {
       if (closed) return;
-      render(settings, tariffs);
+      render(settings, tariffs, sensors);
     },
     (error) => {
       if (closed) return;
