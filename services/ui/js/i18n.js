@@ -86,6 +86,12 @@ const TEXTS = {
     "alerts.title": "Alerts", "alerts.perYear": "{euros} €/year",
     "alerts.silent": "{sensor}: no reading since {since}.",
     "alerts.silentPeriod": "{sensor}: no reading since {since} (one every {period} s expected).",
+    // Charts' text alternative (charts.js) and the tariff editor's named rows (issue 13, accessibility).
+    "chart.name": "Chart: {series}{unit}", "chart.noData": "No values yet.",
+    "chart.summaryAll": "{count} values from {first} to {last}; the table that follows lists them.",
+    "chart.summaryRange": "{count} values from {first} to {last}; the table that follows gives each series' latest, lowest and highest.",
+    "chart.when": "When", "chart.series": "Series", "chart.latest": "Latest", "chart.lowest": "Lowest", "chart.highest": "Highest",
+    "tariff.periodRow": "Period {n}", "tariff.windowRow": "Window {n}",
     "alerts.unusual": "{sensor}: {kwh} kWh between {from} and {to}, usually {usual} kWh on a {weekday} at this hour.",
     "alerts.standby": "{sensor}: standby power {watts} W, above {limit} W.",
     "alerts.standbyCost": "{sensor}: standby power {watts} W, about {euros} € a year (above {limit} W).",
@@ -228,6 +234,12 @@ export function t(key, values = {}) {
 /** Fill every element carrying data-i18n (text) or data-i18n-label (aria-label) under `root`. */
 export function translate(root = document) {
   for (const el of root.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+    // Charts' text alternative (charts.js) and the tariff editor's named rows (issue 13, accessibility).
+    "chart.name": "Graphique : {series}{unit}", "chart.noData": "Pas encore de valeurs.",
+    "chart.summaryAll": "{count} valeurs de {first} à {last} ; le tableau qui suit les donne.",
+    "chart.summaryRange": "{count} valeurs de {first} à {last} ; le tableau qui suit donne la dernière, la plus basse et la plus haute de chaque série.",
+    "chart.when": "Quand", "chart.series": "Série", "chart.latest": "Dernière", "chart.lowest": "Minimum", "chart.highest": "Maximum",
+    "tariff.periodRow": "Période {n}", "tariff.windowRow": "Plage {n}",
   for (const el of root.querySelectorAll("[data-i18n-label]")) el.setAttribute("aria-label", t(el.dataset.i18nLabel));
 }
 
