@@ -24,8 +24,9 @@ from playwright.sync_api import Browser, ConsoleMessage, sync_playwright
 
 from citizenwatt_common.contract import Reading
 from citizenwatt_common.store import load_household, store_readings
-from tests.services import ServiceProcess, aggregator_online, count_rows, wait_until
-from tools.localstack import REPO, LocalMosquitto, free_port, wait_for_port
+from tests.services import count_rows, wait_until
+from tests.uistack import Simulated, running_stack
+from tools.localstack import REPO, LocalMosquitto
 
 # Its subject is not storage: one backend is enough (the suite runs storage tests on both).
 pytestmark = pytest.mark.backends("plain")
@@ -81,36 +82,15 @@ def stack(
     store_hour(db_url, "b", day.replace(hour=2), 500.0)
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute("UPDATE household SET night_start_minute = NULL, night_end_minute = NULL")
-    port = free_port()
-    common = {"CW_DATABASE_URL": db_url, "CW_MQTT_URL": mosquitto_module.url, "CW_TIMEZONE": "Europe/Paris"}
-    api = ServiceProcess(
-        "citizenwatt_api", {**common, "CW_API_PORT": str(port), "CW_API_HOST": "127.0.0.1"}, logs / "api.log"
-    ).start()
     # Alerts checked every second (not every minute), so the alert test need not wait long.
-    with aggregator_online(
-        mosquitto_module.url, db_url, logs / "agg.log", extra_env={"CW_ALERT_INTERVAL_SECONDS": "1"}
-    ):
-        simulators = [
-            ServiceProcess(
-                "citizenwatt_simulator",
-                {
-                    **common,
-                    "CW_SENSOR_ID": name,
-                    "CW_PERIOD_SECONDS": "1",
-                    "CW_SEED": str(seed),
-                    "CW_OUTBOX_PATH": str(logs / f"{name}.sqlite"),
-                },
-                logs / f"{name}.log",
-            ).start()
-            for seed, name in enumerate(("house", "heatpump"), start=1)
-        ]
-        try:
-            wait_for_port(port, timeout=60)
-            yield Stack(f"http://127.0.0.1:{port}", db_url)
-        finally:
-            for simulator in simulators:
-                simulator.stop()
-            api.stop()
+    with running_stack(
+        mosquitto_module.url,
+        db_url,
+        logs,
+        simulators=[Simulated("house", seed=1), Simulated("heatpump", seed=2)],
+        aggregator_env={"CW_ALERT_INTERVAL_SECONDS": "1"},
+    ) as running:
+        yield Stack(running.url, db_url)
 
 
 @pytest.fixture(scope="module")

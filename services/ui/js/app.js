@@ -1,5 +1,5 @@
 // The page's frame: who is logged in, the sensor picker, the language, and hash routes to the views.
-import { api, ApiError } from "./api.js";
+import { api, ApiError, connection } from "./api.js";
 import { setLanguage, currentLanguage, t, translate } from "./i18n.js";
 import * as account from "./views/account.js";
 import * as live from "./views/live.js";
@@ -9,6 +9,10 @@ import * as settings from "./views/settings.js";
 
 const VIEWS = { live, history, sensors, settings, install: account.install, login: account.login };
 const PUBLIC = new Set(["install", "login"]);
+// Views that load their figures once: mounted again when the server answers after an outage. The
+// live view reconnects by itself; the settings are forms, whose typed values a new mount would lose.
+const RELOAD_WHEN_BACK = new Set(["history", "sensors"]);
+const PROBE_MS = 3000; // while the server does not answer, how often to ask whether it is back
 const $ = (id) => document.getElementById(id);
 
 const state = {
@@ -24,11 +28,56 @@ function showError(error) {
   const banner = $("banner");
   if (!error) {
     banner.hidden = true;
+    banner.textContent = "";
+    delete banner.dataset.unreachable;
     return;
   }
-  banner.textContent = error instanceof ApiError && error.status === 0 ? t("common.offline") : `${t("common.error")}: ${error.message}`;
+  const text = error instanceof ApiError && error.unreachable ? error.message : `${t("common.error")}: ${error.message}`;
+  // The banner is an alert: written again with the same words, a screen reader would say it again.
+  if (banner.textContent !== text) banner.textContent = text;
+  banner.dataset.unreachable = String(error instanceof ApiError && error.unreachable);
   banner.hidden = false;
 }
+
+/** Say `text` once to screen readers (a polite status message, not shown). */
+function announce(text) {
+  let region = $("announce");
+  if (!region) {
+    region = document.createElement("div");
+    region.id = "announce";
+    region.className = "visually-hidden";
+    region.setAttribute("role", "status");
+    document.body.append(region);
+  }
+  // Emptied first: the same words again (a second outage) would not be announced otherwise.
+  region.textContent = "";
+  setTimeout(() => {
+    region.textContent = text;
+  }, 100);
+}
+
+// The server stopped answering (any request, or the live stream): the banner says so until it
+// answers again, which a request every few seconds finds out without the user reloading.
+let probing = null;
+connection.addEventListener("down", () => {
+  if (probing) return;
+  probing = setInterval(async () => {
+    try {
+      const session = await api("/api/v2/session", { timeoutMs: PROBE_MS });
+      if (state.session?.user && !session.user) handleError(new ApiError(401, "session ended"));
+    } catch {
+      // still down: the banner already says so
+    }
+  }, PROBE_MS);
+});
+connection.addEventListener("up", () => {
+  clearInterval(probing);
+  probing = null;
+  const banner = $("banner");
+  if (!banner.hidden && banner.dataset.unreachable === "true") showError(null);
+  announce(t("common.back"));
+  if (RELOAD_WHEN_BACK.has(routeOf(location.hash).name)) render();
+});
 
 /** Every view reports API failures here: a lost session sends the user to the login page. */
 function handleError(error) {

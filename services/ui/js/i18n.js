@@ -17,6 +17,11 @@ const TEXTS = {
     "live.updated": "updated {s} s ago", "live.waiting": "Waiting for a reading…", "live.silent": "Last reading {ago}: is the collector running?",
     "live.reconnecting": "Live stream interrupted, reconnecting…",
     "live.today": "Today:", "live.tariff.day": "Day tariff", "live.tariff.night": "Night tariff",
+    // Issue 13: a figure that may be out of date, and a server that does not answer, said in words.
+    "live.stale": "No news for {s} s — the figure may be out of date.",
+    "live.interrupted": "No news from the server, reconnecting… Last reading {ago}: the figure may be out of date.",
+    "live.fresh": "Live readings are back.",
+    "common.timeout": "The server does not answer. Retrying…", "common.back": "The server answers again.",
     "energy.flows": "Imported {in} kWh · exported {out} kWh · net {net} kWh",
     "history.day": "Day", "history.week": "Week", "history.month": "Month", "history.year": "Year",
     "history.prev": "Previous", "history.next": "Next", "history.date": "Date",
@@ -116,6 +121,11 @@ const TEXTS = {
     "live.updated": "mis à jour il y a {s} s", "live.waiting": "En attente d'une mesure…", "live.silent": "Dernière mesure {ago} : le collecteur tourne-t-il ?",
     "live.reconnecting": "Flux interrompu, reconnexion…",
     "live.today": "Aujourd'hui :", "live.tariff.day": "Heures pleines", "live.tariff.night": "Heures creuses",
+    // Issue 13 : un chiffre peut-être dépassé, un serveur qui ne répond pas, dits en toutes lettres.
+    "live.stale": "Aucune nouvelle depuis {s} s — le chiffre n'est peut-être plus à jour.",
+    "live.interrupted": "Aucune nouvelle du serveur, reconnexion… Dernière mesure {ago} : le chiffre n'est peut-être plus à jour.",
+    "live.fresh": "Les mesures en direct sont revenues.",
+    "common.timeout": "Le serveur ne répond pas dans les temps. Nouvel essai…", "common.back": "Le serveur répond de nouveau.",
     "energy.flows": "Importé {in} kWh · exporté {out} kWh · bilan net {net} kWh",
     "history.day": "Jour", "history.week": "Semaine", "history.month": "Mois", "history.year": "Année",
     "history.prev": "Précédent", "history.next": "Suivant", "history.date": "Date",
