@@ -160,7 +160,7 @@ def schema_problems(topic: str, config: dict[str, Any]) -> list[str]:
         problems.append(f"availability_mode {config['availability_mode']!r}")
     device_class = config.get("device_class")
     if platform == "sensor" and (device_class is not None or "state_class" in config):
-        units, state_classes = SENSOR_CLASSES.get(device_class, (set(), set()))
+        units, state_classes = SENSOR_CLASSES.get(str(device_class), (set(), set()))
         if config.get("unit_of_measurement") not in units:
             problems.append(f"unit {config.get('unit_of_measurement')!r} for device class {device_class!r}")
         if config.get("state_class") not in state_classes:
@@ -186,7 +186,7 @@ def available(config: dict[str, Any], latest: dict[str, bytes]) -> bool:
     every topic must have said its payload_available (default "online"); an entity without
     availability is always available."""
     if "availability_topic" in config:
-        return latest.get(config["availability_topic"]) == config.get("payload_available", "online").encode()
+        return bool(latest.get(config["availability_topic"]) == config.get("payload_available", "online").encode())
     items = config.get("availability", [])
     if not items:
         return True
@@ -284,6 +284,8 @@ def entities(sensor: str, sensors: list[str], binary: list[str], switches: list[
 # Worked out from what each sensor sends (README's topic table): power and the three energy meters
 # for everyone, the alert entities for everyone (alerts are on by default), one more sensor per
 # optional field, a switch for the relay.
+# What each sensor's device model must name (its kind).
+KINDS = {"house": "Simulated", "plug": "AWOX", "node": "nRF24"}
 BASE = ["power", "energy", "energy_import", "energy_export", "standby", "standby_cost"]
 EXPECTED = (
     {HUB_CONFIG}
@@ -335,8 +337,8 @@ def test_every_discovery_payload_follows_home_assistants_schema(stack: Stack) ->
     unique_ids = [config["unique_id"] for config in configs.values()]
     assert len(unique_ids) == len(set(unique_ids))
     # Each entity reads fields its state topic really carries (the newest state of its sensor).
-    for sensor in ("house", "plug", "node"):
-        home.wait_for(lambda ms, sensor=sensor: any(t == f"citizenwatt/{sensor}/alert" for t, _, _ in ms))
+    alerts = {f"citizenwatt/{sensor}/alert" for sensor in ("house", "plug", "node")}
+    home.wait_for(lambda ms: alerts <= {t for t, _, _ in ms})
     for topic, config in configs.items():
         if template_fields(config):
             state = json.loads(next(p for t, p, _ in reversed(home.messages) if t == config["state_topic"]))
@@ -363,7 +365,8 @@ def test_every_discovery_payload_follows_home_assistants_schema(stack: Stack) ->
     plug_device = relay["device"]
     assert plug_device["identifiers"] == ["citizenwatt_plug"] and plug_device["manufacturer"] == "AWOX"
     assert plug_device["via_device"] == configs[HUB_CONFIG]["device"]["identifiers"][0]
-    assert configs["homeassistant/sensor/citizenwatt_node/power/config"]["device"]["model"].startswith("CitizenWatt")
+    models = {s: configs[f"homeassistant/sensor/citizenwatt_{s}/power/config"]["device"]["model"] for s in KINDS}
+    assert all(hint in models[sensor] for sensor, hint in KINDS.items()), models
     assert relay["origin"] == {
         "name": "CitizenWatt",
         "sw_version": SW_VERSION,
