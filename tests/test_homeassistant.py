@@ -393,21 +393,32 @@ def test_home_assistant_coming_online_gets_every_config_again(stack: Stack) -> N
 
 
 def test_a_broker_that_lost_its_retained_messages_gets_them_back(stack: Stack) -> None:
-    """A broker killed before its hourly snapshot forgets the retained configs. Once the aggregator
-    is connected again, every sensor in the database is announced again, even one silent since."""
+    """A broker killed before its hourly snapshot forgets the retained configs. The aggregator,
+    reconnected, announces everything again; so does a new aggregator, which knows the sensors only
+    from the database (none of them has sent anything since)."""
     home = stack.client("_homeassistant", "#")
     aggregator = stack.start_aggregator()
     home.wait_for(seen_online)
     feed_three_sensors(stack, home)
     before = configs_of(home.messages)
-    aggregator.stop()  # a new aggregator knows the sensors only from the database
-    stack.broker.kill()
-    (stack.broker.folder / "mosquitto.db").unlink(missing_ok=True)
-    stack.broker.start()
+
+    def lose_the_broker_state() -> None:
+        stack.broker.kill()
+        (stack.broker.folder / "mosquitto.db").unlink(missing_ok=True)  # no snapshot to come back from
+        stack.broker.start()
+
+    def retained_configs() -> dict[str, dict[str, Any]]:
+        late = stack.client("_homeassistant", "homeassistant/#")  # only what the broker retains now
+        late.wait_for(lambda ms: set(configs_of(ms)) == EXPECTED)
+        return configs_of(late.messages)
+
+    lose_the_broker_state()  # the same aggregator process reconnects by itself
+    assert retained_configs() == before
+    assert aggregator.running
+    aggregator.stop()
+    lose_the_broker_state()
     stack.start_aggregator()
-    late = stack.client("_homeassistant", "homeassistant/#")  # only what the broker retains now
-    late.wait_for(lambda ms: set(configs_of(ms)) == EXPECTED)
-    assert configs_of(late.messages) == before
+    assert retained_configs() == before
 
 
 class FakePlug:
