@@ -441,6 +441,18 @@ def test_each_chart_is_an_image_described_by_a_table_of_its_values(browser: Brow
     box = page.locator("#history-chart .chart-description")
     assert box.bounding_box() is not None and box.bounding_box()["width"] <= 1  # type: ignore[index]
     assert page.get_by_role("img", name=f"Chart: {total}, {night} (kWh)").count() == 1
+    # Split by sensor, the bars are stacked (each drawn up to the running sum): the table still
+    # gives each sensor's own kWh, null (–) where it measured nothing, not the running sums.
+    page.locator("#by-sensor").check()
+    page.wait_for_function("document.querySelector('#history-chart')?.dataset.series?.startsWith('sensor-')")
+    heads = table.locator("thead th").all_text_contents()
+    assert sorted(heads) == sorted(["When", "a (kWh)", "b (kWh)"])
+    a, b = heads.index("a (kWh)"), heads.index("b (kWh)")
+    at_ten = table.locator("tbody tr").nth(10).locator("th, td").all_text_contents()
+    at_two = table.locator("tbody tr").nth(2).locator("th, td").all_text_contents()
+    assert (at_ten[a], at_ten[b], at_two[a], at_two[b]) == ("1.000", "–", "–", "0.500")
+    page.locator("#by-sensor").uncheck()
+    page.wait_for_function("document.querySelector('#history-chart')?.dataset.series === 'total,night'")
     # In French, the same chart says so in French.
     page.locator("#language").select_option("fr")
     french = f"Graphique : {text(page, 'history.total')}, {text(page, 'history.nightPart')} (kWh)"

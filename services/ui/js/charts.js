@@ -51,18 +51,11 @@ function valueText(value, unit) {
 }
 
 /**
- * Each series' own values. A series marked `stacked: true` is drawn from zero up to the running
- * sum of itself and the stacked series after it (uPlot does not stack: the tallest is drawn first
- * and the others over it), so its own part is its value minus the next stacked one's.
+ * Each series' own values: its data, or `raw` when the caller draws something else than the
+ * series' figures (uPlot does not stack: a stacked bar is drawn from zero up to the running sum of
+ * the parts below it and itself, and `raw` keeps the part's own value for the table).
  */
-function ownValues(options, data) {
-  return options.series.map((s, i) => {
-    if (i === 0 || !s.stacked) return data[i];
-    const next = options.series[i + 1]?.stacked ? data[i + 1] : null;
-    if (!next) return data[i];
-    return data[i].map((v, j) => (v === null || v === undefined ? null : v - (next[j] ?? 0)));
-  });
-}
+const ownValues = (options, data) => options.series.map((s, i) => s.raw ?? data[i]);
 
 /** How the x axis writes a value: the caller's tick labels, else a time or a number. */
 function xWriter(options) {

@@ -341,7 +341,7 @@ export function mount(root, ctx) {
         return { layer, values: below };
       });
       for (const { layer, values } of stacks.reverse()) {
-        series.push({ label: layer.label, fill: layer.colour, stroke: layer.colour, paths: bars, points: { show: false } });
+        series.push({ label: layer.label, fill: layer.colour, stroke: layer.colour, paths: bars, points: { show: false }, raw: layer.values });
         data.push(values);
         keys.push(layer.key);
       }
@@ -354,7 +354,7 @@ export function mount(root, ctx) {
         return { s, values: below };
       });
       for (const { s, values } of stacks.reverse()) {
-        series.push({ label: sensorName(s), fill: sensorColor(s), stroke: sensorColor(s), paths: bars, points: { show: false } });
+        series.push({ label: sensorName(s), fill: sensorColor(s), stroke: sensorColor(s), paths: bars, points: { show: false }, raw: sensorValues[s.id] });
         data.push(values);
         keys.push(`sensor-${s.id}`);
       }
