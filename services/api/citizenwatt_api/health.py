@@ -10,7 +10,8 @@ page) for a load that passes by itself. So:
   waiting for a heavy-request slot or a pooled connection (for a person reading it, not a failure);
 - 503 ``{"status": "unavailable"}`` when the database does not answer within HEALTH_TIMEOUT seconds.
 
-``live_streams`` counts the open live pages (the hub's subscribers).
+``live_streams`` counts the open live pages (the hub's subscribers), ``live_polling`` says whether
+the hub polls (only while one is open).
 """
 
 from __future__ import annotations
@@ -40,5 +41,6 @@ async def health(app: FastAPI) -> JSONResponse:
         "heavy_waiting": admission.waiting,
         "pool_waiting": pool_waiting,
         "live_streams": app.state.live_hub.streams,
+        "live_polling": app.state.live_hub.polling,
     }
     return JSONResponse(body)
