@@ -241,7 +241,7 @@ def test_a_days_costs_by_part_add_up_to_the_total_shown(tab: Page) -> None:
     box = plot.bounding_box()
     assert box
     plot.hover(position={"x": 12.5 / 24 * box["width"], "y": box["height"] - 2})
-    expected = "12h · 0.199 € · peak 0.166 € · off-peak 0.033 €"
+    expected = "12:00 · 0.199 € · peak 0.166 € · off-peak 0.033 €"
     page.wait_for_function(f"document.querySelector('#bucket-detail').textContent === {expected!r}")
     tab.shot("history-day-costs")
 

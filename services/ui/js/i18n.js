@@ -16,7 +16,7 @@ const TEXTS = {
     "live.title": "Power now", "live.watts": "W", "live.lastMinutes": "Last 10 minutes",
     "live.updated": "updated {s} s ago", "live.waiting": "Waiting for a reading…", "live.silent": "Last reading {ago}: is the collector running?",
     "live.reconnecting": "Live stream interrupted, reconnecting…",
-    "live.today": "Today:", "live.tariff.day": "Day tariff", "live.tariff.night": "Night tariff",
+    "live.today": "Today:", "live.tariff.day": "Peak hours", "live.tariff.night": "Off-peak hours",
     // Issue 13: a figure that may be out of date, and a server that does not answer, said in words.
     "live.stale": "No news for {s} s — the figure may be out of date.",
     "live.interrupted": "No news from the server, reconnecting… Last reading {ago}: the figure may be out of date.",
@@ -26,7 +26,7 @@ const TEXTS = {
     "history.day": "Day", "history.week": "Week", "history.month": "Month", "history.year": "Year",
     "history.prev": "Previous", "history.next": "Next", "history.date": "Date",
     "history.kwh": "kWh", "history.euros": "€",
-    "history.total": "Total", "history.dayPart": "Day", "history.nightPart": "Night",
+    "history.total": "Total", "history.dayPart": "Peak", "history.nightPart": "Off-peak",
     "history.empty": "No readings in this period.", "history.pointHint": "Point at or tap a bar for its value.", "history.noPrice": "no price set",
     "history.download": "Download (CSV):", "history.csvEnergy": "kWh and € per bar", "history.csvReadings": "every reading",
     "history.compare": "Compare", "history.comparePrevious": "previous period", "history.compareYear": "same period last year",
@@ -39,7 +39,7 @@ const TEXTS = {
     "sensors.power": "Power", "sensors.online": "online", "sensors.offline": "offline", "sensors.never": "never", "sensors.simulated": "simulated",
     "settings.title": "Settings",
     "settings.provider": "Energy provider and tariff", "settings.providerPick": "Provider",
-    "settings.prices": "day {day} €/kWh · night {night} €/kWh · subscription {sub} €/month",
+    "settings.prices": "peak {day} €/kWh · off-peak {night} €/kWh · subscription {sub} €/month",
     "settings.night": "Off-peak hours from today",
     "settings.nightHelp": "A new version of your tariff from today with these off-peak hours; earlier days keep theirs. For several windows or another date, add a version above.",
     "tariff.title": "Your tariff", "tariff.help": "Which tariff applies from which date. A change applies from its date and never re-prices earlier days.",
@@ -77,7 +77,7 @@ const TEXTS = {
     "costs.assumed": "(assumed)", "costs.subscription": "Subscription", "costs.includeSubscription": "include subscription",
     "costs.export": "Export credit", "costs.part": "Part", "costs.kwh": "kWh", "costs.price": "€/kWh", "costs.euros": "€",
     "costs.total": "Total", "costs.prorated": "prorated over the period",
-    "settings.nightNone": "No night tariff", "settings.nightStart": "Starts", "settings.nightEnd": "Ends",
+    "settings.nightNone": "No off-peak hours", "settings.nightStart": "Starts", "settings.nightEnd": "Ends",
     "settings.password": "Change my password", "settings.current": "Current password",
     "settings.new": "New password (8 characters or more)", "settings.passwordDone": "Password changed.",
     "settings.radio": "CitizenWatt radio sensor (nRF24)",
@@ -101,6 +101,49 @@ const TEXTS = {
     "alerts.standby": "{sensor}: standby power {watts} W, above {limit} W.",
     "alerts.standbyCost": "{sensor}: standby power {watts} W, about {euros} € a year (above {limit} W).",
     "time.s": "{n} s ago", "time.min": "{n} min ago", "time.h": "{n} h ago", "time.d": "{n} d ago",
+    // The api's refusals by code (services/api/citizenwatt_api/errors.py), with their params; an
+    // unknown code keeps the server's English. {wait} is params.retry_after said as a duration.
+    "wait.s": "{n} s", "wait.min": "{n} min",
+    "error.error": "Something went wrong on the server.", "error.invalid_parameters": "Invalid parameters.",
+    "error.invalid_parameters.field": "Invalid value for “{field}”.",
+    "error.authentication_required": "Please log in.", "error.forbidden": "Access forbidden.",
+    "error.not_found": "Not found.", "error.method_not_allowed": "This action is not allowed here.",
+    "error.conflict": "This conflicts with what is already saved.", "error.too_large": "Too large.",
+    "error.too_many_requests": "Too many requests: try again shortly.",
+    "error.unavailable": "The server is not available: try again shortly.",
+    "error.database_unavailable": "The database is not available: try again shortly.",
+    "error.server_busy": "The server is busy: try again shortly.",
+    "error.invalid_text": "The text contains characters that cannot be stored.",
+    "error.too_many_logins": "Too many failed logins: try again in {wait}.",
+    "error.wrong_credentials": "Wrong login or password.", "error.wrong_current_password": "The current password is wrong.",
+    "error.password_too_short": "The new password needs at least {min_length} characters.",
+    "error.login_and_password_needed": "A login and a password of at least {min_length} characters, please.",
+    "error.already_installed": "Already installed: log in instead.",
+    "error.cross_site_refused": "Refused: this request did not come from CitizenWatt's own page.",
+    "error.unknown_token": "Unknown or revoked API token.", "error.admin_only": "Only an administrator may do this.",
+    "error.invalid_token_name": "A token name of 1 to 100 characters, please.", "error.no_active_token": "No active token {token}.",
+    "error.body_not_json": "The request is not valid JSON.",
+    "error.invalid_sensor": "Unknown sensor choice.", "error.unknown_sensor": "There is no sensor {sensor}.",
+    "error.unknown_time_zone": "Unknown time zone “{zone}”.", "error.outside_calendar": "This date is outside the calendar.",
+    "error.end_before_start": "The end must be on or after the start.",
+    "error.bucket_not_allowed": "This period cannot be cut that way (possible: {allowed}).",
+    "error.invalid_comparison": "“{value}” is not a comparison.", "error.invalid_since": "Invalid start time.",
+    "error.too_many_values": "Too many values: at most {limit}.", "error.too_many_buckets": "Too many bars: at most {limit}.",
+    "error.unknown_provider": "There is no provider {provider}.", "error.invalid_provider": "Unknown provider choice.",
+    "error.invalid_night_window": "Off-peak hours refused: {detail}.",
+    "error.invalid_radio_config": "AES key or address refused: {detail}.",
+    "error.invalid_tariff_version": "The version from {valid_from} is refused: {detail}.",
+    "error.unknown_tariff": "There is no tariff {tariff}.", "error.tariff_name_taken": "A tariff named “{name}” exists already.",
+    "error.version_without_date": "Every version needs its start date.",
+    "error.duplicate_version_date": "Two versions start on the same date.",
+    "error.version_date_mismatch": "The version's date differs from the one asked for.",
+    "error.unknown_version": "This tariff has no version from {valid_from}.",
+    "error.last_version": "A tariff keeps at least one version.",
+    "error.tempo_range": "The end must be on or after the start, at most {max_days} days later.",
+    "error.invalid_colour": "Unknown colour (possible: {colours}).",
+    "history.hour": "{hh}:00", "history.badDate": "There is no such date: {date}.",
+    "history.periods": "Period", "history.units": "Unit",
+    "history.pickDay": "Day of the month", "history.pickMonth": "Month", "history.pickYear": "Year",
   },
   fr: {
     "nav.live": "Direct", "nav.history": "Historique", "nav.sensors": "Capteurs", "nav.settings": "Réglages",
@@ -200,6 +243,48 @@ const TEXTS = {
     "alerts.standby": "{sensor} : veille de {watts} W, au-delà de {limit} W.",
     "alerts.standbyCost": "{sensor} : veille de {watts} W, environ {euros} € par an (au-delà de {limit} W).",
     "time.s": "il y a {n} s", "time.min": "il y a {n} min", "time.h": "il y a {n} h", "time.d": "il y a {n} j",
+    // Les refus de l'api par code (services/api/citizenwatt_api/errors.py).
+    "wait.s": "{n} s", "wait.min": "{n} min",
+    "error.error": "Le serveur a rencontré un problème.", "error.invalid_parameters": "Paramètres invalides.",
+    "error.invalid_parameters.field": "Valeur invalide pour « {field} ».",
+    "error.authentication_required": "Veuillez vous connecter.", "error.forbidden": "Accès refusé.",
+    "error.not_found": "Introuvable.", "error.method_not_allowed": "Cette action n'est pas permise ici.",
+    "error.conflict": "Cela contredit ce qui est déjà enregistré.", "error.too_large": "Trop volumineux.",
+    "error.too_many_requests": "Trop de demandes : réessayez dans un instant.",
+    "error.unavailable": "Le serveur n'est pas disponible : réessayez dans un instant.",
+    "error.database_unavailable": "La base de données n'est pas disponible : réessayez dans un instant.",
+    "error.server_busy": "Le serveur est occupé : réessayez dans un instant.",
+    "error.invalid_text": "Le texte contient des caractères impossibles à enregistrer.",
+    "error.too_many_logins": "Trop d'échecs de connexion : réessayez dans {wait}.",
+    "error.wrong_credentials": "Identifiant ou mot de passe incorrect.", "error.wrong_current_password": "Le mot de passe actuel est faux.",
+    "error.password_too_short": "Le nouveau mot de passe doit avoir au moins {min_length} caractères.",
+    "error.login_and_password_needed": "Il faut un identifiant et un mot de passe d'au moins {min_length} caractères.",
+    "error.already_installed": "Déjà installé : connectez-vous.",
+    "error.cross_site_refused": "Refusé : cette demande ne vient pas de la page de CitizenWatt.",
+    "error.unknown_token": "Jeton d'API inconnu ou révoqué.", "error.admin_only": "Réservé à un administrateur.",
+    "error.invalid_token_name": "Un nom de jeton de 1 à 100 caractères, s'il vous plaît.", "error.no_active_token": "Aucun jeton actif {token}.",
+    "error.body_not_json": "La demande n'est pas du JSON valide.",
+    "error.invalid_sensor": "Choix de capteur inconnu.", "error.unknown_sensor": "Il n'y a pas de capteur {sensor}.",
+    "error.unknown_time_zone": "Fuseau horaire inconnu « {zone} ».", "error.outside_calendar": "Cette date est hors du calendrier.",
+    "error.end_before_start": "La fin doit être le jour du début ou après.",
+    "error.bucket_not_allowed": "Cette période ne se découpe pas ainsi (possible : {allowed}).",
+    "error.invalid_comparison": "« {value} » n'est pas une comparaison.", "error.invalid_since": "Heure de début invalide.",
+    "error.too_many_values": "Trop de valeurs : au plus {limit}.", "error.too_many_buckets": "Trop de barres : au plus {limit}.",
+    "error.unknown_provider": "Il n'y a pas de fournisseur {provider}.", "error.invalid_provider": "Choix de fournisseur inconnu.",
+    "error.invalid_night_window": "Heures creuses refusées : {detail}.",
+    "error.invalid_radio_config": "Clé AES ou adresse refusée : {detail}.",
+    "error.invalid_tariff_version": "La version du {valid_from} est refusée : {detail}.",
+    "error.unknown_tariff": "Il n'y a pas de tarif {tariff}.", "error.tariff_name_taken": "Un tarif « {name} » existe déjà.",
+    "error.version_without_date": "Chaque version doit avoir sa date de début.",
+    "error.duplicate_version_date": "Deux versions commencent le même jour.",
+    "error.version_date_mismatch": "La date de la version diffère de celle demandée.",
+    "error.unknown_version": "Ce tarif n'a pas de version du {valid_from}.",
+    "error.last_version": "Un tarif garde au moins une version.",
+    "error.tempo_range": "La fin doit être le jour du début ou après, au plus {max_days} jours plus tard.",
+    "error.invalid_colour": "Couleur inconnue (possibles : {colours}).",
+    "history.hour": "{h} h", "history.badDate": "Cette date n'existe pas : {date}.",
+    "history.periods": "Période", "history.units": "Unité",
+    "history.pickDay": "Jour du mois", "history.pickMonth": "Mois", "history.pickYear": "Année",
   },
 };
 
@@ -227,7 +312,28 @@ export function setLanguage(lang) {
   if (!TEXTS[lang]) return;
   language = lang;
   localStorage.setItem("cw.lang", lang);
+  // Also a cookie: the server-rendered /login and /install pages speak it too (a year, this site only).
+  document.cookie = `cw_lang=${lang}; path=/; max-age=31536000; SameSite=Lax`;
   document.documentElement.lang = lang;
+}
+
+/** A wait in seconds as people say it: seconds under a minute, else whole minutes rounded up. */
+export function waitText(seconds) {
+  const s = Math.max(1, Math.ceil(Number(seconds)));
+  return s < 60 ? t("wait.s", { n: s }) : t("wait.min", { n: Math.ceil(s / 60) });
+}
+
+/**
+ * An api refusal in the page's language, by its stable code (errors.py) and params; a code this
+ * page has no words for keeps the server's English text. A named field gets the precise message.
+ */
+export function errorText(code, params, english) {
+  const key = `error.${code}`;
+  if (!code || TEXTS[language][key] === undefined) return english;
+  const values = { ...(params ?? {}) };
+  if (values.retry_after !== undefined) values.wait = waitText(values.retry_after);
+  const precise = values.field !== undefined && TEXTS[language][`${key}.field`] !== undefined;
+  return t(precise ? `${key}.field` : key, values);
 }
 
 /** The text for `key` in the current language, with {name} placeholders filled from `values`. */

@@ -28,6 +28,9 @@ function daysInMonth(dateIso) {
   const d = parse(dateIso);
   return new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 0)).getUTCDate();
 }
+/** A real calendar date written YYYY-MM-DD (2026-02-30 is not: Date would roll it to 2 March). */
+const isDate = (text) => /^\d{4}-\d{2}-\d{2}$/.test(text) && !Number.isNaN(parse(text).getTime()) && iso(parse(text)) === text;
+const earlier = (a, b) => (a < b ? a : b);
 
 /**
  * The parts of a cost report or bucket that hold energy: a sensor that only exported in a period
@@ -44,7 +47,7 @@ function request(period, dateIso) {
   const d = parse(dateIso);
   if (period === "day") {
     // 25 hours covers a DST day; buckets starting on the next day are dropped.
-    return { bucket: "hour", count: 25, start: dateIso, keep: (b) => b.start.slice(0, 10) === dateIso, label: (b) => `${b.start.slice(11, 13)}h` };
+    return { bucket: "hour", count: 25, start: dateIso, keep: (b) => b.start.slice(0, 10) === dateIso, label: (b) => t("history.hour", { hh: b.start.slice(11, 13), h: Number(b.start.slice(11, 13)) }) };
   }
   if (period === "week") {
     const weekday = new Intl.DateTimeFormat(lang, { weekday: "short", timeZone: "UTC" });
@@ -84,17 +87,61 @@ function title(period, report) {
   return fmt({ year: "numeric" }, first);
 }
 
+/**
+ * The date as lists in the page's language (the browser's own date field would speak the browser's
+ * language, whatever the page's): the day for a day or a week, the month by name unless a year is
+ * shown, the year. Dates after today are not offered; a picked day the month lacks becomes its last.
+ */
+function datePicker(root, period, dateIso, today, onPick) {
+  const [year, month, day] = dateIso.split("-").map(Number);
+  const [thisYear, thisMonth] = today.split("-").map(Number);
+  const locale = currentLocale();
+  const monthName = new Intl.DateTimeFormat(locale, { month: "long", timeZone: "UTC" });
+  const option = (value, text, selected, disabled) => {
+    const node = document.createElement("option");
+    node.value = String(value);
+    node.textContent = text;
+    node.selected = selected;
+    node.disabled = disabled;
+    return node;
+  };
+  const pad = (n) => String(n).padStart(2, "0");
+  const $ = (id) => root.querySelector(`#${id}`);
+  const days = Array.from({ length: daysInMonth(dateIso) }, (_, i) => i + 1);
+  $("date-day").replaceChildren(...days.map((d) => option(d, String(d), d === day, `${year}-${pad(month)}-${pad(d)}` > today)));
+  const months = Array.from({ length: 12 }, (_, i) => i + 1);
+  $("date-month").replaceChildren(
+    ...months.map((m) => option(m, monthName.format(Date.UTC(2000, m - 1, 1)), m === month, year === thisYear && m > thisMonth)),
+  );
+  const firstYear = Math.min(year, thisYear - 15);
+  const years = Array.from({ length: Math.max(thisYear, year) - firstYear + 1 }, (_, i) => Math.max(thisYear, year) - i);
+  $("date-year").replaceChildren(...years.map((y) => option(y, String(y), y === year, y > thisYear)));
+  $("date-day").hidden = period === "month" || period === "year";
+  $("date-month").hidden = period === "year";
+  const pick = () => {
+    const y = Number($("date-year").value);
+    const m = Number($("date-month").value);
+    const last = daysInMonth(`${y}-${pad(m)}-01`);
+    const picked = `${y}-${pad(m)}-${pad(Math.min(Number($("date-day").value), last))}`;
+    onPick(earlier(picked, today));
+  };
+  for (const id of ["date-day", "date-month", "date-year"]) $(id).addEventListener("change", pick);
+}
+
 export function mount(root, ctx) {
   const period = PERIODS.includes(ctx.args[0]) ? ctx.args[0] : "day";
-  const dateIso = /^\d{4}-\d{2}-\d{2}$/.test(ctx.args[1] ?? "") ? ctx.args[1] : todayIn(ctx.timezone);
+  const today = todayIn(ctx.timezone);
+  // A date in the address that no calendar has (2026-02-30): said once, in words, and not asked for.
+  const badDate = ctx.args[1] && !isDate(ctx.args[1]) ? ctx.args[1] : null;
+  const dateIso = ctx.args[1] && !badDate ? ctx.args[1] : today;
   let unit = localStorage.getItem("cw.unit") === "euros" ? "euros" : "kwh";
   root.innerHTML = `
     <section class="card">
       <div class="controls">
-        <div class="segmented" role="group" id="periods">
+        <div class="segmented" role="group" id="periods" data-i18n-label="history.periods">
           ${PERIODS.map((p) => `<button type="button" data-period="${p}" aria-pressed="${p === period}" data-i18n="history.${p}"></button>`).join("")}
         </div>
-        <div class="segmented" role="group" id="units">
+        <div class="segmented" role="group" id="units" data-i18n-label="history.units">
           <button type="button" data-unit="kwh" data-i18n="history.kwh"></button>
           <button type="button" data-unit="euros" data-i18n="history.euros"></button>
         </div>
@@ -102,8 +149,11 @@ export function mount(root, ctx) {
       </div>
       <div class="controls">
         <button type="button" class="secondary" id="prev" data-i18n-label="history.prev">‹</button>
-        <label><span class="visually-hidden" data-i18n="history.date"></span>
-          <input type="date" id="date" value="${dateIso}" required></label>
+        <div class="date-pick" role="group" id="date-pick" data-i18n-label="history.date">
+          <select id="date-day" data-i18n-label="history.pickDay"></select>
+          <select id="date-month" data-i18n-label="history.pickMonth"></select>
+          <select id="date-year" data-i18n-label="history.pickYear"></select>
+        </div>
         <button type="button" class="secondary" id="next" data-i18n-label="history.next">›</button>
         <h1 id="period-title" class="period-title"></h1>
       </div>
@@ -124,8 +174,10 @@ export function mount(root, ctx) {
   const goTo = (p, d) => ctx.navigate(`history/${p}/${d}`);
   root.querySelectorAll("[data-period]").forEach((b) => b.addEventListener("click", () => goTo(b.dataset.period, dateIso)));
   $("prev").addEventListener("click", () => goTo(period, shift(dateIso, period, -1)));
-  $("next").addEventListener("click", () => goTo(period, shift(dateIso, period, 1)));
-  $("date").addEventListener("change", (event) => event.target.value && goTo(period, event.target.value));
+  // No period after today's: "next" stops at the one holding today (and lands on today, not after).
+  $("next").disabled = shift(request(period, dateIso).start, period, 1) > today;
+  $("next").addEventListener("click", () => goTo(period, earlier(shift(dateIso, period, 1), today)));
+  datePicker(root, period, dateIso, today, (picked) => goTo(period, picked));
   root.querySelectorAll("[data-unit]").forEach((b) =>
     b.addEventListener("click", () => {
       unit = b.dataset.unit;
@@ -483,7 +535,7 @@ export function mount(root, ctx) {
               },
             }).catch((error) => {
               // An api without the costs route (an older one): the energy's own euros are shown.
-              if (error.status === 404 && error.message === "Not Found") return false;
+              if (error.status === 404 && (error.english ?? error.message) === "Not Found") return false;
               throw error;
             })
           : null;
@@ -498,12 +550,27 @@ export function mount(root, ctx) {
       links(r);
       show();
     } catch (error) {
-      $("history-body").innerHTML = `<p class="error" id="history-error"></p>`;
+      if (closed || seq !== loads) return;
+      // Said once: a lost session or a server that does not answer is the frame's to say (the login
+      // page, the banner); any other refusal here, in the page's language (api.js words it by code).
+      if (error.status === 401 || error.status === 0 || error.unreachable) {
+        $("history-body").replaceChildren();
+        ctx.onError(error);
+        return;
+      }
+      $("history-body").innerHTML = `<p class="error" id="history-error" role="alert"></p>`;
       $("history-error").textContent = error.message;
-      ctx.onError(error);
     }
   }
 
+  if (badDate) {
+    $("history-body").innerHTML = `<p class="error" id="history-error" role="alert"></p>`;
+    $("history-error").textContent = t("history.badDate", { date: badDate });
+    return () => {
+      closed = true;
+      plot?.destroy();
+    };
+  }
   load();
   // A period that includes today keeps filling up: refresh it every minute.
   const refresher = setInterval(() => {
