@@ -1,5 +1,5 @@
 // The modern API (/api/v2), with its errors turned into exceptions that carry the server's message.
-import { t } from "./i18n.js";
+import { errorText, t } from "./i18n.js";
 
 /** How long a request may wait for the whole answer before the page says the server does not answer. */
 export const TIMEOUT_MS = 8000;
@@ -12,7 +12,8 @@ export class ApiError extends Error {
    * to word the error in its language.
    */
   constructor(status, message, { reason = null, code = null, params = null } = {}) {
-    super(message);
+    super(errorText(code, params, message)); // worded by code in the page's language (i18n.js)
+    this.english = message; // the server's own text, for scripts and for telling refusals apart
     this.status = status;
     this.reason = reason;
     this.code = code;
