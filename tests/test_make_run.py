@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import psycopg
@@ -98,23 +99,24 @@ def test_make_run_brings_back_whatever_is_killed(run_local: RunLocal) -> None:
     )
 
     # The aggregator, then the broker, killed.
+    process = run_local.process
     for module in ("citizenwatt_aggregator", "mosquitto"):
-        pids = children_of(run_local.process.pid)
-        victim = pids[module] if module in pids else _broker_pid(run_local.process.pid)
+        victim = _alive_child(process, module)
+        assert victim is not None
         os.kill(victim, signal.SIGKILL)
-        wait_until(
-            lambda v=victim, m=module: _alive_child(run_local.process, m) not in (None, v),  # type: ignore[union-attr]
-            timeout=60,
-            message=f"{module} back",
-        )
+        wait_until(partial(_replaced, process, module, victim), timeout=60, message=f"{module} back")
         before = stored(url)
-        wait_until(lambda b=before: run_local.more_readings_than(b + 3), timeout=90, message=f"readings after {module}")
+        wait_until(partial(run_local.more_readings_than, before + 3), timeout=90, message=f"readings after {module}")
 
     run_local.process.send_signal(signal.SIGTERM)
     assert run_local.process.wait(timeout=90) == 0
     assert run_local.postgres.postmaster_pid() is None
     log = run_local.log.read_text()
     assert "PostgreSQL restarted" in log and "aggregator restarted" in log and "Mosquitto restarted" in log
+
+
+def _replaced(process: subprocess.Popen[bytes], module: str, old: int) -> bool:
+    return _alive_child(process, module) not in (None, old)
 
 
 def _broker_pid(parent: int) -> int:
