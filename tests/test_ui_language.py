@@ -224,3 +224,20 @@ def test_english_hours_are_clock_times(browser: Browser, stack: Stack) -> None:
     legend = [" ".join(t.split()) for t in page.locator("#history-legend > span").all_inner_texts()]
     assert legend == ["Peak", "Off-peak"]
     english.close()
+
+
+def test_the_keyboard_keeps_its_place_while_moving_through_periods(tab: Page) -> None:
+    """Each move shows a new period (the view is built again): focus must come back to the control
+    used, or a keyboard user starts again from the top of the page at every step. January 2025 and
+    an arrow down on the month list: February 2025, the month list focused still."""
+    page = tab.page
+    page.goto(f"/#/history/month/{PAST_DAY}")
+    page.wait_for_function("document.querySelector('#period-title')?.textContent === 'janvier 2025'")
+    page.get_by_label("Mois", exact=True).focus()
+    page.keyboard.press("ArrowDown")
+    page.wait_for_function("document.querySelector('#period-title')?.textContent === 'février 2025'")
+    page.wait_for_function("document.activeElement?.id === 'date-month'")
+    page.get_by_role("button", name="Précédent").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.querySelector('#period-title')?.textContent === 'janvier 2025'")
+    page.wait_for_function("document.activeElement?.id === 'prev'")

@@ -128,6 +128,10 @@ function datePicker(root, period, dateIso, today, onPick) {
   for (const id of ["date-day", "date-month", "date-year"]) $(id).addEventListener("change", pick);
 }
 
+// The control a keyboard user moved with (a date list, an arrow, a period button): the view is
+// mounted again for the new period, and focus goes back to it instead of being lost to the page.
+let refocus = null;
+
 export function mount(root, ctx) {
   const period = PERIODS.includes(ctx.args[0]) ? ctx.args[0] : "day";
   const today = todayIn(ctx.timezone);
@@ -171,13 +175,22 @@ export function mount(root, ctx) {
       </p>
     </section>`;
   const $ = (id) => root.querySelector(`#${id}`);
-  const goTo = (p, d) => ctx.navigate(`history/${p}/${d}`);
+  const goTo = (p, d) => {
+    const active = root.contains(document.activeElement) ? document.activeElement : null;
+    refocus = active?.id ? `#${active.id}` : active?.dataset.period ? `[data-period="${active.dataset.period}"]` : null;
+    ctx.navigate(`history/${p}/${d}`);
+  };
   root.querySelectorAll("[data-period]").forEach((b) => b.addEventListener("click", () => goTo(b.dataset.period, dateIso)));
   $("prev").addEventListener("click", () => goTo(period, shift(dateIso, period, -1)));
   // No period after today's: "next" stops at the one holding today (and lands on today, not after).
   $("next").disabled = shift(request(period, dateIso).start, period, 1) > today;
   $("next").addEventListener("click", () => goTo(period, earlier(shift(dateIso, period, 1), today)));
   datePicker(root, period, dateIso, today, (picked) => goTo(period, picked));
+  if (refocus) {
+    const target = root.querySelector(refocus);
+    (target && !target.disabled ? target : $("prev")).focus(); // "next" may have just become disabled
+    refocus = null;
+  }
   root.querySelectorAll("[data-unit]").forEach((b) =>
     b.addEventListener("click", () => {
       unit = b.dataset.unit;
