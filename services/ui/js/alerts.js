@@ -77,6 +77,11 @@ export function mountAlerts(container, ctx, { sensorId = null, onReport = null }
         items.push(li);
       }
     }
+    // The card is a status region: written again with the same alerts every 30 s, it would be
+    // read out again every 30 s. Only a change is written (and so announced).
+    const said = items.map((li) => `${li.dataset.sensor}|${li.dataset.kind}|${li.textContent}`).join("\n");
+    if (container.dataset.said === said) return;
+    container.dataset.said = said;
     container.hidden = items.length === 0;
     if (!items.length) {
       container.replaceChildren();
