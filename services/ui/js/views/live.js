@@ -54,6 +54,7 @@ export function mount(root, ctx) {
   let stream = null;
   let lastEvent = performance.now(); // when the stream last said anything (reading, heartbeat, open)
   let interrupted = false; // the watchdog found the stream dead and has not heard from it since
+  let pendingRefresh = null; // a redraw asked for by refreshSoon()
   let shownState = null; // the state last announced: "fresh", "stale", "silent" or "interrupted"
   // Times on the chart in the household's zone and the reader's language (uPlot's own are English).
   const clock = new Intl.DateTimeFormat(currentLocale(), { timeZone: ctx.timezone, hour: "2-digit", minute: "2-digit" });
@@ -173,9 +174,17 @@ export function mount(root, ctx) {
   }
 
   function refresh() {
+    clearTimeout(pendingRefresh);
+    pendingRefresh = null;
     trim();
     showNow();
     draw();
+  }
+
+  // The stream brings readings in bursts (the aggregator stores them in batches, and an outage's
+  // backlog comes at once): one redraw for the burst, not one per reading.
+  function refreshSoon() {
+    pendingRefresh ??= setTimeout(refresh, 100);
   }
 
   async function loadToday() {
@@ -244,8 +253,7 @@ export function mount(root, ctx) {
     });
     source.addEventListener("reading", (event) => {
       heard();
-      add(JSON.parse(event.data));
-      refresh();
+      if (add(JSON.parse(event.data))) refreshSoon();
     });
     source.addEventListener("error", () => {
       // Refused for good (a 401 when the session ended): let the next API call say why. Otherwise
@@ -283,6 +291,7 @@ export function mount(root, ctx) {
     stream?.close();
     clearInterval(ticker);
     clearInterval(todayTimer);
+    clearTimeout(pendingRefresh);
     stopAlerts();
     plot?.destroy();
   };
