@@ -304,7 +304,10 @@ def test_the_radio_form_is_hidden_without_an_nrf24_sensor(browser: Browser, stac
 @pytest.mark.parametrize("width", list(WIDTHS))
 @pytest.mark.parametrize("language", ["en", "fr"])
 def test_every_view_has_no_axe_violations(browser: Browser, stack: Stack, language: str, width: str) -> None:
+    # Two sensors heard from: the live chart draws two lines, with uPlot's legend (a table) under it.
     store_recent(stack.database_url, "a")
+    store_recent(stack.database_url, "b")
+    installed(stack)
     tab = open_tab(browser, stack, language, width)
     page = tab.page
     page.goto("/#/login")
@@ -447,7 +450,7 @@ def test_each_chart_is_an_image_described_by_a_table_of_its_values(browser: Brow
     table = page.locator("#history-chart .chart-description table")
     hours = table.locator("tbody th").all_text_contents()
     assert len(hours) == 24 and "10" in hours[10] and "02" in hours[2]
-    assert described.text_content() == f"24 values from {hours[0]} to {hours[23]}; the table that follows lists them."
+    assert described.text_content() == f"24 points from {hours[0]} to {hours[23]}; the table that follows lists them."
     assert table.locator("thead th").all_text_contents() == ["When", f"{total} (kWh)", f"{night} (kWh)"]
     assert table.locator("tbody tr").nth(10).locator("td").all_text_contents() == ["1.000", "0.000"]
     assert table.locator("tbody tr").nth(2).locator("td").all_text_contents() == ["0.500", "0.500"]
@@ -474,16 +477,19 @@ def test_each_chart_is_an_image_described_by_a_table_of_its_values(browser: Brow
     french = f"Graphique : {text(page, 'history.total')}, {text(page, 'history.nightPart')} (kWh)"
     page.get_by_role("img", name=french).wait_for()
     assert page.locator("#history-chart .chart-description thead th").first.text_content() == "Quand"
-    # The live chart: 80 readings or more (store_recent's, and those of the tests before, all
-    # between 300 and 1880 W), too many to list: each series' latest, lowest and highest instead.
+    # The live chart: sensors a and b, 80 readings each or more (store_recent's, and those of the
+    # tests before, all between 300 and 1880 W), too many to list: each series' latest (300 W, the
+    # newest stored), lowest and highest instead.
     store_recent(stack.database_url, "a")
+    store_recent(stack.database_url, "b")
     page.locator("#language").select_option("en")
     show(page, "live")
     canvas = page.locator("#live-chart canvas")
-    assert canvas.get_attribute("aria-label") == "Chart: a (W)"
+    assert canvas.get_attribute("aria-label") == "Chart: a, b (W)"
     live = page.locator("#live-chart .chart-description table")
     assert live.locator("thead th").all_text_contents() == ["Series", "Latest (W)", "Lowest (W)", "Highest (W)"]
-    assert live.locator("tbody tr").locator("th, td").all_text_contents() == ["a", "300", "300", "1,880"]
+    rows = [row.locator("th, td").all_text_contents() for row in live.locator("tbody tr").all()]
+    assert rows == [["a", "300", "300", "1,880"], ["b", "300", "300", "1,880"]]
     tab.close()
 
 

@@ -93,8 +93,8 @@ const TEXTS = {
     "alerts.silentPeriod": "{sensor}: no reading since {since} (one every {period} s expected).",
     // Charts' text alternative (charts.js) and the tariff editor's named rows (issue 13, accessibility).
     "chart.name": "Chart: {series}{unit}", "chart.noData": "No values yet.",
-    "chart.summaryAll": "{count} values from {first} to {last}; the table that follows lists them.",
-    "chart.summaryRange": "{count} values from {first} to {last}; the table that follows gives each series' latest, lowest and highest.",
+    "chart.summaryAll": "{count} points from {first} to {last}; the table that follows lists them.",
+    "chart.summaryRange": "{count} points from {first} to {last}; the table that follows gives each series' latest, lowest and highest value.",
     "chart.when": "When", "chart.series": "Series", "chart.latest": "Latest", "chart.lowest": "Lowest", "chart.highest": "Highest",
     "tariff.periodRow": "Period {n}", "tariff.windowRow": "Window {n}",
     "alerts.unusual": "{sensor}: {kwh} kWh between {from} and {to}, usually {usual} kWh on a {weekday} at this hour.",
@@ -352,8 +352,8 @@ export function translate(root = document) {
   for (const el of root.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
     // Charts' text alternative (charts.js) and the tariff editor's named rows (issue 13, accessibility).
     "chart.name": "Graphique : {series}{unit}", "chart.noData": "Pas encore de valeurs.",
-    "chart.summaryAll": "{count} valeurs de {first} à {last} ; le tableau qui suit les donne.",
-    "chart.summaryRange": "{count} valeurs de {first} à {last} ; le tableau qui suit donne la dernière, la plus basse et la plus haute de chaque série.",
+    "chart.summaryAll": "{count} points de {first} à {last} ; le tableau qui suit les donne.",
+    "chart.summaryRange": "{count} points de {first} à {last} ; le tableau qui suit donne la dernière valeur de chaque série, la plus basse et la plus haute.",
     "chart.when": "Quand", "chart.series": "Série", "chart.latest": "Dernière", "chart.lowest": "Minimum", "chart.highest": "Maximum",
     "tariff.periodRow": "Période {n}", "tariff.windowRow": "Plage {n}",
   for (const el of root.querySelectorAll("[data-i18n-label]")) el.setAttribute("aria-label", t(el.dataset.i18nLabel));
