@@ -123,10 +123,23 @@ def browser() -> Iterator[Browser]:
         chromium.close()
 
 
+OPEN_TABS: list[Page] = []
+
+
+@pytest.fixture(autouse=True)
+def close_tabs_left_open() -> Iterator[None]:
+    """A test that failed half-way leaves its tab open, and the live view's event stream in it
+    would hold the api's shutdown: closed here whatever happened."""
+    yield
+    while OPEN_TABS:
+        OPEN_TABS.pop().context.close()
+
+
 def open_tab(browser: Browser, stack: Stack, language: str, width: str) -> Page:
     """A tab in `language` (as if picked earlier: the page keeps the choice in localStorage)."""
     tab = Page(browser, stack, viewport=WIDTHS[width])
     tab.context.add_init_script(f"localStorage.setItem('cw.lang', {json.dumps(language)})")
+    OPEN_TABS.append(tab)
     return tab
 
 
