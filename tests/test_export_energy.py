@@ -267,6 +267,7 @@ UNDO = {
     " ALTER TABLE sensors DROP COLUMN exports, DROP COLUMN energy_import_wh, DROP COLUMN energy_export_wh,"
     " DROP COLUMN meter_import_wh, DROP COLUMN meter_export_wh",
     7: "DROP TABLE tempo_days, household_tariffs, tariff_versions, tariffs",
+    8: "DROP TABLE quarantined_readings",
 }
 
 

@@ -241,3 +241,36 @@ def test_the_keyboard_keeps_its_place_while_moving_through_periods(tab: Page) ->
     page.keyboard.press("Enter")
     page.wait_for_function("document.querySelector('#period-title')?.textContent === 'janvier 2025'")
     page.wait_for_function("document.activeElement?.id === 'prev'")
+
+
+FRENCH_WEEKDAYS = ["lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"]
+FRENCH_MONTHS = [
+    "janvier", "février", "mars", "avril", "mai", "juin",
+    "juillet", "août", "septembre", "octobre", "novembre", "décembre",
+]  # fmt: skip
+
+
+def in_french(day: date) -> str:
+    return f"{FRENCH_WEEKDAYS[day.weekday()]} {day.day} {FRENCH_MONTHS[day.month - 1]} {day.year}"
+
+
+def test_the_settings_date_fields_say_their_date_in_french(tab: Page) -> None:
+    """The browser draws its date and time fields in its own language and format; beside each, its
+    value in the page's language: the tariff's "from" field starts at today, the Tempo day at
+    tomorrow, and a typed date (20 November 2025, a Thursday) is said as typed."""
+    page = tab.page
+    page.get_by_role("link", name="Réglages").click()
+    today = paris_today()
+    tariff_from = page.locator("#tariff-from + .date-echo")
+    expect(tariff_from).to_have_text(in_french(today))
+    assert tariff_from.get_attribute("aria-hidden") == "true"  # the field itself is what is read out
+    expect(page.locator("#tariff-from")).to_have_accessible_name("À partir du")  # its name unchanged
+    assert page.get_by_role("textbox", name="Jour", exact=True).get_attribute("id") == "tempo-day"
+    tempo_day = page.locator("#tempo-day + .date-echo")
+    expect(tempo_day).to_have_text(in_french(today + timedelta(days=1)))
+    page.locator("#tempo-day").fill("2025-11-20")
+    expect(tempo_day).to_have_text("jeudi 20 novembre 2025")
+    # Time fields too: the off-peak hours (22:00-06:00 by default) are not "10:00 PM" on a French page.
+    expect(page.locator("#night-start + .date-echo")).to_have_text("22:00")
+    expect(page.locator("#night-end + .date-echo")).to_have_text("06:00")
+    tab.shot("language-settings-fr")

@@ -317,13 +317,13 @@ def test_a_tempo_red_day_set_in_the_page_is_priced_red(tab: Page, browser: Brows
     assert first.get_attribute("data-valid-from") == TEMPO_FROM
     assert " ".join(first.locator("td").nth(1).inner_text().split()) == "EDF Tarif Bleu - Tempo in force"
     tempo = page.locator("#tempo-form")
-    tempo.get_by_label("Day", exact=True).fill(RED_DAY)
+    tempo.get_by_role("textbox", name="Day", exact=True).fill(RED_DAY)
     tempo.get_by_label("Colour").select_option(label="Red day")
     tempo.get_by_role("button", name="Save").click()
     tempo.get_by_text("20 Nov 2025: red day.").wait_for()
     # Tomorrow's colour, announced the evening before: set it and see it beside today's.
     tomorrow = (datetime.now(PARIS).date() + timedelta(days=1)).isoformat()
-    tempo.get_by_label("Day", exact=True).fill(tomorrow)
+    tempo.get_by_role("textbox", name="Day", exact=True).fill(tomorrow)
     tempo.get_by_label("Colour").select_option(label="White day")
     tempo.get_by_role("button", name="Save").click()
     page.wait_for_function(f"document.querySelector('.tempo-day[data-day=\"{tomorrow}\"]')?.dataset.colour === 'white'")

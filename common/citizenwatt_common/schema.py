@@ -352,6 +352,29 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     UPDATE household_tariffs SET tariff_id = c.id
     FROM tariffs c WHERE c.name = 'EDF Tarif Bleu - Heures creuses (own hours)';
     """,
+    # 8: readings with an impossible time (citizenwatt_common/clock_check.py), kept aside with their
+    # reason until the administrator releases (stores) or deletes them. Not in readings, so no
+    # energy, newest reading or state ever sees them. The unique index makes a redelivered
+    # message harmless, as readings' primary key does; seq is NULL for readings without one.
+    """
+    CREATE TABLE quarantined_readings (
+        id bigserial PRIMARY KEY,
+        sensor_id integer NOT NULL REFERENCES sensors (id),
+        ts timestamptz NOT NULL,
+        power double precision NOT NULL,
+        voltage double precision,
+        current double precision,
+        battery double precision,
+        soc double precision,
+        energy double precision,
+        state boolean,
+        seq bigint,
+        payload bytea NOT NULL,          -- the message as received
+        reason text NOT NULL,
+        received_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE UNIQUE INDEX quarantined_readings_once_idx ON quarantined_readings (sensor_id, ts, coalesce(seq, -1));
+    """,
 )
 
 # EDF "Tarif Bleu" regulated prices in force from 2026-02-01, tax included, 6 kVA meter (the

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, NamedTuple
@@ -11,8 +12,9 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
+from citizenwatt_common.clock_check import Mark, triage
 from citizenwatt_common.contract import Reading, Rejection, Topics, parse_reading
-from citizenwatt_common.store import load_household, store_readings
+from citizenwatt_common.store import load_household, register_sensors, store_readings
 from citizenwatt_common.tariff_store import day_of_tempo_topic, parse_tempo_payload, store_colour
 from citizenwatt_common.tariffs import TariffError
 
@@ -38,14 +40,59 @@ class BatchOutcome:
     stored: int = 0
     duplicates: int = 0
     rejected: int = 0
+    quarantined: int = 0  # newly kept aside by the clock rules (clock_check.py)
     sensors: dict[str, Reading] = field(default_factory=dict)
-    # seqs now safely kept (stored, already stored, or kept as rejected), per sensor: the
+    # seqs now safely kept (stored, already stored, kept as rejected or quarantined), per sensor: the
     # collectors prune their outboxes with these.
     kept_seqs: dict[str, list[int]] = field(default_factory=dict)
 
 
-def write_batch(conn: psycopg.Connection[Any], topics: Topics, batch: list[Incoming], zone: ZoneInfo) -> BatchOutcome:
-    """Validate and store a batch in one transaction; raises psycopg.Error if it did not commit."""
+@dataclass
+class ClockGuard:
+    """The clock rules between batches: each sensor's mark (its newest stored reading with a seq),
+    read from the database the first time the sensor is in a batch, then kept up to date here.
+
+    One indexed lookup per sensor per run, not per reading nor per batch. A reading stored by
+    another writer (the api releasing a quarantined reading, the legacy insert route) does not
+    move the marks: those are older readings, or readings without a seq, or the administrator's
+    explicit choice."""
+
+    max_future_seconds: float = 300.0
+    marks: dict[str, Mark | None] = field(default_factory=dict)
+
+    def marks_for(self, conn: psycopg.Connection[Any], sensors: set[str], now: float) -> dict[str, Mark | None]:
+        missing = sorted(sensors - self.marks.keys())
+        found: dict[str, Mark | None] = dict.fromkeys(missing)
+        if missing:
+            # Readings stamped in the future that were stored before these rules existed are left
+            # out: taken as a mark, one would quarantine every reading until its time came.
+            rows = conn.execute(
+                """
+                SELECT s.key, last.seq, last.ts FROM sensors s
+                CROSS JOIN LATERAL (
+                    SELECT r.seq, extract(epoch FROM r.ts)::float8 AS ts FROM readings r
+                    WHERE r.sensor_id = s.id AND r.ts <= to_timestamp(%s) ORDER BY r.ts DESC LIMIT 1
+                ) AS last
+                WHERE s.key = ANY(%s::text[])
+                """,
+                (now + self.max_future_seconds, missing),
+            ).fetchall()
+            for key, seq, ts in rows:
+                found[str(key)] = None if seq is None else Mark(int(seq), float(ts))
+        return {sensor: self.marks[sensor] if sensor in self.marks else found[sensor] for sensor in sensors}
+
+
+def write_batch(
+    conn: psycopg.Connection[Any],
+    topics: Topics,
+    batch: list[Incoming],
+    zone: ZoneInfo,
+    guard: ClockGuard | None = None,
+) -> BatchOutcome:
+    """Validate and store a batch in one transaction; raises psycopg.Error if it did not commit.
+
+    ``guard``: the clock rules' state, kept between batches (a new one reads the marks again)."""
+    guard = guard if guard is not None else ClockGuard()
     outcome = BatchOutcome()
     readings: list[Reading] = []
     carriers: list[Incoming] = []  # the message each reading came in
@@ -69,13 +116,21 @@ def write_batch(conn: psycopg.Connection[Any], topics: Topics, batch: list[Incom
         else:
             readings.append(result)
             carriers.append(message)
-            outcome.sensors[result.sensor] = result
             if result.seq is not None:
                 outcome.kept_seqs.setdefault(result.sensor, []).append(result.seq)
     with conn.transaction():
         # With its tariffs: each reading's legacy night flag follows the version in force.
         household = load_household(conn, with_plan=True)
+        now = time.time()
+        verdict = triage(
+            readings, guard.marks_for(conn, {r.sensor for r in readings}, now), now, guard.max_future_seconds
+        )
+        aside = [(readings[i], carriers[i], reason) for i, reason in sorted(verdict.quarantined.items())]
+        carriers = [m for i, m in enumerate(carriers) if i not in verdict.quarantined]
+        readings = [r for i, r in enumerate(readings) if i not in verdict.quarantined]
+        outcome.sensors = {r.sensor: r for r in readings}
         stored = store_readings(conn, readings, household, zone)
+        quarantined = _quarantine(conn, aside)
         for day, colour in colours:
             if store_colour(conn, day, colour, "mqtt"):
                 log.info("Tempo colour of %s: %s", day.isoformat(), colour)
@@ -91,6 +146,11 @@ def write_batch(conn: psycopg.Connection[Any], topics: Topics, batch: list[Incom
                     "INSERT INTO rejected_messages (topic, payload, reason) VALUES (%s, %s, %s)",
                     [(m.topic, m.payload, r.reason) for m, r in rejections],
                 )
+    # Committed: the marks now describe what is stored. A refused conflict may have moved one:
+    # forgotten, read again at the next batch.
+    guard.marks.update(verdict.marks)
+    for position in stored.conflicts:
+        guard.marks.pop(readings[position].sensor, None)
     # Logged after the commit so each line describes something that is really kept.
     for message, rejection in rejections:
         preview = message.payload[:_PREVIEW_BYTES]
@@ -101,8 +161,50 @@ def write_batch(conn: psycopg.Connection[Any], topics: Topics, batch: list[Incom
             preview,
             "..." if len(message.payload) > _PREVIEW_BYTES else "",
         )
+    for reading, reason in quarantined:
+        log.warning(
+            "quarantined reading of %s (seq %s, power %s W): %s", reading.sensor, reading.seq, reading.power, reason
+        )
     outcome.stored, outcome.duplicates, outcome.rejected = stored.inserted, stored.duplicates, len(rejections)
+    outcome.quarantined = len(quarantined)
+    outcome.duplicates += len(aside) - len(quarantined)
     return outcome
+
+
+def _quarantine(conn: psycopg.Connection[Any], aside: list[tuple[Reading, Incoming, str]]) -> list[tuple[Reading, str]]:
+    """Keep readings with an impossible time aside, out of ``readings`` (so out of energy, of the
+    newest reading, of everything) until the administrator releases or deletes them; the ones
+    newly kept (a redelivery of one already there is not kept twice)."""
+    if not aside:
+        return []
+    ids = register_sensors(conn, [reading for reading, _, _ in aside])
+    kept: list[tuple[Reading, str]] = []
+    for reading, message, reason in aside:  # rare: one statement each is fine
+        row = conn.execute(
+            """
+            INSERT INTO quarantined_readings (sensor_id, ts, power, voltage, current, battery, soc, energy,
+                                              state, seq, payload, reason)
+            VALUES (%s, to_timestamp(%s), %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+            ON CONFLICT DO NOTHING RETURNING id
+            """,
+            (
+                ids[reading.sensor],
+                reading.ts,
+                reading.power,
+                reading.voltage,
+                reading.current,
+                reading.battery,
+                reading.soc,
+                reading.energy,
+                reading.state,
+                reading.seq,
+                message.payload,
+                reason,
+            ),
+        ).fetchone()
+        if row is not None:
+            kept.append((reading, reason))
+    return kept
 
 
 def _tempo_colour(topics: Topics, message: Incoming) -> tuple[date, str] | Rejection | None:

@@ -30,7 +30,7 @@ from citizenwatt_common.schema import StorageMode, connect_migrated
 from citizenwatt_common.tariff_store import tempo_topic_filter
 
 from .alerting import AlertWatcher
-from .batch import BatchOutcome, Incoming, seq_ranges, write_batch
+from .batch import BatchOutcome, ClockGuard, Incoming, seq_ranges, write_batch
 from .discovery import Announcer, DiscoveryContext, stored_facts
 from .settings import AggregatorSettings
 from .state import publish_states
@@ -43,6 +43,7 @@ class Counters:
     stored: int = 0
     duplicates: int = 0
     rejected: int = 0
+    quarantined: int = 0  # readings with an impossible time, kept aside (clock_check.py)
     batches: int = 0
     db_errors: int = 0
 
@@ -52,6 +53,7 @@ class Aggregator:
         self.settings = settings
         self.topics = Topics(settings.base_topic)
         self.counters = Counters()
+        self._clock_guard = ClockGuard(settings.max_future_seconds)
         self.stop_event = threading.Event()
         self.db_ok = False
         self.mqtt_connected = False
@@ -167,7 +169,7 @@ class Aggregator:
         backoff = Backoff(0.5, 30.0)
         while True:
             try:
-                outcome = write_batch(self._connection(), self.topics, batch, self.settings.zone)
+                outcome = write_batch(self._connection(), self.topics, batch, self.settings.zone, self._clock_guard)
             except (
                 psycopg.OperationalError,
                 psycopg.errors.DiskFull,
@@ -277,6 +279,7 @@ class Aggregator:
         self.counters.stored += outcome.stored
         self.counters.duplicates += outcome.duplicates
         self.counters.rejected += outcome.rejected
+        self.counters.quarantined += outcome.quarantined
         self.last_commit_at = time.time()
 
     def health(self) -> dict[str, Any]:

@@ -62,6 +62,13 @@ class AggregatorSettings(MqttSettings, DatabaseSettings, AlertSettings):
     batch_delay_seconds: float = Field(
         default=8.0, gt=0, le=8.5, description="a batch commits this long after its first reading"
     )
+    # NTP keeps clocks within a second of each other; 5 minutes leave room for a device that
+    # sets its clock another way, or drifts between syncs, and are short enough that a reading
+    # stored ahead can make a silent sensor look alive no longer than the api's 2-minute online
+    # window plus the energy gap limit (CW_MAX_GAP_SECONDS, 300 s by default) already allow.
+    max_future_seconds: float = Field(
+        default=300.0, gt=0, description="a reading stamped further ahead of our clock is quarantined"
+    )
     health_port: int = Field(default=8081, ge=0, le=65535, description="HTTP /healthz port (0: off)")
     ha_discovery: bool = Field(default=True, description="publish Home Assistant MQTT discovery for each sensor")
     ha_discovery_prefix: str = Field(

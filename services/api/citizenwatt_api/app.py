@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from citizenwatt_common.schema import connect_migrated
 
-from . import account, alerts, compare, costs, export, household, legacy, pages, static_ui, tariffs, v2
+from . import account, alerts, compare, costs, export, household, legacy, pages, quarantine, static_ui, tariffs, v2
 from .auth import ApiError, LoginThrottle, create_user
 from .db import open_pool
 from .dedicated_db import DedicatedConnection
@@ -77,6 +77,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(household.router)
     app.include_router(tariffs.router)
     app.include_router(costs.router)
+    app.include_router(quarantine.router)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> JSONResponse:

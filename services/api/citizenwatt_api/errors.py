@@ -68,3 +68,7 @@ class ErrorCode(StrEnum):
     LAST_VERSION = "last_version"
     TEMPO_RANGE = "tempo_range"  # params: max_days
     INVALID_COLOUR = "invalid_colour"  # params: colours
+
+    # Readings kept aside for an impossible time (quarantine.py).
+    UNKNOWN_QUARANTINED_READING = "unknown_quarantined_reading"  # params: id
+    QUARANTINE_CONFLICT = "quarantine_conflict"  # params: id

@@ -359,6 +359,14 @@ export function translate(root = document) {
   for (const el of root.querySelectorAll("[data-i18n-label]")) el.setAttribute("aria-label", t(el.dataset.i18nLabel));
 }
 
+/** A YYYY-MM-DD date in words in the page's language ("jeudi 16 janvier 2025"); "" if it is none. */
+export function longDate(isoDate) {
+  const date = new Date(`${isoDate}T00:00:00Z`);
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(isoDate ?? "") || Number.isNaN(date.getTime())) return "";
+  const words = { weekday: "long", day: "numeric", month: "long", year: "numeric", timeZone: "UTC" };
+  return new Intl.DateTimeFormat(currentLocale(), words).format(date);
+}
+
 export function number(value, digits) {
   return new Intl.NumberFormat(currentLocale(), { minimumFractionDigits: digits, maximumFractionDigits: digits }).format(value);
 }

@@ -3,13 +3,16 @@ import { api } from "../api.js";
 import { ago, flowsText, number, t } from "../i18n.js";
 import { mountAlerts, standbyText } from "../alerts.js";
 import { todayIn } from "../charts.js";
+import { mountQuarantine } from "../quarantine.js";
 
 export function mount(root, ctx) {
   root.innerHTML = `<section id="alerts" class="card alerts" role="status" hidden></section>
     <section class="card"><h1 data-i18n="sensors.title"></h1>
     <div id="sensors-body"><p class="loading" data-i18n="common.loading"></p></div>
-    <p class="muted" data-i18n="sensors.standbyHelp"></p></section>`;
+    <p class="muted" data-i18n="sensors.standbyHelp"></p></section>
+    <section id="quarantine" class="card" aria-labelledby="quarantine-title" hidden></section>`;
   const body = root.querySelector("#sensors-body");
+  const stopQuarantine = mountQuarantine(root.querySelector("#quarantine"), ctx);
   let closed = false;
   let standby = new Map(); // sensor id -> its entry in /api/v2/alerts
   const stopAlerts = mountAlerts(root.querySelector("#alerts"), ctx, {
@@ -95,5 +98,6 @@ export function mount(root, ctx) {
     closed = true;
     clearInterval(timer);
     stopAlerts();
+    stopQuarantine();
   };
 }
