@@ -19,8 +19,10 @@ const nextDay = (isoDate, steps = 1) => {
 /**
  * Whether the household has a CitizenWatt nRF24 radio sensor: one of kind nrf24 was heard from
  * (its collector decodes it with the key it was started with), or a radio configuration was saved
- * already (its sensor may not have been heard from yet: a wrong key is exactly when one comes here
- * to fix it). Other households never see the AES key and pipe address form.
+ * already (its sensor may not have been heard from since: a wrong key is exactly when one comes
+ * here to fix it). Other households never see the AES key and pipe address form, unless they ask
+ * for it by its address, #/settings/radio: a sensor flashed with its own key is never heard from
+ * until its collector has that key (README, "Add your sensor").
  */
 export function hasRadio(settings, sensors) {
   return settings.radios.length > 0 || sensors.some((sensor) => sensor.kind === "nrf24");
@@ -127,8 +129,10 @@ export function mount(root, ctx) {
     }
     night(settings, refreshTariffs, tariffData instanceof Error ? null : tariffData);
     password();
-    if (hasRadio(settings, sensors)) radio(settings, sensors);
+    const asked = ctx.args[0] === "radio";
+    if (asked || hasRadio(settings, sensors)) radio(settings, sensors);
     else $("radio-card").remove();
+    if (asked) $("radio-card").scrollIntoView();
   }
 
   function tariffs(tariffData) {
