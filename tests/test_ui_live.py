@@ -271,9 +271,9 @@ def test_a_frozen_api_is_said_on_the_live_and_history_views_and_the_page_recover
     tab: Page, live_stack: RunningStack
 ) -> None:
     """A frozen api (SIGSTOP) answers nothing: the live figure says so in words and the banner says
-    the server does not answer (the stream's watchdog, 7 s, then a 3 s request); the history, opened
-    meanwhile, gives up its request after 8 s instead of showing "Loading…" for ever, and the
-    banner says why.
+    the server does not answer (the stream's watchdog, 7 s, then a 3 s request); the sensors, the
+    settings and the history, opened meanwhile, give up their requests after 8 s instead of showing
+    "Loading…" for ever, and the banner still says why.
     Continued (SIGCONT), the api is found again by the page's own probe (every 3 s): the banner goes,
     the history loads, the live figure is fresh, all in the same document, never reloaded.
     """
@@ -287,14 +287,19 @@ def test_a_frozen_api_is_said_on_the_live_and_history_views_and_the_page_recover
             page.locator("#live-updated").text_content() or "",
         )
         wait_for_banner(page, "The server does not answer. Retrying…")
-        page.get_by_role("link", name="History").click()
-        page.locator("#history-body").wait_for()
-        # Its request gives up: no "Loading…" left, and the banner (the frame's) says why.
-        page.wait_for_function("!document.querySelector('#history-body .loading')", timeout=20000)
-        wait_for_banner(page, "The server does not answer. Retrying…")
-        assert page.get_by_text("Loading…").count() == 0
+        # Every view's requests give up: no "Loading…" left, and the banner (the frame's) says why.
+        for view in ("Sensors", "Settings", "History"):
+            page.get_by_role("link", name=view).click()
+            page.wait_for_function(f"location.hash === '#/{view.lower()}'")
+            page.wait_for_function("!document.querySelector('#view .loading')", timeout=20000)
+            wait_for_banner(page, "The server does not answer. Retrying…")
+            assert page.get_by_text("Loading…").count() == 0, view
     page.locator("#history-chart canvas").wait_for(timeout=20000)
     page.wait_for_function("document.querySelector('#banner').hidden", timeout=20000)
+    # The views that could not load, opened again, load (nothing of the outage is left behind).
+    page.get_by_role("link", name="Settings").click()
+    page.locator("#tariff-card").wait_for()
+    page.get_by_role("link", name="History").click()
     page.wait_for_function("document.querySelector('#announce')?.textContent === 'The server answers again.'")
     page.get_by_role("link", name="Live").click()
     page.wait_for_function("document.querySelector('#live-updated')?.dataset.state === 'fresh'", timeout=20000)

@@ -36,10 +36,11 @@ const GATEWAY_ERRORS = new Set([502, 503, 504]);
 export const connection = new EventTarget();
 let reachable = true;
 
-export function reportReachable(isReachable) {
+/** Record whether the server answered; a "down" event carries the error that found it out. */
+export function reportReachable(isReachable, error = null) {
   if (isReachable === reachable) return;
   reachable = isReachable;
-  connection.dispatchEvent(new Event(isReachable ? "up" : "down"));
+  connection.dispatchEvent(new CustomEvent(isReachable ? "up" : "down", { detail: error }));
 }
 
 /** The error of a request that got no answer, worded for the banner. */
@@ -69,15 +70,16 @@ export async function api(path, { method = "GET", body, params, timeoutMs = TIME
     });
   } catch {
     const error = unreachableError(deadline.signal.aborted ? "timeout" : "network");
-    reportReachable(false);
+    reportReachable(false, error);
     throw error;
   } finally {
     clearTimeout(timer);
   }
   if (GATEWAY_ERRORS.has(response.status)) {
     // A proxy in front of the api answering for it: the api itself is not there.
-    reportReachable(false);
-    throw new ApiError(response.status, t("common.offline"), { reason: "gateway" });
+    const error = new ApiError(response.status, t("common.offline"), { reason: "gateway" });
+    reportReachable(false, error);
+    throw error;
   }
   reportReachable(true);
   if (!response.ok) {

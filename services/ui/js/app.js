@@ -9,9 +9,6 @@ import * as settings from "./views/settings.js";
 
 const VIEWS = { live, history, sensors, settings, install: account.install, login: account.login };
 const PUBLIC = new Set(["install", "login"]);
-// Views that load their figures once: mounted again when the server answers after an outage. The
-// live view reconnects by itself; the settings are forms, whose typed values a new mount would lose.
-const RELOAD_WHEN_BACK = new Set(["history", "sensors"]);
 const PROBE_MS = 3000; // while the server does not answer, how often to ask whether it is back
 const $ = (id) => document.getElementById(id);
 
@@ -56,10 +53,11 @@ function announce(text) {
   }, 100);
 }
 
-// The server stopped answering (any request, or the live stream): the banner says so until it
-// answers again, which a request every few seconds finds out without the user reloading.
+// The server stopped answering (any request of any view, or the live stream): the banner says so
+// until it answers again, which a request every few seconds finds out without the user reloading.
 let probing = null;
-connection.addEventListener("down", () => {
+connection.addEventListener("down", (event) => {
+  if (event.detail) showError(event.detail);
   if (probing) return;
   probing = setInterval(async () => {
     try {
@@ -76,7 +74,10 @@ connection.addEventListener("up", () => {
   const banner = $("banner");
   if (!banner.hidden && banner.dataset.unreachable === "true") showError(null);
   announce(t("common.back"));
-  if (RELOAD_WHEN_BACK.has(routeOf(location.hash).name)) render();
+  // The view is mounted again, its figures asked for again, unless it is the live one (its stream
+  // reconnects by itself) or shows a form, whose typed values a new mount would lose (a settings
+  // page that could not load shows its error instead, and is mounted again).
+  if (routeOf(location.hash).name !== "live" && !$("view").querySelector("form")) render();
 });
 
 /** Every view reports API failures here: a lost session sends the user to the login page. */
@@ -139,7 +140,7 @@ async function render() {
   }
   if (unmount) unmount();
   unmount = null;
-  showError(null);
+  if (!probing) showError(null); // a server still not answering stays said from view to view
   const root = $("view");
   root.replaceChildren();
   const context = {

@@ -51,6 +51,9 @@ export function mount(root, ctx) {
       list = await api("/api/v2/sensors");
       energies = await Promise.all(list.map(todayEnergy));
     } catch (error) {
+      if (closed) return;
+      body.innerHTML = `<p class="error" id="sensors-error"></p>`; // not "Loading…" for ever
+      body.querySelector("#sensors-error").textContent = error.message;
       ctx.onError(error);
       return;
     }
