@@ -89,12 +89,16 @@ class Latencies:
 
 
 async def sample(client: httpx.AsyncClient, paths: list[str], latencies: Latencies, until: asyncio.Event) -> None:
-    """Ask each path in turn, one request at a time, until ``until`` is set (at least once each)."""
-    while True:
-        for path in paths:
+    """Ask each path over and over, one request at a time per path (the paths side by side, so a slow
+    one does not keep the others from being asked), until ``until`` is set; at least once each."""
+
+    async def ask(path: str) -> None:
+        while True:
             started = time.perf_counter()
             response = await client.get(path)
             latencies.add(path, response.status_code, time.perf_counter() - started)
-        if until.is_set():
-            return
-        await asyncio.sleep(0.05)  # pacing of the sampler (a page polling), not synchronisation
+            if until.is_set():
+                return
+            await asyncio.sleep(0.05)  # pacing of the sampler (a page polling), not synchronisation
+
+    await asyncio.gather(*(ask(path) for path in paths))

@@ -85,8 +85,9 @@ async def _eight_heavy(api: RunningApi) -> None:
         for path in LIGHT_PATHS:
             print(f"while heavy: {latencies.summary(path)}")
             assert set(latencies.statuses[path]) == {200}, latencies.statuses[path]
-        # Docker's health check gives up after 4 s (docker-compose.yml): every answer came well within.
-        assert latencies.worst("/healthz") <= 1.0
+        # Docker's health check gives up after 4 s (docker-compose.yml): every answer comes well within
+        # (measured: at most 0.3 to 0.6 s on a shared 2-core machine; 3.7 s and 503s before the slots).
+        assert latencies.worst("/healthz") <= 2.0
         # A light route borrows one of the connections the heavy ones leave free: it may wait for the
         # CPU the heavy ones use, not for one of them to finish (which takes several seconds).
         assert latencies.worst("/api/v2/sensors") <= max(2.0, alone / 2)
@@ -102,7 +103,7 @@ async def _eight_heavy(api: RunningApi) -> None:
 @pytest.mark.backends("timescaledb")  # the Pi's database
 def test_eight_heavy_requests_leave_health_and_light_routes_alone(database_url: str, tmp_path: Path) -> None:
     """8 concurrent year-at-10 000-buckets requests while /healthz and /api/v2/sensors are asked one
-    after the other: every health answer is 200 within 1 s, every light answer 200, and each heavy
+    after the other: every health answer is 200 within 2 s, every light answer 200, and each heavy
     one 200 or a clean 503 server_busy with its Retry-After (at least HEAVY_SLOTS of them 200)."""
     store_a_year(database_url)
     with running_api(database_url, tmp_path / "api.log", ADMIN) as api:

@@ -37,7 +37,7 @@ POLL_LIMIT = 500
 # A stream more than this many polls behind is dropped.
 QUEUE_POLLS = 16
 # Longest a poll may take (its wait for the connection included) before it counts as failed.
-QUERY_TIMEOUT = 10.0
+QUERY_TIMEOUT = 5.0
 
 _NEWEST_ID = "SELECT coalesce(max(id), 0) FROM readings WHERE ts >= to_timestamp(%s)"
 _NEW_READINGS = (
