@@ -32,6 +32,9 @@ MAX_PAYLOAD_BYTES: Final = 4096
 EARLIEST_TS: Final = 946_684_800.0  # 2000-01-01T00:00:00Z
 # How far ahead of the receiver's clock a reading may be stamped before it is called absurd.
 MAX_CLOCK_AHEAD_S: Final = 86_400.0
+# A reading's optional ``clock`` mark: stamped by a wall clock the kernel did not call synchronised
+# (a collector that waited CW_CLOCK_WAIT_SECONDS for NTP in vain, see collector/held.py).
+CLOCK_UNSYNCED: Final = "unsynced"
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,7 @@ class Reading:
     soc: float | None = None  # %
     energy: float | None = None  # Wh, device counter
     state: bool | None = None
+    clock: Literal["unsynced"] | None = None  # the collector's clock was not synchronised
 
     def __post_init__(self) -> None:
         problems = _check_reading(self)
@@ -261,6 +265,9 @@ def _check_reading(reading: Reading) -> list[str]:
     state = values["state"]
     if state is not None and type(state) is not bool:
         problems.append(f"state: expected true or false, got {state!r}")
+    clock = values["clock"]
+    if clock is not None and clock != CLOCK_UNSYNCED:
+        problems.append(f"clock: expected {CLOCK_UNSYNCED!r}, got {clock!r}")
     return problems
 
 

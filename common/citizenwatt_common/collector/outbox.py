@@ -22,6 +22,8 @@ Written for an SD card, where every byte and every sync wears the card:
   (at most two segments' worth, harmless repeats), so nothing confirmation-related has to be
   durable.
 - Records carry a CRC: a record torn by a power cut ends the log there (and is cut off).
+- A reading held while the clock was not synchronised (held.py) is written again under the same
+  seq once released: reading the log back, the released record wins, wherever each one lies.
 
 With no path the same code keeps the readings in memory only.
 """
@@ -36,6 +38,8 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Iterable
 from pathlib import Path
+
+from .held import is_held
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +110,12 @@ def _legacy_records(path: Path) -> list[tuple[int, bytes]]:
         db.close()
 
 
+def _supersedes(payload: bytes, kept: bytes | None) -> bool:
+    """Whether a record read after ``kept`` (same seq) replaces it: a held one never replaces a
+    released one (the segments are not read in the order they were written)."""
+    return kept is None or not is_held(payload) or is_held(kept)
+
+
 def records_in(path: str | Path | None) -> list[tuple[int, bytes]]:
     """Every reading an outbox at ``path`` holds on disk, confirmed or not, by seq (read-only)."""
     if path is None:
@@ -115,9 +125,12 @@ def records_in(path: str | Path | None) -> list[tuple[int, bytes]]:
         kept.update(_legacy_records(legacy))
     for segment in segment_paths(path):
         try:
-            kept.update(_decode(segment.read_bytes())[0])
+            records = _decode(segment.read_bytes())[0]
         except FileNotFoundError:
             continue
+        for seq, payload in records:
+            if _supersedes(payload, kept.get(seq)):
+                kept[seq] = payload
     return sorted(kept.items())
 
 
@@ -190,7 +203,9 @@ class Outbox:
         older = 1 - self._active
         for index in (older, self._active):
             for seq, payload in contents[index]:
-                self._keep(seq, payload, index)
+                kept = self._live.get(seq)
+                if _supersedes(payload, None if kept is None else kept[0]):
+                    self._keep(seq, payload, index)
         legacy = _legacy_paths(path)
         for old in legacy:
             for seq, payload in _legacy_records(old):
@@ -284,6 +299,10 @@ class Outbox:
             return False
         self._sync()
         return True
+
+    def sync_now(self) -> None:
+        """Make everything written so far durable (a released held reading, before it is sent)."""
+        self._sync()
 
     def _sync(self) -> None:
         for index, fd in enumerate(self._fds):

@@ -7,6 +7,11 @@ outbox is full the oldest reading is dropped and counted. One thread (the pump) 
 the send queue and the in-flight set; paho's callbacks only post events to it, because paho
 calls ``on_publish`` while holding its own lock and calling back into ``publish`` from there
 would deadlock.
+
+Readings measured while the kernel says the wall clock is not synchronised come with ``hold``:
+they go into the outbox as held readings (held.py), not into the send queue. The pump asks the
+kernel once a second while it holds some; once synchronised it re-stamps them and sends them,
+oldest first; ``clock_wait_seconds`` after boot it gives up and sends them as measured, marked.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from ..contract import STATUS_OFFLINE, STATUS_ONLINE, Reading, Topics
 from ..mqtt import MqttOptions, make_client
+from .clock import Clock, Stamp
+from .held import Held, is_held
 from .outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -36,6 +43,8 @@ _REPLAY_CHECK_SECONDS = 30.0
 # A reading acknowledged by the broker but not confirmed stored this long after, while the
 # aggregator is online, was lost on the way (a broker crash): send it again.
 _UNCONFIRMED_SECONDS = 60.0
+# While readings are held for the clock, the kernel is asked this often whether it is synchronised.
+_CLOCK_POLL_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,7 @@ class PublisherStats:
     connected: bool
     outbox: int = 0  # kept until the aggregator confirms them
     confirmed: int = 0  # confirmed stored by the aggregator (this run)
+    held: int = 0  # in the outbox, waiting for the clock to be synchronised
 
 
 class ReadingPublisher:
@@ -59,6 +69,8 @@ class ReadingPublisher:
         inflight_window: int = 100,
         client_id: str | None = None,
         outbox_path: str | None = None,
+        clock: Clock | None = None,
+        clock_wait_seconds: float = 600.0,
     ) -> None:
         self.sensor_id = sensor_id
         self.topics = Topics(settings.base_topic)
@@ -76,12 +88,15 @@ class ReadingPublisher:
         self._client.message_callback_add(self.topics.service_status("aggregator"), self._on_aggregator_status)
         self._extra_subscriptions: list[str] = []
         self._outbox_path = outbox_path
+        self._clock = clock or Clock()
+        self._clock_wait = clock_wait_seconds
         self._events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         # Owned by the pump thread only:
         self._outbox: Outbox | None = None
         self._buffer: deque[tuple[int, bytes]] = deque()  # (seq, payload) not yet handed to paho
         self._inflight: dict[int, int] = {}  # paho mid -> seq
         self._kept: set[int] = set()  # seqs in the outbox, mirrored in memory
+        self._held: dict[int, Held] = {}  # seq -> a reading waiting for the clock (also in the outbox)
         self._acked_at: dict[int, float] = {}  # seq -> when the broker acknowledged it, until confirmed
         self._aggregator_online = False
         self._last_replay_check = time.monotonic()
@@ -120,6 +135,14 @@ class ReadingPublisher:
         if reading.seq is None:
             raise ValueError("a published reading needs a seq: the outbox is keyed by it")
         self._events.put(("reading", (reading.seq, reading.to_payload())))
+
+    def hold(self, reading: Reading, stamp: Stamp) -> None:
+        """Keep a reading measured while the clock was not synchronised until it is (see above)."""
+        if reading.seq is None:
+            raise ValueError("a held reading needs a seq: the outbox is keyed by it")
+        fields = json.loads(reading.to_payload())
+        held = Held(boot=self._clock.boot_id, at=stamp.since_boot, wall=stamp.wall, fields=fields)
+        self._events.put(("held", (reading.seq, held)))
 
     def set_device_online(self, online: bool) -> None:
         """Status is ``online`` only while both the broker and the device are reachable."""
@@ -173,13 +196,20 @@ class ReadingPublisher:
     # -- the pump ----------------------------------------------------------------------------------
     def _run_pump(self) -> None:
         self._outbox = Outbox(self._outbox_path, self._buffer_size)
-        self._buffer.extend(self._outbox.all_in_order())
-        self._kept = {seq for seq, _ in self._buffer}
-        if self._buffer:
-            log.info("%s: %d readings from a previous run wait in the outbox", self.sensor_id, len(self._buffer))
+        for kept_seq, payload in self._outbox.all_in_order():
+            if is_held(payload):
+                self._held[kept_seq] = Held.from_payload(payload)
+            else:
+                self._buffer.append((kept_seq, payload))
+        self._kept = {kept_seq for kept_seq, _ in self._outbox.all_in_order()}
+        if self._kept:
+            log.info("%s: %d readings from a previous run wait in the outbox", self.sensor_id, len(self._kept))
+        self._release_other_boots()
         drain_deadline: float | None = None
         while True:
             timeout = _TICK_SECONDS if drain_deadline is None else max(0.0, drain_deadline - time.monotonic())
+            if self._held:
+                timeout = min(timeout, _CLOCK_POLL_SECONDS)
             sync_at = self._outbox.sync_deadline()
             if sync_at is not None:
                 # Wake up when the outbox must sync, not up to a tick later: that keeps the power-cut window.
@@ -190,6 +220,8 @@ class ReadingPublisher:
                 kind, value = "tick", None
             if kind == "reading":
                 self._enqueue(*value)
+            elif kind == "held":
+                self._enqueue(value[0], value[1].payload(), held=value[1])
             elif kind == "committed":
                 self._confirm(value)
             elif kind == "acked":
@@ -210,7 +242,7 @@ class ReadingPublisher:
                 self._announce()
                 # Send again everything not yet confirmed stored, oldest first: a broker that was
                 # killed may have forgotten readings it had acknowledged.
-                self._buffer = deque(self._outbox.all_in_order())
+                self._buffer = deque((s, p) for s, p in self._outbox.all_in_order() if s not in self._held)
                 self._inflight.clear()
                 self._acked_at.clear()
             elif kind == "disconnected":
@@ -227,6 +259,7 @@ class ReadingPublisher:
             if self._aggregator_online and now - self._last_replay_check >= _REPLAY_CHECK_SECONDS:
                 self._last_replay_check = now
                 self._replay_unconfirmed(older_than=_UNCONFIRMED_SECONDS)
+            self._check_clock()
             self._outbox.sync_if_due()
             self._fill_window()
             self._publish_stats()
@@ -236,14 +269,25 @@ class ReadingPublisher:
                 self._finish()
                 return
 
-    def _enqueue(self, seq: int, payload: bytes) -> None:
+    def _enqueue(self, seq: int, payload: bytes, held: Held | None = None) -> None:
         assert self._outbox is not None
         dropped = self._outbox.add(seq, payload)
-        self._buffer.append((seq, payload))
+        if held is None:
+            self._buffer.append((seq, payload))
+        else:
+            if not self._held:
+                log.warning(
+                    "%s: the kernel says the clock is not synchronised: holding readings until it is"
+                    " (at most until %.0f s after boot, CW_CLOCK_WAIT_SECONDS)",
+                    self.sensor_id,
+                    self._clock_wait,
+                )
+            self._held[seq] = held
         self._kept.add(seq)
         if dropped:
             oldest_kept = self._outbox.oldest_seq() or seq
             self._kept = {s for s in self._kept if s >= oldest_kept}
+            self._held = {s: h for s, h in self._held.items() if s >= oldest_kept}
             while self._buffer and self._buffer[0][0] < oldest_kept:
                 self._buffer.popleft()
             before = self._dropped
@@ -255,6 +299,56 @@ class ReadingPublisher:
                     self._buffer_size,
                     self._dropped,
                 )
+
+    # -- readings held for the clock -----------------------------------------------------------------
+    def _same_boot(self, held: Held) -> bool:
+        # The clock since boot restarts at a reboot: a stamp ahead of it is from another boot too.
+        return held.boot == self._clock.boot_id and held.at <= self._clock.since_boot()
+
+    def _release_other_boots(self) -> None:
+        """Held readings a previous boot left cannot be re-stamped: sent as measured, marked."""
+        other = {seq: held.as_measured() for seq, held in self._held.items() if not self._same_boot(held)}
+        if other:
+            log.warning("%s: %d held readings from a previous boot sent marked unsynced", self.sensor_id, len(other))
+            self._release(other)
+
+    def _check_clock(self) -> None:
+        if not self._held:
+            return
+        if self._clock.synchronised():
+            # Asked before reading the clocks: the wall time read now is right.
+            wall, since_boot = self._clock.wall(), self._clock.since_boot()
+            released = {
+                seq: held.restamped(wall, since_boot) if self._same_boot(held) else held.as_measured()
+                for seq, held in self._held.items()
+            }
+            newest = next(reversed(self._held.values()))
+            log.info(
+                "%s: the clock is synchronised: %d held readings sent, re-stamped (the clock was %+.1f s off)",
+                self.sensor_id,
+                len(released),
+                newest.wall - (wall - (since_boot - newest.at)),
+            )
+            self._release(released)
+        elif self._clock.since_boot() >= self._clock_wait:
+            log.warning(
+                "%s: the clock is still not synchronised %.0f s after boot: %d held readings and the next ones"
+                " sent with the clock as it is, marked clock=unsynced; is NTP reachable?",
+                self.sensor_id,
+                self._clock_wait,
+                len(self._held),
+            )
+            self._release({seq: held.as_measured() for seq, held in self._held.items()})
+
+    def _release(self, payloads: dict[int, bytes]) -> None:
+        """Replace held records by what will be sent, durably first: a restart must never send a
+        reading again with another ts (it would be a second row)."""
+        assert self._outbox is not None
+        for seq, payload in payloads.items():
+            self._outbox.add(seq, payload)
+            self._held.pop(seq, None)
+        self._outbox.sync_now()
+        self._buffer = deque(sorted([*self._buffer, *payloads.items()]))
 
     def _confirm(self, ranges: list[tuple[int, int]]) -> None:
         assert self._outbox is not None
@@ -310,6 +404,7 @@ class ReadingPublisher:
             connected=self._connected,
             outbox=len(self._kept),
             confirmed=self._confirmed,
+            held=len(self._held),
         )
         with self._stats_changed:
             self._stats = stats

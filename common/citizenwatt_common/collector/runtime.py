@@ -2,6 +2,13 @@
 
 A collector supplies a transport (talks to the hardware) and a pure decoder; this module turns
 their output into published readings and handles everything that is the same for all of them.
+
+Time: a collector stamps each reading with ``runtime.now()`` when it is measured (or lets
+``reading()`` do it). While the kernel says the wall clock is not synchronised (a Pi without a
+real-time clock, just booted), the reading is marked and handed to the publisher to hold until the
+clock is right (publisher.py, held.py); ``seq`` comes from a floor kept beside the outbox
+(seqfloor.py), never from the clock. Everything is in Unix time: a change to or from summer time
+is no jump.
 """
 
 from __future__ import annotations
@@ -16,11 +23,13 @@ from types import FrameType
 from typing import Any, TypeVar
 
 from ..backoff import Backoff
-from ..contract import Reading
+from ..contract import CLOCK_UNSYNCED, Reading
 from ..envsettings import SettingsError
 from ..logs import setup_logging
+from .clock import Clock, Stamp
 from .outbox import newest_seq_in
 from .publisher import ReadingPublisher
+from .seqfloor import SeqCounter
 from .settings import CollectorSettings
 
 __all__ = ["CollectorRuntime", "CollectorSettings", "DeviceUnavailable", "main_for", "settings_or_exit"]
@@ -34,34 +43,67 @@ class DeviceUnavailable(Exception):
 
 
 class CollectorRuntime:
-    def __init__(self, settings: CollectorSettings, kind: str, publisher: ReadingPublisher | None = None) -> None:
+    def __init__(
+        self,
+        settings: CollectorSettings,
+        kind: str,
+        publisher: ReadingPublisher | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        """``clock``: the kernel's (the default) or a test's stand-in."""
         self.settings = settings
         self.kind = kind
         self.stop_event = threading.Event()
+        self.clock = clock or Clock()
         self.publisher = publisher or ReadingPublisher(
-            settings, settings.sensor_id, buffer_size=settings.buffer_size, outbox_path=settings.outbox_path
+            settings,
+            settings.sensor_id,
+            buffer_size=settings.buffer_size,
+            outbox_path=settings.outbox_path,
+            clock=self.clock,
+            clock_wait_seconds=settings.clock_wait_seconds,
         )
-        # Increasing within a run and across restarts: from the clock, but never below what the
-        # outbox of a previous run still holds (a Pi without a clock battery boots in the past).
-        self._seq = max(int(time.time() * 1000), (newest_seq_in(settings.outbox_path) or 0) + 1)
-        self.first_seq = self._seq + 1
+        # Increasing within a run and across restarts whatever the clock does (seqfloor.py).
+        self._seqs = SeqCounter(
+            settings.outbox_path, newest_seq_in(settings.outbox_path), lambda: int(self.clock.wall() * 1000)
+        )
+        self.first_seq = self._seqs.first
+        self._to_hold: dict[int, Stamp] = {}  # seq -> stamp of a reading made but not yet published
         self._device_error: str | None = None
         self._backoff = Backoff()
 
-    def reading(self, power: float, ts: float | None = None, **optional: Any) -> Reading:
-        """A reading of this collector's sensor, stamped now unless ``ts`` is given."""
-        self._seq += 1
-        return Reading(
+    def now(self) -> Stamp:
+        """The moment of a measurement, to give ``reading(at=...)``: take it when the data arrives."""
+        return self.clock.stamp()
+
+    def reading(self, power: float, ts: float | None = None, *, at: Stamp | None = None, **optional: Any) -> Reading:
+        """A reading of this collector's sensor measured ``at`` (default: now), stamped ``ts``
+        (default: ``at``'s wall time; the simulator's backfill gives past times)."""
+        stamp = at or self.clock.stamp()
+        seq = self._seqs.next()
+        reading = Reading(
             sensor=self.settings.sensor_id,
             kind=self.kind,  # type: ignore[arg-type]
-            ts=time.time() if ts is None else ts,
+            ts=stamp.wall if ts is None else ts,
             power=power,
-            seq=self._seq,
+            seq=seq,
+            clock=None if stamp.synchronised else CLOCK_UNSYNCED,
             **optional,
         )
+        if not stamp.synchronised and stamp.since_boot < self.settings.clock_wait_seconds:
+            self._to_hold[seq] = stamp
+        return reading
 
     def publish(self, reading: Reading) -> None:
-        self.publisher.submit(reading)
+        stamp = None if reading.seq is None else self._to_hold.pop(reading.seq, None)
+        if self._to_hold and reading.seq is not None:
+            # Made but never published (a collector that dropped one): forget them.
+            for seq in [s for s in self._to_hold if s < reading.seq]:
+                del self._to_hold[seq]
+        if stamp is None:
+            self.publisher.submit(reading)
+        else:
+            self.publisher.hold(reading, stamp)
 
     # -- device health -------------------------------------------------------------------------
     def device_ok(self) -> None:
@@ -112,7 +154,7 @@ class CollectorRuntime:
                 "%s stopped: seq %d..%d produced, %d acknowledged by the broker, %d dropped",
                 self.settings.sensor_id,
                 self.first_seq,
-                self._seq,
+                self._seqs.last,
                 stats.acknowledged,
                 stats.dropped,
             )

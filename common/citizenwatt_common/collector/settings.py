@@ -13,3 +13,12 @@ class CollectorSettings(MqttEnvSettings):
     outbox_path: str | None = setting(
         default=None, description="outbox log (files <path>.0 and <path>.1) keeping unconfirmed readings (none: memory)"
     )
+    clock_wait_seconds: float = setting(
+        default=600.0,
+        ge=0,
+        le=86_400,
+        description=(
+            "while the kernel says the clock is not synchronised, hold readings until this many seconds"
+            " after boot, then publish them marked clock=unsynced (0: publish at once, marked)"
+        ),
+    )

@@ -8,7 +8,6 @@ stamped then; the period setting is not used.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 
 from citizenwatt_common.collector import CollectorRuntime, DeviceUnavailable
@@ -41,7 +40,7 @@ def read_lines(runtime: CollectorRuntime, open_port: Callable[[str, int], Arduin
             port = None
             runtime.device_failed(exc)
             continue
-        received_at = time.time()
+        received_at = runtime.now()
         if not raw:
             continue
         if first_line and not raw.endswith(b"\n"):
@@ -55,7 +54,7 @@ def read_lines(runtime: CollectorRuntime, open_port: Callable[[str, int], Arduin
         runtime.publish(
             runtime.reading(
                 decoded.power,
-                ts=received_at,
+                at=received_at,
                 current=decoded.current,
                 voltage=decoded.voltage,
                 battery=decoded.battery,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable
 
 from citizenwatt_common.collector import CollectorRuntime
@@ -26,14 +25,14 @@ def measure_forever(runtime: CollectorRuntime, open_chip: Callable[[Ina219Settin
         if not chip:
             chip.append(open_chip(settings))  # raises DeviceUnavailable: the runtime backs off
         try:
-            measured_at = time.time()
+            measured_at = runtime.now()
             measurement = chip[0].measure()
         except RangeOverflow as exc:
             # Not a reading: publishing a clipped value would be a made-up number.
             log.warning("INA219 out of range: %s", exc)
             runtime.publisher.publish_extra(
                 runtime.publisher.topics.event(settings.sensor_id),
-                json.dumps({"error": "range overflow", "detail": str(exc), "ts": measured_at}),
+                json.dumps({"error": "range overflow", "detail": str(exc), "ts": measured_at.wall}),
             )
             return None
         except Exception:
@@ -44,7 +43,7 @@ def measure_forever(runtime: CollectorRuntime, open_chip: Callable[[Ina219Settin
             log.warning("INA219 measurement refused: %s", converted.reason)
             return None
         return runtime.reading(
-            converted.power_w, ts=measured_at, voltage=converted.voltage_v, current=converted.current_a
+            converted.power_w, at=measured_at, voltage=converted.voltage_v, current=converted.current_a
         )
 
     runtime.poll(read_once)

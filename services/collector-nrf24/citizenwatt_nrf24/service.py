@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 
 from citizenwatt_common.collector import CollectorRuntime, DeviceUnavailable
@@ -71,7 +70,7 @@ def receive_packets(runtime: CollectorRuntime, open_radio: Callable[[Nrf24Settin
         if block is None:
             runtime.stop_event.wait(settings.nrf24_poll_seconds)  # the radio has nothing: look again soon
             continue
-        received_at = time.time()
+        received_at = runtime.now()
         packet = decode_packet(block, key, settings.nrf24_check_padding)
         if isinstance(packet, PacketRejected):
             bad_streak += 1
@@ -92,6 +91,6 @@ def receive_packets(runtime: CollectorRuntime, open_radio: Callable[[Nrf24Settin
         bad_streak = 0
         runtime.publish(
             runtime.reading(
-                float(packet.power), ts=received_at, voltage=float(packet.voltage), battery=packet.battery_mv / 1000
+                float(packet.power), at=received_at, voltage=float(packet.voltage), battery=packet.battery_mv / 1000
             )
         )

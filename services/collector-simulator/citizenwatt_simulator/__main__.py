@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from citizenwatt_common.collector.runtime import CollectorRuntime, CollectorSettings, settings_or_exit
@@ -59,9 +58,9 @@ def simulate(runtime: CollectorRuntime, *, ran_before: bool = False) -> None:
     house = SimulatedHousehold(seed=settings.seed, zone=zone)
 
     def read_once() -> Reading:
-        ts = time.time()
-        power = house.power_at(ts)
-        return runtime.reading(power, ts=ts, voltage=settings.voltage, current=round(power / settings.voltage, 3))
+        now = runtime.now()
+        power = house.power_at(now.wall)
+        return runtime.reading(power, at=now, voltage=settings.voltage, current=round(power / settings.voltage, 3))
 
     runtime.poll(read_once)
 
