@@ -133,6 +133,18 @@ def test_strict_types_and_bounds_on_the_wire(changes: dict[str, object], reason:
     assert isinstance(result, Rejection) and reason in result.reason, result
 
 
+def test_the_clock_mark_is_optional_accepted_and_kept() -> None:
+    """``"clock": "unsynced"``: a collector that waited for NTP in vain says its clock was not
+    synchronised. Accepted and kept through a round trip; any other value is refused; absent by default."""
+    result = parse_reading("ina219-solar", json.dumps({**GOOD, "clock": "unsynced"}).encode())
+    assert isinstance(result, Reading) and result.clock == "unsynced"
+    assert json.loads(result.to_payload()) == {**GOOD, "clock": "unsynced"}
+    plain = parse_reading("ina219-solar", json.dumps(GOOD).encode())
+    assert isinstance(plain, Reading) and plain.clock is None and "clock" not in json.loads(plain.to_payload())
+    refused = parse_reading("ina219-solar", json.dumps({**GOOD, "clock": "synced"}).encode())
+    assert refused == Rejection("clock: expected 'unsynced', got 'synced'")
+
+
 def test_missing_fields_are_listed_with_the_other_problems_and_unknown_fields_ignored() -> None:
     result = parse_reading("kitchen", b'{"v": 1, "sensor": "kitchen", "power": "lots", "colour": "red"}')
     assert result == Rejection("kind: missing, required; ts: missing, required; power: expected a number, got str")
