@@ -103,6 +103,14 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         # Text the database cannot hold (a NUL byte, say) is a bad parameter, not a server fault.
         return JSONResponse({"error": "Invalid parameters", "code": ErrorCode.INVALID_PARAMETERS}, status_code=400)
 
+    @app.exception_handler(UnicodeEncodeError)
+    async def unencodable_text(request: Request, exc: UnicodeEncodeError) -> JSONResponse:
+        # JSON may carry a lone surrogate (\\ud800 escaped in JSON), which no UTF-8 text (nor the database) can hold.
+        return JSONResponse(
+            {"error": "Invalid parameters: text that is not valid Unicode", "code": ErrorCode.INVALID_TEXT},
+            status_code=400,
+        )
+
     @app.exception_handler(psycopg.OperationalError)
     async def database_down(request: Request, exc: psycopg.OperationalError) -> JSONResponse:
         body = {"error": "Database unavailable, try again shortly", "code": ErrorCode.DATABASE_UNAVAILABLE}

@@ -60,6 +60,10 @@ def as_int(text: str) -> int:
         raise invalid() from None
 
 
+# 9999-12-31T23:59:59Z: past it no timestamp is storable (and a 400-digit one is not even a float).
+LAST_STORABLE_SECOND = 253_402_300_799
+
+
 def as_float(text: str) -> float:
     try:
         value = float(text)
@@ -293,10 +297,17 @@ def get_by_time_buckets(
     sensor_id, start, end, width = as_int(sensor), as_float(t1), as_float(t2), as_float(step)
     if start < 0 or end < 0 or width <= 0 or end < start:
         raise invalid()
-    count = math.ceil((end - start) / width)
     limit = request.app.state.settings.max_buckets
-    if count > limit:
-        raise ApiError(400, f"Too many buckets: {count} asked, at most {limit}; use a larger step")
+    ratio = (end - start) / width  # infinite for a subnormal step such as 1e-320
+    if not ratio <= limit:
+        asked = f"{math.ceil(ratio)} asked" if math.isfinite(ratio) else "too many asked"
+        raise ApiError(
+            400,
+            f"Too many buckets: {asked}, at most {limit}; use a larger step",
+            code=ErrorCode.TOO_MANY_BUCKETS,
+            params={"limit": limit},
+        )
+    count = math.ceil(ratio)
     buckets = [(start + k * width, min(start + (k + 1) * width, end)) for k in range(count)]
     household = load_household(conn)
     energies = queries.energy_in_intervals(conn, sensor_id, buckets, household.max_gap_seconds)
@@ -395,7 +406,7 @@ def insert(
     conn: Conn = Depends(get_conn),
 ) -> Response:
     sensor_id, power, at, night = as_int(sensor), as_float(value), as_int(timestamp), as_int(night_rate)
-    if at < 0 or abs(power) > 1_000_000:
+    if not 0 <= at <= LAST_STORABLE_SECOND or abs(power) > 1_000_000:
         raise invalid()
     if not queries.sensor_exists(conn, sensor_id):
         return measure_envelope(request, conn, False)
