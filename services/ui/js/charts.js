@@ -76,9 +76,10 @@ const cell = (tag, text, attrs = {}) => {
 /** The chart's name, its summary and its table of values, written again from its data. */
 function describe(u, options, parts) {
   const unit = options.axes?.[1]?.label ?? "";
+  const inUnit = unit ? ` (${unit})` : ""; // "Total (kWh)"
   const shown = options.series.map((s, i) => ({ s, i })).filter(({ s, i }) => i > 0 && s.show !== false);
   const labels = shown.map(({ s }) => s.label ?? "");
-  const name = t("chart.name", { series: labels.join(", "), unit: unit ? ` (${unit})` : "" });
+  const name = t("chart.name", { series: labels.join(", "), unit: inUnit });
   const xs = u.data[0] ?? [];
   const writeX = xWriter(options);
   const values = ownValues(options, u.data);
@@ -91,7 +92,7 @@ function describe(u, options, parts) {
   const head = document.createElement("tr");
   const rows = [];
   if (xs.length <= MAX_ROWS) {
-    head.append(cell("th", t("chart.when"), { scope: "col" }), ...labels.map((label) => cell("th", `${label} (${unit})`, { scope: "col" })));
+    head.append(cell("th", t("chart.when"), { scope: "col" }), ...labels.map((label) => cell("th", `${label}${inUnit}`, { scope: "col" })));
     xs.forEach((x, j) => {
       const row = document.createElement("tr");
       row.append(cell("th", writeX(u, x), { scope: "row" }), ...shown.map(({ i }) => cell("td", valueText(values[i][j], unit))));
@@ -100,7 +101,7 @@ function describe(u, options, parts) {
   } else {
     head.append(
       cell("th", t("chart.series"), { scope: "col" }),
-      ...["chart.latest", "chart.lowest", "chart.highest"].map((key) => cell("th", `${t(key)} (${unit})`, { scope: "col" })),
+      ...["chart.latest", "chart.lowest", "chart.highest"].map((key) => cell("th", `${t(key)}${inUnit}`, { scope: "col" })),
     );
     for (const { s, i } of shown) {
       const known = values[i].filter((v) => v !== null && v !== undefined);
@@ -126,7 +127,7 @@ function describe(u, options, parts) {
 export function makeChart(container, options, data) {
   const id = `chart-description-${++described}`;
   // Read by screen readers in place, hidden on screen; never announced as it changes (the live
-  // chart's changes every second, and the page's main region is a live region).
+  // chart's changes with every reading), even inside a live region.
   const description = document.createElement("div");
   description.className = "visually-hidden chart-description";
   description.setAttribute("aria-live", "off");
