@@ -8,6 +8,7 @@ hub polls for all of them on its own connection, and the streams hold nothing wh
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from pathlib import Path
 
@@ -214,3 +215,21 @@ def test_a_stream_that_falls_behind_is_dropped_without_holding_the_others(databa
         await db.close()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.backends("plain")
+def test_an_open_live_page_does_not_keep_the_api_from_stopping(database_url: str, tmp_path: Path) -> None:
+    """A stream never ends by itself, and uvicorn waited for it forever on SIGTERM. With a page open,
+    the api now ends the stream (the client reads its end) and stops well within the 10 s docker
+    stop gives before killing, with nothing cancelled (no error in its log). uvicorn exits by the
+    signal it was stopped by, as it does without any page open."""
+    import urllib.request
+
+    with running_api(database_url, tmp_path / "api.log", ADMIN) as api:
+        request = urllib.request.Request(f"{api.base}/api/v2/live", headers={"Cookie": api.cookie})
+        with urllib.request.urlopen(request, timeout=30) as stream:
+            assert stream.readline() == b"retry: 2000\n"
+            assert api.server.stop(timeout=10) == -signal.SIGTERM
+            assert stream.read() == b"\n"  # the retry event's closing blank line, then the end
+    log = api.server.log()
+    assert "Traceback" not in log and "ERROR" not in log

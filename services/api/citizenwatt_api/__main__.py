@@ -7,10 +7,13 @@ deployments; the password comes from CW_ADMIN_PASSWORD or standard input.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
+from types import FrameType
 
 import uvicorn
+from fastapi import FastAPI
 
 from citizenwatt_common.logs import setup_logging
 from citizenwatt_common.schema import connect_migrated
@@ -18,6 +21,8 @@ from citizenwatt_common.schema import connect_migrated
 from .app import create_app
 from .auth import create_user
 from .settings import ApiSettings
+
+SHUTDOWN_GRACE_SECONDS = 5
 
 
 def main() -> None:
@@ -41,14 +46,34 @@ def main() -> None:
     # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise: a forged header from any
     # local process would then pick the address the login throttle counts attempts by.
     proxies = [address.strip() for address in settings.trusted_proxies.split(",") if address.strip()]
-    uvicorn.run(
-        create_app(settings),
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
         host=settings.api_host,
         port=settings.api_port,
         log_level="info",
         proxy_headers=bool(proxies),
         forwarded_allow_ips=proxies or None,
+        # Whatever still runs after this grace is cancelled (docker stop kills after 10 s).
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
     )
+    ApiServer(config, app).run()
+
+
+class ApiServer(uvicorn.Server):
+    """Ends the open live streams as soon as a stop is asked: a stream never ends by itself, and
+    uvicorn waits for every response to end, so one open page kept the api from stopping."""
+
+    def __init__(self, config: uvicorn.Config, api: FastAPI) -> None:
+        super().__init__(config)
+        self.api = api
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        hub = getattr(self.api.state, "live_hub", None)  # set once the app has started
+        if hub is not None:
+            # A signal handler runs between two steps of the event loop: the hub is changed on the loop.
+            asyncio.get_running_loop().call_soon_threadsafe(hub.end_streams)
 
 
 if __name__ == "__main__":

@@ -110,12 +110,16 @@ class LiveHub:
             if not self._streams:
                 self._stop_polling()
 
-    async def close(self) -> None:
-        """Stop polling and end every stream (the app is shutting down)."""
+    def end_streams(self) -> asyncio.Task[None] | None:
+        """End every open stream and stop polling (the api is stopping: a stream never ends by
+        itself, and the server waits for every response to end). Returns the poll, cancelled."""
         for stream in self._streams:
             stream.end()
         self._streams.clear()
-        task = self._stop_polling()
+        return self._stop_polling()
+
+    async def close(self) -> None:
+        task = self.end_streams()
         if task is not None:
             await asyncio.gather(task, return_exceptions=True)
 
