@@ -149,7 +149,11 @@ def test_a_reboot_with_the_clock_an_hour_behind_then_ntp_stepping_it(
     """
     sensor = "pi"
     settings = CollectorSettings(
-        mqtt_url=mosquitto.url, sensor_id=sensor, period_seconds=0.1, outbox_path=str(tmp_path / "outbox")
+        mqtt_url=mosquitto.url,
+        sensor_id=sensor,
+        period_seconds=0.1,
+        outbox_path=str(tmp_path / "outbox"),
+        clock_wait_seconds=600,
     )
     device = Appliance()
     with aggregator_online(mosquitto.url, database_url, tmp_path / "agg.log") as observer:
@@ -251,7 +255,11 @@ def test_a_clock_stepping_back_while_running_never_makes_seq_decrease(
     aggregator judges such readings). Older versions started a run's seqs at the clock in ms."""
     sensor = "stepped"
     settings = CollectorSettings(
-        mqtt_url=mosquitto.url, sensor_id=sensor, period_seconds=0.1, outbox_path=str(tmp_path / "outbox")
+        mqtt_url=mosquitto.url,
+        sensor_id=sensor,
+        period_seconds=0.1,
+        outbox_path=str(tmp_path / "outbox"),
+        clock_wait_seconds=600,
     )
     device = Appliance()
     observer = MqttObserver(mosquitto.url, f"citizenwatt/{sensor}/reading")
@@ -284,7 +292,11 @@ def test_summer_time_ending_is_no_clock_jump(mosquitto: LocalMosquitto, tmp_path
     sensor = "paris"
     change = datetime(2026, 10, 25, 1, 0, tzinfo=UTC).timestamp()
     settings = SimulatorSettings(
-        mqtt_url=mosquitto.url, sensor_id=sensor, period_seconds=0.1, outbox_path=str(tmp_path / "outbox")
+        mqtt_url=mosquitto.url,
+        sensor_id=sensor,
+        period_seconds=0.1,
+        outbox_path=str(tmp_path / "outbox"),
+        clock_wait_seconds=600,
     )
     observer = MqttObserver(mosquitto.url, f"citizenwatt/{sensor}/reading")
     pi = PiClock(offset=change - 1.0 - time.time(), synchronised=True, boot_id="boot", booted_ago=86_400)
