@@ -19,7 +19,7 @@ def reading(seq: int | None, ts: float, sensor: str = "house") -> Reading:
 
 def test_texts_a_human_reads() -> None:
     assert utc_text(NOW) == "2026-11-18T07:46:40Z"
-    assert utc_text(NOW + 0.25) == "2026-11-18T07:46:40.25Z"
+    assert utc_text(NOW + 0.75) == "2026-11-18T07:46:40Z"  # to the second, not rounded up
     assert duration_text(3592) == "59 min 52 s"
     assert duration_text(82_800) == "23 h 0 min"
     assert duration_text(7) == "7 s"

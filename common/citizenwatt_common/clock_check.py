@@ -48,9 +48,8 @@ class Triage:
 
 
 def utc_text(ts: float) -> str:
-    """2026-11-24T10:04:04Z (to the second; a fraction when there is one)."""
-    text = datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds").removesuffix("+00:00")
-    return text.rstrip("0").removesuffix(".") + "Z"
+    """2026-11-24T10:04:04Z: to the second (the seq says which reading; a fraction is noise)."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").removesuffix("+00:00") + "Z"
 
 
 def duration_text(seconds: float) -> str:

@@ -81,7 +81,8 @@ export function mountQuarantine(container, ctx) {
       const detail = document.createElement("span");
       detail.lang = "en";
       detail.textContent = r.reason;
-      why.append(kind, kind.textContent ? " " : "", detail);
+      if (kind.textContent) why.append(kind, document.createElement("br"));
+      why.append(detail);
       const row = document.createElement("tr");
       row.dataset.quarantined = String(r.id);
       row.append(
