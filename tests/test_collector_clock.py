@@ -133,16 +133,19 @@ def first_publications(published: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in published if r["seq"] not in seen and not seen.add(r["seq"])]  # type: ignore[func-returns-value]
 
 
-def test_a_reboot_with_the_clock_an_hour_behind_then_ntp_stepping_it(
-    mosquitto: LocalMosquitto, database_url: str, tmp_path: Path
+@pytest.mark.parametrize("offset", [-HOUR, 2 * HOUR], ids=["an-hour-behind", "two-hours-ahead"])
+def test_a_reboot_with_a_wrong_clock_then_ntp_stepping_it(
+    mosquitto: LocalMosquitto, database_url: str, tmp_path: Path, offset: float
 ) -> None:
     """The tester's case. Before the reboot the clock is right and synchronised. The Pi reboots
-    (a new boot, 20 s ago) with its wall clock exactly one hour behind and the kernel saying
-    "unsynchronised"; the collector measures a 3 kW appliance, is restarted in the middle, and
-    measures on; then NTP steps the clock (offset 0, synchronised).
+    (a new boot, 20 s ago) with its wall clock exactly one hour behind (or, readings from the
+    future, two hours ahead) and the kernel saying "unsynchronised"; the collector measures a 3 kW
+    appliance, is restarted in the middle, and measures on; then NTP steps the clock (offset 0,
+    synchronised).
 
-    Worked out by hand: the clock read ``real - 3600`` at each reading measured after the reboot,
-    so its true time is the wall time the collector saw plus 3600 s. Every reading published and
+    Worked out by hand: the clock read ``real - 3600`` (``real + 7200``) at each reading measured
+    after the reboot, so its true time is the wall time the collector saw plus 3600 s (minus
+    7200 s). Every reading published and
     every row stored must carry its true time (within a few ms), none the hour-behind time; none
     is published while the clock is wrong; the status stays ``online``; and the seqs increase over
     all three runs, in the order published.
@@ -163,7 +166,7 @@ def test_a_reboot_with_the_clock_an_hour_behind_then_ntp_stepping_it(
         seqs_before_reboot = sorted(device.stamps)
         observer.wait_for(lambda ms: len(first_publications(readings_of(observer, sensor))) == len(seqs_before_reboot))
 
-        pi = PiClock(offset=-HOUR, synchronised=False, boot_id="boot-2", booted_ago=20)
+        pi = PiClock(offset=offset, synchronised=False, boot_id="boot-2", booted_ago=20)
         with collector(settings, pi, lambda rt: rt.poll(device.read(rt))) as runtime:
             assert runtime.publisher.wait_for(lambda s: s.held >= 3, timeout=30)
             # Measuring: the status says so, though nothing is published.
@@ -185,7 +188,7 @@ def test_a_reboot_with_the_clock_an_hour_behind_then_ntp_stepping_it(
         wait_until(lambda: count_rows(database_url) == len(device.stamps), message="every reading stored")
 
     # Stamps taken on a synchronised clock (before the reboot, after the step) read the true time.
-    true_ts = {seq: stamp.wall if stamp.synchronised else stamp.wall + HOUR for seq, stamp in device.stamps.items()}
+    true_ts = {seq: stamp.wall if stamp.synchronised else stamp.wall - offset for seq, stamp in device.stamps.items()}
     # Stamped on the wrong clock after the reboot, and after the step (right): both kinds are there.
     assert any(not s.synchronised for s in device.stamps.values())
     published = readings_of(observer, sensor)

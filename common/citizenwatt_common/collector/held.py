@@ -19,10 +19,13 @@ key). On reading the outbox back, a held record never replaces the released one 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from ..contract import CLOCK_UNSYNCED
+
+log = logging.getLogger(__name__)
 
 _PREFIX = b'{"held":'
 
@@ -43,10 +46,16 @@ class Held:
         return json.dumps({**held, **self.fields}, separators=(",", ":")).encode()
 
     @classmethod
-    def from_payload(cls, payload: bytes) -> Held:
-        values = json.loads(payload)
-        held = values.pop("held")
-        return cls(boot=held["boot"], at=float(held["at"]), wall=float(held["wall"]), fields=values)
+    def from_payload(cls, payload: bytes) -> Held | None:
+        """None if the record is not a well-formed held reading: then it is sent as it is (and the
+        aggregator keeps it as rejected if it is no reading either)."""
+        try:
+            values = json.loads(payload)
+            held = values.pop("held")
+            return cls(boot=held["boot"], at=float(held["at"]), wall=float(held["wall"]), fields=values)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            log.warning("an outbox record that looks held is not: sent as it is")
+            return None
 
     def restamped(self, wall_now: float, since_boot_now: float) -> bytes:
         """The payload to publish, measured ``since_boot_now - at`` seconds before ``wall_now`` (a

@@ -197,8 +197,9 @@ class ReadingPublisher:
     def _run_pump(self) -> None:
         self._outbox = Outbox(self._outbox_path, self._buffer_size)
         for kept_seq, payload in self._outbox.all_in_order():
-            if is_held(payload):
-                self._held[kept_seq] = Held.from_payload(payload)
+            held = Held.from_payload(payload) if is_held(payload) else None
+            if held is not None:
+                self._held[kept_seq] = held
             else:
                 self._buffer.append((kept_seq, payload))
         self._kept = {kept_seq for kept_seq, _ in self._outbox.all_in_order()}
