@@ -126,8 +126,9 @@ def write_batch(
             readings, guard.marks_for(conn, {r.sensor for r in readings}, now), now, guard.max_future_seconds
         )
         aside = [(readings[i], carriers[i], reason) for i, reason in sorted(verdict.quarantined.items())]
-        carriers = [m for i, m in enumerate(carriers) if i not in verdict.quarantined]
-        readings = [r for i, r in enumerate(readings) if i not in verdict.quarantined]
+        if aside:
+            carriers = [m for i, m in enumerate(carriers) if i not in verdict.quarantined]
+            readings = [r for i, r in enumerate(readings) if i not in verdict.quarantined]
         outcome.sensors = {r.sensor: r for r in readings}
         stored = store_readings(conn, readings, household, zone)
         quarantined = _quarantine(conn, aside)
