@@ -22,7 +22,8 @@ from citizenwatt_api.limits import HEAVY_SLOTS, RETRY_AFTER_SECONDS
 from citizenwatt_common.contract import Reading
 from citizenwatt_common.store import load_household, store_readings
 from tests.api_load import Latencies, RunningApi, running_api, sample
-from tests.test_api_legacy import ADMIN, PARIS
+from tests.test_api_legacy import ADMIN, PARIS, store
+from tests.test_api_many_viewers import LiveStream
 
 HEAVY = 8
 YEAR_START = datetime(2025, 1, 1, tzinfo=UTC).timestamp()
@@ -56,7 +57,17 @@ async def _heavy(client: httpx.AsyncClient) -> tuple[int, float, httpx.Response]
     return response.status_code, time.perf_counter() - started, response
 
 
-async def _eight_heavy(api: RunningApi) -> None:
+async def _until_slots_taken(client: httpx.AsyncClient) -> dict[str, object]:
+    """Polls /healthz (state in another process) until every heavy slot is taken and some wait."""
+    for _ in range(600):
+        health: dict[str, object] = (await client.get("/healthz")).json()
+        if health["heavy_running"] == HEAVY_SLOTS and health["heavy_waiting"]:
+            return health
+        await asyncio.sleep(0.05)
+    raise AssertionError("the heavy requests never took every slot")
+
+
+async def _eight_heavy(api: RunningApi, database_url: str) -> None:
     limits = httpx.Limits(max_connections=HEAVY + 4)
     async with httpx.AsyncClient(base_url=api.base, headers={"Cookie": api.cookie}, timeout=120, limits=limits) as c:
         for path in LIGHT_PATHS:  # warm (first connections, caches) before measuring
@@ -65,14 +76,25 @@ async def _eight_heavy(api: RunningApi) -> None:
         assert status == 200
         print(f"one heavy request alone: {alone:.2f} s")
         rss_before = api.rss_mib()
+        live = await LiveStream.open(api)
+        await live.wait_for(b"retry: 2000\n\n")
 
         latencies, done = Latencies(), asyncio.Event()
         async with httpx.AsyncClient(base_url=api.base, headers={"Cookie": api.cookie}, timeout=30) as light:
             sampler = asyncio.create_task(sample(light, LIGHT_PATHS, latencies, done))
-            results = await asyncio.gather(*(_heavy(c) for _ in range(HEAVY)))
+            burst = asyncio.gather(*(_heavy(c) for _ in range(HEAVY)))
+            health = await _until_slots_taken(light)
+            # The live view while the slots are taken: a reading stored now (777.5 W, stored by no one
+            # else) reaches the open page by the hub's next polls.
+            stored = time.perf_counter()
+            await asyncio.to_thread(store, database_url, "meter", [(time.time(), 777.5)])
+            await live.wait_for(b'"power": 777.5')
+            live_delay = time.perf_counter() - stored
+            results = await burst
             done.set()
             await sampler
         rss_after = api.rss_mib()
+        await live.close()
 
         for status, seconds, response in results:
             print(f"heavy: {status} in {seconds:.2f} s")
@@ -91,6 +113,8 @@ async def _eight_heavy(api: RunningApi) -> None:
         # A light route borrows one of the connections the heavy ones leave free: it may wait for the
         # CPU the heavy ones use, not for one of them to finish (which takes several seconds).
         assert latencies.worst("/api/v2/sensors") <= max(2.0, alone / 2)
+        print(f"with the slots taken ({health}), a new reading reached the live page in {live_delay:.2f} s")
+        assert live_delay <= 3.0  # a poll a second, on its own connection: not behind the heavy ones
 
         await asyncio.sleep(5)  # the pause after the burst whose memory is measured, not a wait for an event
         rss_rested = api.rss_mib()
@@ -102,12 +126,13 @@ async def _eight_heavy(api: RunningApi) -> None:
 
 @pytest.mark.backends("timescaledb")  # the Pi's database
 def test_eight_heavy_requests_leave_health_and_light_routes_alone(database_url: str, tmp_path: Path) -> None:
-    """8 concurrent year-at-10 000-buckets requests while /healthz and /api/v2/sensors are asked one
-    after the other: every health answer is 200 within 2 s, every light answer 200, and each heavy
-    one 200 or a clean 503 server_busy with its Retry-After (at least HEAVY_SLOTS of them 200)."""
+    """8 concurrent year-at-10 000-buckets requests while /healthz and /api/v2/sensors are asked over
+    and over and a live page is open: every health answer is 200 within 2 s, every light answer 200,
+    a reading stored while the slots are all taken reaches the live page within 3 s, and each heavy
+    one is 200 or a clean 503 server_busy with its Retry-After (at least HEAVY_SLOTS of them 200)."""
     store_a_year(database_url)
     with running_api(database_url, tmp_path / "api.log", ADMIN) as api:
-        asyncio.run(_eight_heavy(api))
+        asyncio.run(_eight_heavy(api, database_url))
         log = api.server.log()
     assert "Traceback" not in log
 
