@@ -142,7 +142,8 @@ def test_a_heavy_request_without_a_slot_in_time_is_refused_cleanly() -> None:
     refused 503 server_busy with its Retry-After; a third, finding the queue full, is refused at once.
     Once the slot is given back, the next request gets it."""
     from citizenwatt_api.auth import ApiError
-    from citizenwatt_api.limits import SERVER_BUSY, Admission
+    from citizenwatt_api.errors import ErrorCode
+    from citizenwatt_api.limits import Admission
 
     async def scenario() -> None:
         gate = Admission(slots=1, queue=1, wait=0.2)
@@ -155,7 +156,7 @@ def test_a_heavy_request_without_a_slot_in_time_is_refused_cleanly() -> None:
             with pytest.raises(ApiError) as late:
                 await waiting
         for refused in (full.value, late.value):
-            assert (refused.status_code, refused.code) == (503, SERVER_BUSY)
+            assert (refused.status_code, refused.code) == (503, ErrorCode.SERVER_BUSY)
             assert refused.headers == {"Retry-After": str(RETRY_AFTER_SECONDS)}
         assert (gate.running, gate.waiting) == (0, 0)
         async with asyncio.timeout(1), gate.admitted():

@@ -30,6 +30,7 @@ from typing import Any
 from fastapi import Depends, Request
 
 from .auth import ApiError
+from .errors import ErrorCode
 
 HEAVY_SLOTS = 2
 HEAVY_QUEUE = 16
@@ -37,7 +38,6 @@ QUEUE_SECONDS = 20.0
 RETRY_AFTER_SECONDS = 10
 # More buckets than this in one request is heavy: a year in days (366) is not, a month in hours (744) is.
 LIGHT_BUCKETS = 400
-SERVER_BUSY = "server_busy"
 
 
 class Admission:
@@ -73,7 +73,7 @@ def _busy() -> ApiError:
         503,
         "The server is busy with other long requests: try again in a few seconds",
         {"Retry-After": str(RETRY_AFTER_SECONDS)},
-        code=SERVER_BUSY,
+        code=ErrorCode.SERVER_BUSY,
         params={"retry_after": RETRY_AFTER_SECONDS},
     )
 
