@@ -1,8 +1,16 @@
-"""Faults with real processes: every test ends by counting stored rows against published ones."""
+"""Faults with real processes: every test ends by counting stored rows against published ones.
+
+Each runs on Debian's PostgreSQL and on TimescaleDB with its chunks compressed once readings flow
+(``timescaledb-compressed``, tests/conftest.py): what each fault sends late (a backlog, the
+collector's outbox sent again, a batch redelivered) then lands in a compressed chunk, where the
+``(sensor, ts)`` key must still turn repeats away; each test checks at its end that some did land
+there (``assert_late_readings_in_compressed_chunks``).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -26,6 +34,8 @@ from tests.conftest import Backend
 from tests.services import REPO, MqttObserver, ServiceProcess, count_rows, wait_until
 from tools.localstack import LocalMosquitto, LocalPostgres, free_port
 
+pytestmark = pytest.mark.backends("plain", "timescaledb-compressed")
+
 
 @pytest.fixture
 def own_postgres(tmp_path: Path, backend: Backend) -> Iterator[LocalPostgres]:
@@ -34,6 +44,33 @@ def own_postgres(tmp_path: Path, backend: Backend) -> Iterator[LocalPostgres]:
     server.start()
     yield server
     server.stop("immediate")
+
+
+def compress_while_flowing(backend: Backend, database_url: str) -> None:
+    """On ``timescaledb-compressed``, compress every chunk of readings now, while the aggregator
+    goes on storing (so not conftest's ``compress``, which insists every chunk is still fully
+    compressed afterwards: the next batch may already have landed in one)."""
+    if not backend.compressed:
+        return
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(compress_chunk(c, if_not_compressed => TRUE)) FROM show_chunks('readings') AS c"
+        ).fetchone()
+    assert row is not None and row[0] >= 1, "no chunk to compress: no reading stored yet"
+
+
+def assert_late_readings_in_compressed_chunks(backend: Backend, database_url: str) -> None:
+    """On ``timescaledb-compressed``: some chunk was compressed (status bit 1) and then took rows
+    (bit 8, partly compressed), so the readings the fault delayed met compressed data."""
+    if not backend.compressed:
+        return
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM _timescaledb_catalog.chunk c"
+            " JOIN _timescaledb_catalog.hypertable h ON h.id = c.hypertable_id"
+            " WHERE h.table_name = 'readings' AND c.status & 9 = 9"
+        ).fetchone()
+    assert row is not None and row[0] >= 1, "no reading arrived in a compressed chunk after the fault"
 
 
 def report(name: str, published: int, stored: int) -> None:
@@ -61,7 +98,11 @@ def stored_seqs(database_url: str) -> list[int]:
 
 
 def test_database_down_for_30_seconds(
-    request: pytest.FixtureRequest, mosquitto: LocalMosquitto, own_postgres: LocalPostgres, tmp_path: Path
+    request: pytest.FixtureRequest,
+    mosquitto: LocalMosquitto,
+    own_postgres: LocalPostgres,
+    tmp_path: Path,
+    backend: Backend,
 ) -> None:
     port = free_port()
     env = {
@@ -78,6 +119,7 @@ def test_database_down_for_30_seconds(
         wait_until(lambda: health(port) == 200, message="aggregator healthy")
         simulator = ServiceProcess("citizenwatt_simulator", env, tmp_path / "sim.log").start()
         wait_until(lambda: count_rows(own_postgres.url) >= 20, message="readings flowing")
+        compress_while_flowing(backend, own_postgres.url)
         own_postgres.stop("fast")
         wait_until(lambda: health(port) == 503, message="aggregator reporting unhealthy")
         # Thirty seconds of outage, measured on the readings published meanwhile (10 per second).
@@ -91,6 +133,7 @@ def test_database_down_for_30_seconds(
         wait_until(lambda: count_rows(own_postgres.url) == len(published), timeout=60, message="all stored")
         assert set(stored_seqs(own_postgres.url)) == published
         report(request.node.name, len(published), len(stored_seqs(own_postgres.url)))
+        assert_late_readings_in_compressed_chunks(backend, own_postgres.url)
     finally:
         if simulator and simulator.running:
             simulator.kill()
@@ -99,7 +142,11 @@ def test_database_down_for_30_seconds(
 
 
 def test_broker_restarted_with_sigterm_mid_stream(
-    request: pytest.FixtureRequest, mosquitto: LocalMosquitto, database_url: str, tmp_path: Path
+    request: pytest.FixtureRequest,
+    mosquitto: LocalMosquitto,
+    database_url: str,
+    tmp_path: Path,
+    backend: Backend,
 ) -> None:
     env = {
         "CW_MQTT_URL": mosquitto.url,
@@ -116,6 +163,7 @@ def test_broker_restarted_with_sigterm_mid_stream(
         observer.close()
         simulator = ServiceProcess("citizenwatt_simulator", env, tmp_path / "sim.log").start()
         wait_until(lambda: count_rows(database_url) >= 30, message="readings flowing")
+        compress_while_flowing(backend, database_url)
         mosquitto.stop()  # SIGTERM: the broker saves its sessions and queues
         mosquitto.start()
         first = count_rows(database_url)
@@ -134,6 +182,7 @@ def test_broker_restarted_with_sigterm_mid_stream(
     assert set(seqs) == produced
     report(request.node.name, len(produced), len(seqs))
     assert len(seqs) == len(produced)
+    assert_late_readings_in_compressed_chunks(backend, database_url)
 
 
 def written_after(path: Path, seq: int | None) -> int:
@@ -149,7 +198,11 @@ def produced_seqs(log_text: str) -> set[int]:
 
 
 def test_broker_sigkill_and_collector_restart_lose_nothing(
-    request: pytest.FixtureRequest, mosquitto: LocalMosquitto, database_url: str, tmp_path: Path
+    request: pytest.FixtureRequest,
+    mosquitto: LocalMosquitto,
+    database_url: str,
+    tmp_path: Path,
+    backend: Backend,
 ) -> None:
     """A SIGKILLed broker forgets what it acknowledged since its last snapshot; the outbox covers it."""
     outbox = tmp_path / "outbox"
@@ -169,6 +222,7 @@ def test_broker_sigkill_and_collector_restart_lose_nothing(
         watcher.close()
         simulator = ServiceProcess("citizenwatt_simulator", env, tmp_path / "sim.log").start()
         wait_until(lambda: count_rows(database_url) >= 30, message="readings flowing")
+        compress_while_flowing(backend, database_url)
         mosquitto.kill()
         mark = newest_seq_in(outbox)
         wait_until(lambda: written_after(outbox, mark) >= 20, message="readings piling up in the outbox")
@@ -199,45 +253,104 @@ def test_broker_sigkill_and_collector_restart_lose_nothing(
     assert len(stored) == len(set(stored))
     assert set(stored) == expected
     report(request.node.name, len(expected), len(stored))
+    assert_late_readings_in_compressed_chunks(backend, database_url)
 
 
-def test_read_only_database_is_an_error_not_a_crash(
-    request: pytest.FixtureRequest, mosquitto: LocalMosquitto, own_postgres: LocalPostgres, tmp_path: Path
+# Big enough for a cluster (with TimescaleDB) and its first WAL segments, small enough to fill at once.
+SMALL_DISK_MB = 256
+
+
+@pytest.fixture
+def postgres_on_a_small_disk(tmp_path: Path, backend: Backend) -> Iterator[tuple[LocalPostgres, Path]]:
+    """A PostgreSQL server whose whole cluster (tables and WAL) is on a filesystem of its own: a
+    tmpfs of SMALL_DISK_MB mounted for this test (mounting needs root, as CI runs)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={SMALL_DISK_MB}m,mode=0755", "cw-small-disk", str(disk)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        reason = f"cannot mount a small filesystem for a full disk: {mounted.stderr.strip()}"
+        if os.environ.get("CW_TESTS_SKIP_UNAVAILABLE") == "1":
+            pytest.skip(reason)
+        pytest.fail(f"{reason} (CW_TESTS_SKIP_UNAVAILABLE=1 skips it)")
+    server = backend.server(disk / "pg")
+    try:
+        server.start()
+        yield server, disk
+    finally:
+        server.stop("immediate")
+        subprocess.run(["umount", "--lazy", str(disk)], check=False)
+
+
+def fill(folder: Path) -> Path:
+    """Write a file in ``folder`` until its filesystem has no byte left (ENOSPC); returns the file."""
+    ballast = folder / "ballast"
+    block = bytes(1 << 20)
+    with ballast.open("wb", buffering=0) as handle:
+        try:
+            while True:
+                handle.write(block)  # a short write near the end, then ENOSPC
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+    return ballast
+
+
+def checkpointer_pid(server: LocalPostgres) -> int:
+    with psycopg.connect(server.url) as conn:
+        row = conn.execute("SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'").fetchone()
+    assert row is not None
+    return int(str(row[0]))
+
+
+def test_disk_full_is_an_error_not_a_crash(
+    request: pytest.FixtureRequest,
+    mosquitto: LocalMosquitto,
+    postgres_on_a_small_disk: tuple[LocalPostgres, Path],
+    tmp_path: Path,
+    backend: Backend,
 ) -> None:
-    """What a full disk looks like to a client (writes refused): reported, retried, recovered."""
+    """A real full disk under PostgreSQL (its filesystem filled by a file, not simulated): the
+    writes that need a new page fail with ENOSPC ("could not extend file", SQLSTATE 53100); the
+    aggregator reports it in one line, answers 503 and holds its batch; once the file is deleted
+    everything published meanwhile is stored, and PostgreSQL itself never stopped."""
+    server, disk = postgres_on_a_small_disk
     port = free_port()
     env = {
         "CW_MQTT_URL": mosquitto.url,
-        "CW_DATABASE_URL": own_postgres.url,
+        "CW_DATABASE_URL": server.url,
         "CW_HEALTH_PORT": str(port),
-        "CW_SENSOR_ID": "readonly",
+        "CW_SENSOR_ID": "diskfull",
         "CW_PERIOD_SECONDS": "0.1",
     }
     observer = MqttObserver(mosquitto.url, "citizenwatt/#")
     aggregator = ServiceProcess("citizenwatt_aggregator", env, tmp_path / "agg.log").start()
     simulator = None
-
-    def set_read_only(on: bool) -> None:
-        with psycopg.connect(own_postgres.url, autocommit=True) as conn:
-            conn.execute(f"ALTER SYSTEM SET default_transaction_read_only = {'on' if on else 'off'}")
-            conn.execute("SELECT pg_reload_conf()")
-
     try:
         wait_until(lambda: health(port) == 200, message="aggregator healthy")
         simulator = ServiceProcess("citizenwatt_simulator", env, tmp_path / "sim.log").start()
-        wait_until(lambda: count_rows(own_postgres.url) >= 20, message="readings flowing")
-        set_read_only(True)
-        wait_until(lambda: health(port) == 503, message="aggregator reporting unhealthy")
-        before = len(published_seqs(observer, "readonly"))
-        observer.wait_for(lambda ms: len(published_seqs(observer, "readonly")) >= before + 50)
+        wait_until(lambda: count_rows(server.url) >= 20, message="readings flowing")
+        compress_while_flowing(backend, server.url)
+        checkpointer = checkpointer_pid(server)
+        ballast = fill(disk)
+        wait_until(lambda: health(port) == 503, timeout=60, message="aggregator reporting unhealthy")
+        before = len(published_seqs(observer, "diskfull"))
+        observer.wait_for(lambda ms: len(published_seqs(observer, "diskfull")) >= before + 50)
         assert aggregator.running
-        set_read_only(False)
+        ballast.unlink()
         wait_until(lambda: health(port) == 200, timeout=60, message="healthy again")
+        # After a PANIC the postmaster would restart every child process, the checkpointer included.
+        assert checkpointer_pid(server) == checkpointer, "PostgreSQL crashed and restarted on the full disk"
         assert simulator.stop() == 0
-        published = published_seqs(observer, "readonly")
-        wait_until(lambda: count_rows(own_postgres.url) == len(published), timeout=60, message="all stored")
-        assert set(stored_seqs(own_postgres.url)) == published
-        report(request.node.name, len(published), len(stored_seqs(own_postgres.url)))
+        published = published_seqs(observer, "diskfull")
+        wait_until(lambda: count_rows(server.url) == len(published), timeout=60, message="all stored")
+        assert set(stored_seqs(server.url)) == published
+        report(request.node.name, len(published), len(stored_seqs(server.url)))
+        assert_late_readings_in_compressed_chunks(backend, server.url)
     finally:
         if simulator and simulator.running:
             simulator.kill()
@@ -245,11 +358,15 @@ def test_read_only_database_is_an_error_not_a_crash(
         observer.close()
     log = (tmp_path / "agg.log").read_text()
     assert log.count("database unavailable") == 1  # one clear line per outage, not one per retry
-    assert "read-only transaction" in log
+    assert "No space left on device" in log
 
 
 def test_broker_unreachable_for_60_seconds_under_a_running_collector(
-    request: pytest.FixtureRequest, mosquitto: LocalMosquitto, database_url: str, tmp_path: Path
+    request: pytest.FixtureRequest,
+    mosquitto: LocalMosquitto,
+    database_url: str,
+    tmp_path: Path,
+    backend: Backend,
 ) -> None:
     outbox = tmp_path / "outbox"
     env = {
@@ -268,6 +385,7 @@ def test_broker_unreachable_for_60_seconds_under_a_running_collector(
         watcher.close()
         simulator = ServiceProcess("citizenwatt_simulator", env, tmp_path / "sim.log").start()
         wait_until(lambda: count_rows(database_url) >= 20, message="readings flowing")
+        compress_while_flowing(backend, database_url)
         mosquitto.stop()
         mark = newest_seq_in(outbox)
         # Sixty seconds without a broker, counted in readings piling up at 10 per second.
@@ -289,6 +407,7 @@ def test_broker_unreachable_for_60_seconds_under_a_running_collector(
     assert set(by_arrival) == produced and len(by_arrival) == len(produced)
     report(request.node.name, len(produced), len(by_arrival))
     assert by_arrival == sorted(by_arrival)  # delivered and stored in the order they were measured
+    assert_late_readings_in_compressed_chunks(backend, database_url)
 
 
 def kill_postgres(server: LocalPostgres) -> None:
@@ -331,7 +450,11 @@ def _alive(pid: int) -> bool:
 
 
 def test_postgres_sigkilled_mid_stream_loses_nothing(
-    request: pytest.FixtureRequest, mosquitto: LocalMosquitto, own_postgres: LocalPostgres, tmp_path: Path
+    request: pytest.FixtureRequest,
+    mosquitto: LocalMosquitto,
+    own_postgres: LocalPostgres,
+    tmp_path: Path,
+    backend: Backend,
 ) -> None:
     """Every PostgreSQL process SIGKILLed (no shutdown checkpoint): crash recovery, then everything stored."""
     port = free_port()
@@ -349,6 +472,7 @@ def test_postgres_sigkilled_mid_stream_loses_nothing(
         wait_until(lambda: health(port) == 200, message="aggregator healthy")
         simulator = ServiceProcess("citizenwatt_simulator", env, tmp_path / "sim.log").start()
         wait_until(lambda: count_rows(own_postgres.url) >= 20, message="readings flowing")
+        compress_while_flowing(backend, own_postgres.url)
         kill_postgres(own_postgres)
         wait_until(lambda: health(port) == 503, message="aggregator reporting unhealthy")
         own_postgres.start()  # crash recovery from the WAL
@@ -366,6 +490,7 @@ def test_postgres_sigkilled_mid_stream_loses_nothing(
     stored = stored_seqs(own_postgres.url)
     assert sorted(stored) == sorted(produced)
     report(request.node.name, len(produced), len(stored))
+    assert_late_readings_in_compressed_chunks(backend, own_postgres.url)
 
 
 # -- a power cut -----------------------------------------------------------------------------------
@@ -415,7 +540,11 @@ def outbox_writes(trace: Path, segments: tuple[Path, ...]) -> dict[Path, Segment
 
 
 def test_power_cut_loses_at_most_the_documented_window(
-    request: pytest.FixtureRequest, mosquitto: LocalMosquitto, own_postgres: LocalPostgres, tmp_path: Path
+    request: pytest.FixtureRequest,
+    mosquitto: LocalMosquitto,
+    own_postgres: LocalPostgres,
+    tmp_path: Path,
+    backend: Backend,
 ) -> None:
     """Steady state writes no sync; then the aggregator is SIGKILLed and, 25 s later, the power goes.
 
@@ -463,6 +592,7 @@ def test_power_cut_loses_at_most_the_documented_window(
             )
         # Steady state: a few batches committed and confirmed (the aggregator commits every 8 s).
         wait_until(lambda: count_rows(own_postgres.url) >= 60, timeout=60, message="readings flowing")
+        compress_while_flowing(backend, own_postgres.url)
         aggregator.kill()
         killed_at = time.time()
         # 25 s of readings nobody confirms: the outbox must sync them (at 9 s) on its own.
@@ -520,3 +650,4 @@ def test_power_cut_loses_at_most_the_documented_window(
     # The cut must have bitten, or this test could not tell a missing sync from a working one.
     assert cut_off > 0 and lost, "the power cut took nothing away"
     report(request.node.name, len(must_survive), len(must_survive & stored))
+    assert_late_readings_in_compressed_chunks(backend, own_postgres.url)
