@@ -386,3 +386,43 @@ def test_an_older_versions_outbox_keeps_seqs_increasing(tmp_path: Path) -> None:
         settings, "simulator", clock=PiClock(offset=0, synchronised=True, boot_id="b", booted_ago=9)
     )
     assert runtime.reading(1.0).seq == 5_000_000_000_001
+
+
+class CountingPiClock(PiClock):
+    """A PiClock that lets the test wait until the kernel has been asked ``n`` times."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.asked = 0
+        self._changed = threading.Condition()
+
+    def synchronised(self) -> bool:
+        with self._changed:
+            self.asked += 1
+            self._changed.notify_all()
+        return super().synchronised()
+
+    def wait_asked(self, n: int) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: self.asked >= n, timeout=30)
+
+
+def test_the_backfill_waits_for_the_clock_before_laying_its_grid(tmp_path: Path) -> None:
+    """The simulator's backfill lays its history on the wall clock, so it first waits for the
+    kernel's word (``wait_for_clock``): booted 20 s ago, unsynchronised, it is still asking after
+    its second question, and returns once NTP has stepped the clock; booted 601 s ago with a 600 s
+    wait it does not wait at all (one question)."""
+    settings = CollectorSettings(sensor_id="grid", outbox_path=str(tmp_path / "outbox"), clock_wait_seconds=600)
+    pi = CountingPiClock(offset=-HOUR, synchronised=False, boot_id="b", booted_ago=20)
+    runtime = CollectorRuntime(settings, "simulator", clock=pi)
+    waiter = threading.Thread(target=runtime.wait_for_clock, daemon=True)
+    waiter.start()
+    assert pi.wait_asked(2)
+    assert waiter.is_alive()
+    pi.ntp_steps()
+    waiter.join(30)
+    assert not waiter.is_alive()
+
+    late = CountingPiClock(offset=-HOUR, synchronised=False, boot_id="b", booted_ago=601)
+    CollectorRuntime(settings, "simulator", clock=late).wait_for_clock()
+    assert late.asked == 1

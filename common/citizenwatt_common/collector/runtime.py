@@ -76,6 +76,20 @@ class CollectorRuntime:
         """The moment of a measurement, to give ``reading(at=...)``: take it when the data arrives."""
         return self.clock.stamp()
 
+    def wait_for_clock(self) -> None:
+        """Until the kernel says the clock is synchronised, ``CW_CLOCK_WAIT_SECONDS`` after boot at
+        most, or a stop: for work that reads the wall clock to decide what to do (the simulator's
+        backfill lays its grid on it), unlike a measurement, which can be re-stamped later."""
+        logged = False
+        while not self.stop_event.is_set() and not self.clock.synchronised():
+            if self.clock.since_boot() >= self.settings.clock_wait_seconds:
+                return
+            if not logged:
+                log.info("%s: waiting for the clock to be synchronised", self.settings.sensor_id)
+                logged = True
+            # The kernel gives no notice of synchronisation: ask it again in a second.
+            self.stop_event.wait(1.0)
+
     def reading(self, power: float, ts: float | None = None, *, at: Stamp | None = None, **optional: Any) -> Reading:
         """A reading of this collector's sensor measured ``at`` (default: now), stamped ``ts``
         (default: ``at``'s wall time; the simulator's backfill gives past times)."""

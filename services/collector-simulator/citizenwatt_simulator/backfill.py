@@ -116,6 +116,8 @@ def backfill(
         )
         return
     path = marker_path(settings.outbox_path)
+    # Its grid and its end are laid on the wall clock: not on one an hour off after a reboot.
+    runtime.wait_for_clock()
     progress = load_progress(path)
     if progress is not None and progress.done:
         log.info("%s: simulated history already published (%s); going live", settings.sensor_id, path)
