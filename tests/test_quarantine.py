@@ -230,6 +230,10 @@ def test_a_reading_a_day_ahead_is_not_the_newest(
     assert (listed["seq"], listed["power"]) == (3, 5.0)
     assert listed["reason"].startswith("in the future: stamped ")
     assert ", 23 h 0 min (" in listed["reason"] and "CW_MAX_FUTURE_SECONDS = 300 s" in listed["reason"]
+    # Released now, it would be the newest for 23 hours: refused until its time has come.
+    refused = api.post(f"/api/v2/quarantine/{listed['id']}/release", headers=SAME_ORIGIN)
+    assert (refused.status_code, refused.json()["code"]) == (409, "quarantine_in_future")
+    assert count_rows(database_url) == 3 and count_rows(database_url, QUARANTINED) == 1
 
 
 def test_replays_seq_resets_and_daylight_saving_are_not_clocks_going_back(

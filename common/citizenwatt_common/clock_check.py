@@ -26,8 +26,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Final
 
 from .contract import Reading
+
+# CW_MAX_FUTURE_SECONDS' default (the aggregator's settings say why 300 s); the api refuses to
+# release a reading still further ahead than this.
+DEFAULT_MAX_FUTURE_SECONDS: Final = 300.0
 
 
 @dataclass(frozen=True)

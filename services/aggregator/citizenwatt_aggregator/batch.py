@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
-from citizenwatt_common.clock_check import Mark, triage
+from citizenwatt_common.clock_check import DEFAULT_MAX_FUTURE_SECONDS, Mark, triage
 from citizenwatt_common.contract import Reading, Rejection, Topics, parse_reading
 from citizenwatt_common.store import load_household, register_sensors, store_readings
 from citizenwatt_common.tariff_store import day_of_tempo_topic, parse_tempo_payload, store_colour
@@ -57,7 +57,7 @@ class ClockGuard:
     move the marks: those are older readings, or readings without a seq, or the administrator's
     explicit choice."""
 
-    max_future_seconds: float = 300.0
+    max_future_seconds: float = DEFAULT_MAX_FUTURE_SECONDS
     marks: dict[str, Mark | None] = field(default_factory=dict)
 
     def marks_for(self, conn: psycopg.Connection[Any], sensors: set[str], now: float) -> dict[str, Mark | None]:

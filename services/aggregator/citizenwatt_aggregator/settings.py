@@ -4,6 +4,7 @@ from typing import Self
 
 from pydantic import Field, model_validator
 
+from citizenwatt_common.clock_check import DEFAULT_MAX_FUTURE_SECONDS
 from citizenwatt_common.settings import CommonSettings, DatabaseSettings, MqttSettings
 
 
@@ -67,7 +68,9 @@ class AggregatorSettings(MqttSettings, DatabaseSettings, AlertSettings):
     # stored ahead can make a silent sensor look alive no longer than the api's 2-minute online
     # window plus the energy gap limit (CW_MAX_GAP_SECONDS, 300 s by default) already allow.
     max_future_seconds: float = Field(
-        default=300.0, gt=0, description="a reading stamped further ahead of our clock is quarantined"
+        default=DEFAULT_MAX_FUTURE_SECONDS,
+        gt=0,
+        description="a reading stamped further ahead of our clock is quarantined",
     )
     health_port: int = Field(default=8081, ge=0, le=65535, description="HTTP /healthz port (0: off)")
     ha_discovery: bool = Field(default=True, description="publish Home Assistant MQTT discovery for each sensor")

@@ -72,3 +72,4 @@ class ErrorCode(StrEnum):
     # Readings kept aside for an impossible time (quarantine.py).
     UNKNOWN_QUARANTINED_READING = "unknown_quarantined_reading"  # params: id
     QUARANTINE_CONFLICT = "quarantine_conflict"  # params: id
+    QUARANTINE_IN_FUTURE = "quarantine_in_future"  # params: id

@@ -8,12 +8,14 @@ store_readings, so the rollups move by exactly its energy; deleting one forgets 
 
 from __future__ import annotations
 
+import time
 from typing import Any, Literal
 
 import psycopg
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
+from citizenwatt_common.clock_check import DEFAULT_MAX_FUTURE_SECONDS, future_reason
 from citizenwatt_common.contract import Reading
 from citizenwatt_common.store import load_household, store_readings
 
@@ -73,8 +75,9 @@ def release(
     request: Request, reading_id: int, user: User = Depends(admin_allowed_to_change), conn: Conn = Depends(get_conn)
 ) -> Released:
     """Store a quarantined reading into the readings (its energy counted from now on) and take it
-    out of quarantine. Refused (409) when another reading of that sensor, with other values, is
-    stored at the very same instant: it then stays in quarantine."""
+    out of quarantine. Refused (409), the reading staying in quarantine, while it is still stamped
+    in the future (stored, it would be the sensor's newest until then: what quarantine prevents),
+    and when another reading of that sensor, with other values, is stored at the very same instant."""
     with conn.transaction():
         row = conn.execute(
             """
@@ -87,6 +90,13 @@ def release(
         if row is None:
             raise _unknown(reading_id)
         key, kind, ts, power, voltage, current, battery, soc, energy, state, seq = row
+        if future_reason(ts, time.time(), DEFAULT_MAX_FUTURE_SECONDS) is not None:
+            raise ApiError(
+                409,
+                f"Reading {reading_id} is still stamped in the future: release it once its time has come, or delete it",
+                code=ErrorCode.QUARANTINE_IN_FUTURE,
+                params={"id": reading_id},
+            )
         reading = Reading(
             sensor=key,
             kind=kind,
