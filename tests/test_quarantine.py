@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
@@ -22,6 +23,8 @@ from fastapi.testclient import TestClient
 
 from citizenwatt_api.app import create_app
 from citizenwatt_api.settings import ApiSettings
+from citizenwatt_common.contract import Reading
+from citizenwatt_common.store import load_household, store_readings
 from tests.services import MqttObserver, aggregator_online, count_rows, wait_until
 from tools.localstack import LocalMosquitto, free_port
 
@@ -277,3 +280,21 @@ def test_replays_seq_resets_and_daylight_saving_are_not_clocks_going_back(
         ("2026-10-25T02:00:00+02:00", joules(3_600_000)),
         ("2026-10-25T02:00:00+01:00", joules(3_600_000)),
     ]
+
+
+def test_a_future_reading_stored_before_the_rules_is_no_mark(
+    mosquitto: LocalMosquitto, database_url: str, tmp_path: Path
+) -> None:
+    """A database from before these rules may hold a reading stamped ahead (seq 9, two hours from
+    now) after a right one (seq 5, a minute ago). Taken as the sensor's newest, it would keep every
+    reading of the next two hours aside; the aggregator's lookup ignores what is beyond its limit,
+    so seq 10, stamped now, is judged against seq 5 and stored."""
+    now = time.time()
+    with psycopg.connect(database_url, autocommit=True) as conn, conn.transaction():
+        points = [(5, now - 60, 100.0), (9, now + 7200, 100.0)]
+        readings = [Reading(sensor="old", kind="simulator", ts=ts, power=p, seq=seq) for seq, ts, p in points]
+        store_readings(conn, readings, load_household(conn), ZoneInfo("Europe/Paris"))
+    with aggregator_online(mosquitto.url, database_url, tmp_path / "agg.log") as observer:
+        publish_all(observer, "old", [(10, now, 100.0)])
+        wait_processed(database_url, "old", 3)
+    assert count_rows(database_url) == 3 and count_rows(database_url, QUARANTINED) == 0
