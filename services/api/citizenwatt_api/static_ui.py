@@ -20,6 +20,13 @@ was redirected to, so the page's shared modules (i18n.js and its language) stay 
 
 The folder is looked at again (file sizes and modification times, a few dozen ``stat`` calls) each
 time index.html is asked for, so an edited file gets a new URL without restarting the api.
+The service worker (sw.js) is the other file outside the prefix: a worker's scope is the folder
+of its URL, so it is served at ``/sw.js`` (scope ``/``), ``no-cache`` like index.html, with the
+version and the versioned URLs of every file written into it. A new version of the page is thus a
+new worker, which the browser installs by itself (it compares the script byte for byte); the worker
+caches index.html and those files, serves index.html from that cache when a reload finds the api
+not answering, and leaves the API's requests alone (services/ui/sw.js says how).
+
 Compression is per file here and nowhere else: no middleware sits in front of the API, whose
 server-sent events (``/api/v2/live``) must not be buffered.
 """
@@ -28,6 +35,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import logging
 import mimetypes
 import os
@@ -51,6 +59,11 @@ PREFIX = "/ui/"
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
 INDEX = "index.html"
+WORKER = "sw.js"
+WORKER_URL = f"/{WORKER}"
+# In sw.js as written, replaced when it is served: the version, and the list of the files' URLs.
+_WORKER_VERSION = '"@VERSION@"'
+_WORKER_SHELL = '"@SHELL@"'
 
 _PLACEHOLDER = """<!doctype html><html><head><meta charset="utf-8"><title>CitizenWatt</title></head>
 <body><h1>CitizenWatt</h1><p>The API is running. <a href="/docs">API documentation</a>,
@@ -83,8 +96,9 @@ class Asset:
 class Snapshot:
     version: str
     signature: Signature
-    assets: dict[str, Asset]  # by path relative to the folder, "js/app.js"; index.html not among them
+    assets: dict[str, Asset]  # by path relative to the folder, "js/app.js"; index.html and sw.js not among them
     index: Asset  # with its references rewritten to the versioned prefix
+    worker: Asset | None  # sw.js with the version written in; None in a folder without one
 
     def url(self, name: str) -> str:
         return versioned_url(self.version, name)
@@ -127,9 +141,18 @@ def load(folder: Path) -> Snapshot:
         tree.update(f"{name}\0{len(body)}\0".encode())
         tree.update(body)
     version = tree.hexdigest()[:16]
-    assets = {name: _asset(body, _media_type(name)) for name, body in contents.items() if name != INDEX}
+    assets = {name: _asset(body, _media_type(name)) for name, body in contents.items() if name not in (INDEX, WORKER)}
     html = _versioned(contents[INDEX].decode(), version, set(assets))
-    return Snapshot(version, listing, assets, _asset(html.encode(), _MEDIA_TYPES[".html"]))
+    worker = None
+    if WORKER in contents:
+        source = _worker_source(contents[WORKER].decode(), version, sorted(assets))
+        worker = _asset(source.encode(), _MEDIA_TYPES[".js"])
+    return Snapshot(version, listing, assets, _asset(html.encode(), _MEDIA_TYPES[".html"]), worker)
+
+
+def _worker_source(source: str, version: str, names: list[str]) -> str:
+    shell = ", ".join(json.dumps(versioned_url(version, name)) for name in names)
+    return source.replace(_WORKER_VERSION, json.dumps(version)).replace(_WORKER_SHELL, shell)
 
 
 def _versioned(html: str, version: str, names: set[str]) -> str:
@@ -177,8 +200,8 @@ def _unchanged(if_none_match: str | None, etag: str) -> bool:
     return "*" in tags or etag.removeprefix("W/") in tags
 
 
-def respond(asset: Asset, headers: Headers, cache_control: str) -> Response:
-    common = {"Cache-Control": cache_control, "ETag": asset.etag}
+def respond(asset: Asset, headers: Headers, cache_control: str, extra: dict[str, str] | None = None) -> Response:
+    common = {"Cache-Control": cache_control, "ETag": asset.etag, **(extra or {})}
     if asset.gzipped is not None:
         common["Vary"] = "Accept-Encoding"
     if _unchanged(headers.get("if-none-match"), asset.etag):
@@ -208,6 +231,14 @@ class StaticUI:
         if path in ("/", f"/{INDEX}"):
             await anyio.to_thread.run_sync(self.refresh)
             response = respond(self.snapshot.index, request.headers, REVALIDATE)
+        elif path == WORKER_URL and self.snapshot.worker is not None:
+            # The browser asks for it after each navigation: as for index.html, the folder is looked
+            # at again, so an edited page is a new worker.
+            await anyio.to_thread.run_sync(self.refresh)
+            worker = self.snapshot.worker
+            if worker is None:  # sw.js removed since
+                raise HTTPException(404)
+            response = respond(worker, request.headers, REVALIDATE, {"Service-Worker-Allowed": "/"})
         else:
             response = self._file(path, request)
         await response(scope, receive, send)

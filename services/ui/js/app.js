@@ -216,3 +216,8 @@ async function start() {
 }
 
 start();
+
+// A reload while the api does not answer shows this page from the worker's cache (sw.js) instead
+// of a blank tab. Browsers give service workers to secure contexts only (https, http://localhost):
+// on a plain-http LAN address navigator.serviceWorker is undefined and the page does without.
+navigator.serviceWorker?.register("/sw.js", { scope: "/" }).catch((error) => console.warn("service worker:", error));
