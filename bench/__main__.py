@@ -424,11 +424,12 @@ def _wait_rows(url: str, sql: str, expected: int, timeout: float = 600) -> None:
 
 def main() -> None:
     """Every benchmark, or those named in CW_BENCH (comma-separated), in this order."""
-    from bench import compose_memory, ingest, memory, queries, sdcard
+    from bench import compose_memory, ingest, memory, queries, request_cost, sdcard
 
     benches: dict[str, Any] = {
         "login": bench_legacy_form_login,
         "queries": queries.run,
+        "request-cost": request_cost.run,
         "storage": bench_storage,
         "energy": bench_energy_arithmetic,
         "ingest": ingest.run,
