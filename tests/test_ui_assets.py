@@ -192,11 +192,14 @@ def test_index_is_revalidated_and_answers_304_when_unchanged(stack: Stack) -> No
 
 
 def test_every_file_is_gzipped_and_cached_for_a_year(stack: Stack, ui_copy: Path) -> None:
-    """Each file of the folder but index.html, under the current prefix: gzip that decompresses to the
-    file's bytes, identity without Accept-Encoding (or with gzip refused), a year's immutable cache."""
+    """Each file of the folder but index.html and sw.js, under the current prefix: gzip that decompresses
+    to the file's bytes, identity without Accept-Encoding (or with gzip refused), a year's immutable
+    cache. The service worker, like index.html, has its own unversioned URL, /sw.js, revalidated
+    (tests/test_ui_offline_reload.py): a worker's scope is its URL's folder, and the browser must
+    see a new version of it."""
     version = version_of(stack.url)
     on_disk = files_on_disk(ui_copy)
-    del on_disk["index.html"]
+    del on_disk["index.html"], on_disk["sw.js"]
     assert {"app.css", "favicon.svg", "js/app.js", "vendor/uplot/uPlot.iife.min.js"} <= set(on_disk)
     gzipped = identity = 0
     for name, content in on_disk.items():
@@ -420,8 +423,13 @@ def summary(transfers: list[Transfer]) -> str:
 
 def test_a_reload_of_the_live_view_transfers_only_the_data(browser: Browser, stack: Stack, ui_copy: Path) -> None:
     """First load of /#/live in a fresh tab (empty cache, logged in by cookie), then a reload. On the
-    reload, index.html is revalidated (304) and every file of the page comes from the cache."""
-    tab = Page(browser, stack)
+    reload, index.html is revalidated (304) and every file of the page comes from the cache.
+
+    The HTTP cache alone, service workers blocked: that is what a household on a plain-http LAN
+    address gets (no secure context, no worker), and with a worker whether the reload goes through
+    it would depend on how far its install got. The reload through the worker, which serves the
+    files from its own cache, is tests/test_ui_offline_reload.py's."""
+    tab = Page(browser, stack, service_workers="block")
     try:
         name, _, value = log_in(stack.url).partition("=")
         tab.context.add_cookies([{"name": name, "value": value, "url": stack.url}])
