@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, Playwright, sync_playwright
 from playwright.sync_api import Page as PlaywrightPage
 
 from tests.services import ServiceProcess, wait_until
@@ -74,11 +74,16 @@ def stack(running: RunningStack, module_database_url: str) -> Stack:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-        yield chromium
-        chromium.close()
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as running_playwright:
+        yield running_playwright
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+    yield chromium
+    chromium.close()
 
 
 @pytest.fixture
@@ -271,3 +276,24 @@ def test_a_new_version_of_the_page_replaces_the_old_one_and_its_cache(tab: Page,
         page.wait_for_function("navigator.serviceWorker.controller?.state === 'activated'")
     finally:
         charts.write_bytes(original)
+
+
+def test_on_a_plain_http_lan_address_the_page_works_without_a_worker(playwright: Playwright, stack: Stack) -> None:
+    """The usual Pi setup: http://<a name or LAN address>:8080. Not a secure context (neither https
+    nor a loopback name or address), so the browser offers no service worker; the page registers
+    none, logs no error for it, and works as before. The name is mapped to 127.0.0.1 by Chromium's
+    resolver, so the browser sees a LAN-like origin while the test's api listens on the loopback."""
+    port = urllib.parse.urlsplit(stack.url).port
+    resolver = "--host-resolver-rules=MAP citizenwatt.lan 127.0.0.1"
+    chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=[*BROWSER_ARGS, resolver])
+    try:
+        tab = Page(chromium, Stack(f"http://citizenwatt.lan:{port}", stack.database_url))
+        tab.log_in()
+        wait_for_live_figure(tab.page)
+        assert tab.page.evaluate("[window.isSecureContext, 'serviceWorker' in navigator]") == [False, False]
+        tab.page.reload()
+        wait_for_live_figure(tab.page)
+        assert tab.problems == []
+        tab.close()
+    finally:
+        chromium.close()
