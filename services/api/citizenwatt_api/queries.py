@@ -252,9 +252,20 @@ SELECT t0, t1, p0, p1, n, k0, k1, (%(edges)s::float8[])[k1] AS e
 FROM unnest(%(lo)s::float8[], %(hi)s::float8[]) AS w(lo, hi)
 CROSS JOIN LATERAL (
     SELECT lag(t) OVER o AS t0, t AS t1, lag(p) OVER o AS p0, p AS p1, n
-    FROM (SELECT ts, date_part('epoch', ts) AS t, power AS p, night_rate AS n FROM readings
-          WHERE sensor_id = %(s)s AND ts >= to_timestamp(w.lo) AND ts <= to_timestamp(w.hi)
-            AND ts >= to_timestamp(%(first)s) AND ts <= to_timestamp(%(last)s)) AS r
+    FROM ((SELECT ts, power, night_rate FROM readings
+           WHERE sensor_id = %(s)s AND ts < to_timestamp(w.lo) AND ts >= to_timestamp(w.lo - %(gap)s)
+             AND ts >= to_timestamp(%(first)s) AND ts <= to_timestamp(%(last)s)
+           ORDER BY ts DESC LIMIT 1)
+          UNION ALL
+          (SELECT ts, power, night_rate FROM readings
+           WHERE sensor_id = %(s)s AND ts >= to_timestamp(w.lo) AND ts <= to_timestamp(w.hi)
+             AND ts >= to_timestamp(%(first)s) AND ts <= to_timestamp(%(last)s))
+          UNION ALL
+          (SELECT ts, power, night_rate FROM readings
+           WHERE sensor_id = %(s)s AND ts > to_timestamp(w.hi) AND ts <= to_timestamp(w.hi + %(gap)s)
+             AND ts >= to_timestamp(%(first)s) AND ts <= to_timestamp(%(last)s)
+           ORDER BY ts LIMIT 1)) AS near (ts, power, night_rate)
+    CROSS JOIN LATERAL (SELECT date_part('epoch', near.ts) AS t, near.power AS p, near.night_rate AS n) AS r
     WINDOW o AS (ORDER BY ts)
 ) AS seg
 CROSS JOIN LATERAL (SELECT width_bucket(seg.t0, %(edges)s::float8[]) AS k0,
@@ -303,15 +314,17 @@ def _add_raw_cells(
     cells: list[Energy],
     max_gap: float,
 ) -> None:
-    # Every segment touching a run has both ends within max_gap of it, so each run needs the
-    # readings of [lo - max_gap, hi + max_gap]; overlapping windows are merged. Each window is read
-    # by its own index (or compressed-batch) range scan: the LATERAL subquery with its window
-    # function is not flattened into a join, so the bounds reach the scan. The outer bounds are
-    # constants, so TimescaleDB leaves chunks outside all windows out of the plan altogether.
+    # A run needs its own readings plus, on each side, the nearest reading within max_gap (the
+    # segment crossing its edge): not every reading within max_gap, which for runs a few minutes
+    # long was most of what was read. Runs less than max_gap apart are read as one window, so that
+    # no segment can belong to two windows. Each window is read by its own index (or
+    # compressed-batch) range scans: the LATERAL subquery with its window function is not
+    # flattened into a join, so the bounds reach the scans. The outer bounds are constants, so
+    # TimescaleDB leaves chunks outside all windows out of the plan altogether.
     windows: list[list[float]] = []
     for first, end in runs:
-        lo, hi = edges[first] - max_gap, edges[end] + max_gap
-        if windows and lo <= windows[-1][1]:
+        lo, hi = edges[first], edges[end]
+        if windows and lo <= windows[-1][1] + max_gap:
             windows[-1][1] = max(windows[-1][1], hi)
         else:
             windows.append([lo, hi])
@@ -323,8 +336,8 @@ def _add_raw_cells(
         "hi": float_array([w[1] for w in windows]),
         "edges": float_array(edges),
         "s": sensor_id,
-        "first": windows[0][0],
-        "last": windows[-1][1],
+        "first": windows[0][0] - max_gap,
+        "last": windows[-1][1] + max_gap,
         "gap": max_gap,
     }
     with conn.transaction():
