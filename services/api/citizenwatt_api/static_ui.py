@@ -20,6 +20,7 @@ was redirected to, so the page's shared modules (i18n.js and its language) stay 
 
 The folder is looked at again (file sizes and modification times, a few dozen ``stat`` calls) each
 time index.html is asked for, so an edited file gets a new URL without restarting the api.
+
 The service worker (sw.js) is the other file outside the prefix: a worker's scope is the folder
 of its URL, so it is served at ``/sw.js`` (scope ``/``), ``no-cache`` like index.html, with the
 version and the versioned URLs of every file written into it. A new version of the page is thus a
