@@ -86,17 +86,17 @@ const TEXTS = {
     "settings.radioAddress": "Pipe address (hex)", "settings.radioSaved": "Saved and sent to the collector.",
     "settings.radioQueued": "Saved; it reaches the collector when the broker is back.",
     "settings.radioKnown": "Configured: {list}",
-    "sensors.standby": "Standby", "sensors.energyToday": "Energy today",
-    "sensors.standbyHelp": "Standby: the lowest power held for an hour at night (median of the last nights), and what it costs in a year at your price.",
-    "alerts.title": "Alerts", "alerts.perYear": "{euros} €/year",
-    "alerts.silent": "{sensor}: no reading since {since}.",
-    "alerts.silentPeriod": "{sensor}: no reading since {since} (one every {period} s expected).",
     // Charts' text alternative (charts.js) and the tariff editor's named rows (issue 13, accessibility).
     "chart.name": "Chart: {series}{unit}", "chart.noData": "No values yet.",
     "chart.summaryAll": "{count} points from {first} to {last}; the table that follows lists them.",
     "chart.summaryRange": "{count} points from {first} to {last}; the table that follows gives each series' latest, lowest and highest value.",
     "chart.when": "When", "chart.series": "Series", "chart.latest": "Latest", "chart.lowest": "Lowest", "chart.highest": "Highest",
     "tariff.periodRow": "Period {n}", "tariff.windowRow": "Window {n}",
+    "sensors.standby": "Standby", "sensors.energyToday": "Energy today",
+    "sensors.standbyHelp": "Standby: the lowest power held for an hour at night (median of the last nights), and what it costs in a year at your price.",
+    "alerts.title": "Alerts", "alerts.perYear": "{euros} €/year",
+    "alerts.silent": "{sensor}: no reading since {since}.",
+    "alerts.silentPeriod": "{sensor}: no reading since {since} (one every {period} s expected).",
     "alerts.unusual": "{sensor}: {kwh} kWh between {from} and {to}, usually {usual} kWh on a {weekday} at this hour.",
     "alerts.standby": "{sensor}: standby power {watts} W, above {limit} W.",
     "alerts.standbyCost": "{sensor}: standby power {watts} W, about {euros} € a year (above {limit} W).",
@@ -247,6 +247,12 @@ const TEXTS = {
     "settings.radioAddress": "Adresse (hexadécimal)", "settings.radioSaved": "Enregistré et envoyé au collecteur.",
     "settings.radioQueued": "Enregistré ; le collecteur le recevra au retour du broker.",
     "settings.radioKnown": "Configurés : {list}",
+    // Charts' text alternative (charts.js) and the tariff editor's named rows (issue 13, accessibility).
+    "chart.name": "Graphique : {series}{unit}", "chart.noData": "Pas encore de valeurs.",
+    "chart.summaryAll": "{count} points de {first} à {last} ; le tableau qui suit les donne.",
+    "chart.summaryRange": "{count} points de {first} à {last} ; le tableau qui suit donne la dernière valeur de chaque série, la plus basse et la plus haute.",
+    "chart.when": "Quand", "chart.series": "Série", "chart.latest": "Dernière", "chart.lowest": "Minimum", "chart.highest": "Maximum",
+    "tariff.periodRow": "Période {n}", "tariff.windowRow": "Plage {n}",
     "sensors.standby": "Veille", "sensors.energyToday": "Énergie du jour",
     "sensors.standbyHelp": "Veille : la puissance la plus basse tenue une heure la nuit (médiane des dernières nuits), et ce qu'elle coûte en un an à votre tarif.",
     "alerts.title": "Alertes", "alerts.perYear": "{euros} €/an",
@@ -376,12 +382,6 @@ export function t(key, values = {}) {
 /** Fill every element carrying data-i18n (text) or data-i18n-label (aria-label) under `root`. */
 export function translate(root = document) {
   for (const el of root.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
-    // Charts' text alternative (charts.js) and the tariff editor's named rows (issue 13, accessibility).
-    "chart.name": "Graphique : {series}{unit}", "chart.noData": "Pas encore de valeurs.",
-    "chart.summaryAll": "{count} points de {first} à {last} ; le tableau qui suit les donne.",
-    "chart.summaryRange": "{count} points de {first} à {last} ; le tableau qui suit donne la dernière valeur de chaque série, la plus basse et la plus haute.",
-    "chart.when": "Quand", "chart.series": "Série", "chart.latest": "Dernière", "chart.lowest": "Minimum", "chart.highest": "Maximum",
-    "tariff.periodRow": "Période {n}", "tariff.windowRow": "Plage {n}",
   for (const el of root.querySelectorAll("[data-i18n-label]")) el.setAttribute("aria-label", t(el.dataset.i18nLabel));
 }
 
