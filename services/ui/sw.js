@@ -70,7 +70,12 @@ async function navigate(request) {
     clearTimeout(timer);
   }
   const cached = await caches.match(INDEX, { cacheName: CACHE });
-  if (cached) return cached;
+  if (cached) {
+    // Marked, so that the page knows the server has just failed to answer and asks it with a
+    // short deadline: its banner then comes in seconds, not after a full request timeout.
+    const html = (await cached.text()).replace("<html", '<html data-from-cache=""');
+    return new Response(html, { status: 200, headers: cached.headers });
+  }
   // Nothing cached: the proxy's page or the browser's own error page, as without a worker.
   if (answer instanceof Response) return answer;
   throw answer;

@@ -202,9 +202,12 @@ async function start() {
     }
   }, 30000);
 
+  // Served by the worker from its cache (sw.js): the server did not answer the page itself, so
+  // its first question gets the probe's short deadline rather than a whole request timeout.
+  const fromCache = document.documentElement.hasAttribute("data-from-cache");
   for (;;) {
     try {
-      state.session = await api("/api/v2/session");
+      state.session = await api("/api/v2/session", fromCache ? { timeoutMs: PROBE_MS } : {});
       if (state.session.user) await loadHousehold();
       break;
     } catch (error) {
