@@ -74,8 +74,14 @@ def run_local(tmp_path: Path) -> Iterator[RunLocal]:
     run.start()
     yield run
     if run.process is not None and run.process.poll() is None:
-        run.process.kill()
-        run.process.wait()
+        # As Ctrl-C: the launcher stops what it started (its children run in sessions of their own,
+        # so killing it alone would leave them running).
+        run.process.send_signal(signal.SIGTERM)
+        try:
+            run.process.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            run.process.kill()
+            run.process.wait()
     run.postgres.stop("immediate")
 
 
