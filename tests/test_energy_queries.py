@@ -9,6 +9,7 @@ from 8 s to two hours, aligned on the quarter hours or not, on both backends.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -45,9 +46,9 @@ def _by_python(samples: list[Sample], lo: float, hi: float) -> Energy:
     return energy
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", [1, 2])
 def test_energy_in_intervals_equals_integrating_each_segment(
-    db: psycopg.Connection[tuple[object, ...]], seed: int
+    db: psycopg.Connection[tuple[object, ...]], database_url: str, compress: Callable[[str], int], seed: int
 ) -> None:
     rng = random.Random(seed)
     db.execute(
@@ -57,6 +58,7 @@ def test_energy_in_intervals_equals_integrating_each_segment(
         household = load_household(db)
         store_readings(db, _readings(rng, "house", exports=False), household, PARIS)
         store_readings(db, _readings(rng, "solar", exports=True), household, PARIS)
+    compress(database_url)  # on timescaledb-compressed: the raw readings are read from compressed chunks
     ids = {str(k): int(str(i)) for k, i in db.execute("SELECT key, id FROM sensors").fetchall()}
     samples = {
         key: [
