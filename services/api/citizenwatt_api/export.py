@@ -149,19 +149,45 @@ def _attachment(filename: str) -> dict[str, str]:
 
 
 # -- readings -----------------------------------------------------------------------------------
-def _reading_pages(pool: Pool, sensor_id: int, lo: datetime, hi: datetime) -> Iterator[tuple[Any, ...]]:
-    """One sensor's readings in [lo, hi), in time order, a page at a time."""
+# Each CSV line is written by the database, in the session's time zone (set per page): formatting
+# 4 million rows in Python cost 8 us each (35 s of the api's CPU for a year of one sensor); here
+# the api only joins the lines. The text is the same as Python's: ISO time with its offset (and
+# microseconds only when there are some), exact Unix seconds without trailing zeros, floats in
+# their shortest round-trip form with Python's ".0" on whole numbers (no stored value is large
+# enough for either side to switch to an exponent where the other does not: power is bounded at
+# 1e6 W, voltage and current at 1e3), an empty field for a missing value.
+def _float_sql(column: str) -> str:
+    text = f"{column}::text"
+    return f"coalesce(CASE WHEN {text} ~ '^-?[0-9]+$' THEN {text} || '.0' ELSE {text} END, '')"
+
+
+_LINE_SQL = (
+    "to_char(ts, 'YYYY-MM-DD\"T\"HH24:MI:SS')"
+    " || CASE WHEN date_part('microseconds', ts)::int8 %% 1000000 = 0 THEN '' ELSE to_char(ts, '.US') END"
+    " || to_char(ts, 'TZH:TZM')"
+    " || ',' || rtrim(rtrim(extract(epoch FROM ts)::text, '0'), '.')"
+    " || ',' || %(key)s::text"
+    f" || ',' || {_float_sql('power')} || ',' || {_float_sql('voltage')} || ',' || {_float_sql('current')}"
+    " || ',' || CASE WHEN night_rate THEN 'night' ELSE 'day' END"
+)
+
+
+def _reading_pages(
+    pool: Pool, sensor_id: int, key: str, lo: datetime, hi: datetime, zone: ZoneInfo
+) -> Iterator[tuple[datetime, str]]:
+    """One sensor's readings in [lo, hi) as (ts, CSV line), in time order, a page at a time."""
     after: datetime | None = None
     while True:
-        with pool.connection() as conn:
+        with pool.connection() as conn, conn.transaction():
+            conn.execute("SELECT set_config('TimeZone', %s, true)", (zone.key,))
             if after is None:
-                condition, bound = "ts >= %s", lo
+                condition, bound = "ts >= %(bound)s", lo
             else:
-                condition, bound = "ts > %s", after
+                condition, bound = "ts > %(bound)s", after
             page = conn.execute(
-                "SELECT ts, power, voltage, current, night_rate FROM readings"
-                f" WHERE sensor_id = %s AND {condition} AND ts < %s ORDER BY ts LIMIT %s",
-                (sensor_id, bound, hi, READINGS_PAGE),
+                f"SELECT ts, {_LINE_SQL} AS line FROM readings"
+                f" WHERE sensor_id = %(sensor)s AND {condition} AND ts < %(hi)s ORDER BY ts LIMIT %(page)s",
+                {"key": key, "sensor": sensor_id, "bound": bound, "hi": hi, "page": READINGS_PAGE},
             ).fetchall()
         yield from page
         if len(page) < READINGS_PAGE:
@@ -169,25 +195,20 @@ def _reading_pages(pool: Pool, sensor_id: int, lo: datetime, hi: datetime) -> It
         after = page[-1][0]
 
 
-def _reading_rows(
+def _reading_lines(
     pool: Pool, sensors: list[tuple[int, str]], lo: datetime, hi: datetime, zone: ZoneInfo
-) -> Iterator[list[str]]:
-    def keyed(sensor_id: int, key: str) -> Iterator[tuple[datetime, str, tuple[Any, ...]]]:
-        for row in _reading_pages(pool, sensor_id, lo, hi):
-            yield row[0], key, row
-
-    streams = [keyed(sensor_id, key) for sensor_id, key in sensors]
+) -> Iterator[str]:
+    """The CSV text: its header, then every reading's line, in chunks of about 1000 lines."""
+    streams = [_reading_pages(pool, sensor_id, key, lo, hi, zone) for sensor_id, key in sensors]
+    chunk = [",".join(READINGS_COLUMNS)]
     # heapq.merge is lazy and stable: equal timestamps come out in sensor id order.
-    for ts, key, (_, power, voltage, current, night) in heapq.merge(*streams, key=lambda item: item[0]):
-        yield [
-            ts.astimezone(zone).isoformat(),
-            _unix(ts),
-            key,
-            _number(power),
-            _number(voltage),
-            _number(current),
-            "night" if night else "day",
-        ]
+    for _, line in heapq.merge(*streams, key=lambda item: item[0]):
+        chunk.append(line)
+        if len(chunk) >= 1000:
+            yield "\r\n".join(chunk) + "\r\n"
+            chunk = []
+    if chunk:
+        yield "\r\n".join(chunk) + "\r\n"
 
 
 @router.get(
@@ -213,8 +234,14 @@ def export_readings(
     except (OverflowError, ValueError):
         raise ApiError(400, "start and end must be dates before 9999-12-31", code=ErrorCode.OUTSIDE_CALENDAR) from None
     sensors = _sensors(conn, sensor)
-    rows = _reading_rows(request.app.state.pool, sensors, lo, hi, zone)
-    body = _csv_lines(_with_header(READINGS_COLUMNS, rows), flush_every=1000)
+    try:  # the database must know the zone too: it writes the lines
+        with conn.transaction():
+            conn.execute("SELECT set_config('TimeZone', %s, true)", (zone.key,))
+    except psycopg.errors.InvalidParameterValue:
+        raise ApiError(
+            400, f"unknown time zone {zone.key}", code=ErrorCode.UNKNOWN_TIME_ZONE, params={"zone": zone.key}
+        ) from None
+    body = _reading_lines(request.app.state.pool, sensors, lo, hi, zone)
     name = f"citizenwatt-readings-{sensor}-{start.isoformat()}-{last.isoformat()}.csv"
     return StreamingResponse(body, media_type="text/csv; charset=utf-8", headers=_attachment(name))
 
