@@ -220,6 +220,8 @@ def test_energy_buckets_match_the_json_api(client: TestClient) -> None:
     ("path", "params", "status", "reason"),
     [
         ("readings.csv", {"start": "2026-01-15", "end": "2026-01-14"}, 400, "end must be on or after start"),
+        # 2025-01-01 to 2026-01-02: 365 + 2 = 367 days, one more than a file may hold.
+        ("readings.csv", {"start": "2025-01-01", "end": "2026-01-02"}, 400, "at most 366 days"),
         ("readings.csv", {"start": "2026-02-30"}, 400, "query.start"),
         ("readings.csv", {"start": "9999-12-31"}, 400, "before 9999-12-31"),
         ("readings.csv", {"start": "2026-01-15", "tz": "Mars/Olympus"}, 400, "unknown time zone"),

@@ -47,6 +47,7 @@ class ErrorCode(StrEnum):
     UNKNOWN_TIME_ZONE = "unknown_time_zone"  # params: zone
     OUTSIDE_CALENDAR = "outside_calendar"
     END_BEFORE_START = "end_before_start"
+    RANGE_TOO_LONG = "range_too_long"  # params: max_days
     BUCKET_NOT_ALLOWED = "bucket_not_allowed"  # params: period, bucket, allowed
     INVALID_COMPARISON = "invalid_comparison"  # params: value
     INVALID_SINCE = "invalid_since"

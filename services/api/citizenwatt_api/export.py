@@ -52,6 +52,9 @@ Conn = psycopg.Connection[Any]
 Pool = ConnectionPool[Conn]
 
 READINGS_PAGE = 5000
+# A year (a leap one) of raw readings per file at most: what one request may cost is then bounded
+# (bench/request_cost.py measures a year of one sensor's 8-s readings).
+MAX_READINGS_DAYS = 366
 ENERGY_PAGE = 500
 # An hour bucket per row: two years of hours, or 54 years of days, in one export.
 MAX_EXPORT_BUCKETS = 20_000
@@ -229,6 +232,13 @@ def export_readings(
     last = start if end is None else end
     if last < start:
         raise ApiError(400, "end must be on or after start", code=ErrorCode.END_BEFORE_START)
+    if (last - start).days + 1 > MAX_READINGS_DAYS:
+        raise ApiError(
+            400,
+            f"at most {MAX_READINGS_DAYS} days of readings in one file",
+            code=ErrorCode.RANGE_TOO_LONG,
+            params={"max_days": MAX_READINGS_DAYS},
+        )
     try:
         lo, hi = _local_midnight(start, zone), _local_midnight(last + timedelta(days=1), zone)
     except (OverflowError, ValueError):
