@@ -160,14 +160,14 @@ def _attachment(filename: str) -> dict[str, str]:
 # enough for either side to switch to an exponent where the other does not: power is bounded at
 # 1e6 W, voltage and current at 1e3), an empty field for a missing value.
 def _float_sql(column: str) -> str:
-    text = f"{column}::text"
-    return f"coalesce(CASE WHEN {text} ~ '^-?[0-9]+$' THEN {text} || '.0' ELSE {text} END, '')"
+    # A whole number is the one case where PostgreSQL's text ("229") is not Python's ("229.0").
+    return f"coalesce(CASE WHEN {column} = trunc({column}) THEN {column}::text || '.0' ELSE {column}::text END, '')"
 
 
+# One to_char for the whole ISO time, its ".000000" dropped when the reading fell on a whole second
+# (isoformat writes microseconds only when there are some; to_char's offset never holds that text).
 _LINE_SQL = (
-    "to_char(ts, 'YYYY-MM-DD\"T\"HH24:MI:SS')"
-    " || CASE WHEN date_part('microseconds', ts)::int8 %% 1000000 = 0 THEN '' ELSE to_char(ts, '.US') END"
-    " || to_char(ts, 'TZH:TZM')"
+    "replace(to_char(ts, 'YYYY-MM-DD\"T\"HH24:MI:SS.USTZH:TZM'), '.000000', '')"
     " || ',' || rtrim(rtrim(extract(epoch FROM ts)::text, '0'), '.')"
     " || ',' || %(key)s::text"
     f" || ',' || {_float_sql('power')} || ',' || {_float_sql('voltage')} || ',' || {_float_sql('current')}"
