@@ -79,5 +79,7 @@ CMD ["sh", "-c", "exec python3 -m \"$CW_SERVICE_MODULE\""]
 # --- The api, with the static web UI it serves ---------------------------------------------------
 FROM service AS api
 COPY services/ui /app/ui
-ENV CW_UI_DIR=/app/ui
+# glibc's allocator for Python's objects too, so that the memory of a heavy answer can be handed
+# back after it (limits.give_back_memory); tools/run_local.py starts the api the same way.
+ENV CW_UI_DIR=/app/ui PYTHONMALLOC=malloc
 EXPOSE 8080

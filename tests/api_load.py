@@ -44,6 +44,7 @@ def running_api(
     port = free_port()
     full_env = {
         **MALLOC_ENV,
+        "PYTHONMALLOC": "malloc",  # as the api's image and make run start it
         "CW_DATABASE_URL": database_url,
         "CW_API_PORT": str(port),
         "CW_API_HOST": "127.0.0.1",

@@ -50,12 +50,14 @@ def main() -> int:
         print(f"PostgreSQL  {postgres.start()}  (data in {postgres.data})", flush=True)
         print(f"Mosquitto   {broker.start()}", flush=True)
         env = service_env(postgres.url, broker.url, api_port)
+        # The api with glibc's allocator for Python's objects too, as in its image (Dockerfile).
+        api_env = {"PYTHONMALLOC": "malloc", **env}
         launched = {
             "aggregator": ("citizenwatt_aggregator", env),
-            "api": ("citizenwatt_api", env),
+            "api": ("citizenwatt_api", api_env),
         }
         children.append(("aggregator", spawn("citizenwatt_aggregator", env)))
-        children.append(("api", spawn("citizenwatt_api", env)))
+        children.append(("api", spawn("citizenwatt_api", api_env)))
         wait_for_port(int(api_port), timeout=60)
         # The simulator comes last: the aggregator's subscription must exist before readings flow.
         wait_healthy(f"http://127.0.0.1:{env.get('CW_HEALTH_PORT', '8081')}/healthz")
