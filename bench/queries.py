@@ -27,6 +27,7 @@ import psycopg
 
 from bench import history
 from tools.localstack import REPO, LocalPostgres, free_port, wait_for_port
+from tools.run_local import MALLOC_ENV
 
 END = 1_793_491_200.0  # 2026-11-01 00:00 UTC: "now" for every view
 DAY = 86_400
@@ -73,6 +74,8 @@ class ApiServer:
     def __init__(self, database_url: str) -> None:
         self.port = free_port()
         env = {
+            **MALLOC_ENV,
+            "PYTHONMALLOC": "malloc",  # the api as its image and make run start it
             **os.environ,
             "CW_DATABASE_URL": database_url,
             "CW_API_PORT": str(self.port),
