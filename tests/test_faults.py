@@ -361,6 +361,9 @@ def test_disk_full_is_an_error_not_a_crash(
     assert "No space left on device" in log
 
 
+# Between the collector and the broker: the database is not involved until the end, so one backend
+# is enough (60 s of CI time each).
+@pytest.mark.backends("plain")
 def test_broker_unreachable_for_60_seconds_under_a_running_collector(
     request: pytest.FixtureRequest,
     mosquitto: LocalMosquitto,
@@ -539,6 +542,9 @@ def outbox_writes(trace: Path, segments: tuple[Path, ...]) -> dict[Path, Segment
     return files
 
 
+# On TimescaleDB the power cut is the compose stack's (tests/test_compose_stack.py), on the Pi's
+# own images: one backend here (a minute of CI time each).
+@pytest.mark.backends("plain")
 def test_power_cut_loses_at_most_the_documented_window(
     request: pytest.FixtureRequest,
     mosquitto: LocalMosquitto,
