@@ -31,9 +31,9 @@ from playwright.sync_api import Browser, sync_playwright
 
 from citizenwatt_common.contract import Reading
 from citizenwatt_common.store import load_household, store_readings
-from tests.services import ServiceProcess
 from tests.test_ui_browser import ADMIN, BROWSER_ARGS, CHROMIUM, PARIS, Page, Stack, store_hour
-from tools.localstack import REPO, LocalMosquitto, free_port, wait_for_port
+from tests.uistack import page_api
+from tools.localstack import REPO, LocalMosquitto
 
 pytestmark = pytest.mark.backends("plain")
 
@@ -99,20 +99,8 @@ def stack(
     store_hour(module_database_url, "a", day.replace(hour=10), 1000.0)
     store_hour(module_database_url, "b", day.replace(hour=2), 500.0)
     logs = tmp_path_factory.mktemp("ui-a11y")
-    port = free_port()
-    env = {
-        "CW_DATABASE_URL": module_database_url,
-        "CW_MQTT_URL": mosquitto_module.url,
-        "CW_TIMEZONE": "Europe/Paris",
-        "CW_API_PORT": str(port),
-        "CW_API_HOST": "127.0.0.1",
-    }
-    api = ServiceProcess("citizenwatt_api", env, logs / "api.log").start()
-    try:
-        wait_for_port(port, timeout=60)
-        yield Stack(f"http://127.0.0.1:{port}", module_database_url)
-    finally:
-        api.stop()
+    with page_api(mosquitto_module.url, module_database_url, logs) as url:
+        yield Stack(url, module_database_url)
 
 
 @pytest.fixture(scope="module")

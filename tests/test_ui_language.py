@@ -10,17 +10,15 @@ one reading a minute of sensor "a" stored straight into the database for one pas
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 
 import pytest
 from playwright.sync_api import Browser, expect, sync_playwright
 
-from tests.services import ServiceProcess
 from tests.test_ui_browser import ADMIN, BROWSER_ARGS, CHROMIUM, PARIS, Page, Stack, store_hour
-from tools.localstack import LocalMosquitto, free_port, wait_for_port
+from tests.uistack import page_api
+from tools.localstack import LocalMosquitto
 
 pytestmark = pytest.mark.backends("plain")
 
@@ -34,29 +32,8 @@ def stack(
 ) -> Iterator[Stack]:
     store_hour(module_database_url, "a", datetime.fromisoformat(PAST_DAY).replace(tzinfo=PARIS, hour=10), 1000.0)
     logs = tmp_path_factory.mktemp("ui-language")
-    port = free_port()
-    env = {
-        "CW_DATABASE_URL": module_database_url,
-        "CW_MQTT_URL": mosquitto_module.url,
-        "CW_TIMEZONE": "Europe/Paris",
-        "CW_API_PORT": str(port),
-        "CW_API_HOST": "127.0.0.1",
-    }
-    api = ServiceProcess("citizenwatt_api", env, logs / "api.log").start()
-    try:
-        wait_for_port(port, timeout=60)
-        url = f"http://127.0.0.1:{port}"
-        install = urllib.request.Request(
-            f"{url}/api/v2/install",
-            data=json.dumps({"login": ADMIN[0], "password": ADMIN[1]}).encode(),
-            headers={"Content-Type": "application/json", "Origin": url},
-            method="POST",
-        )
-        with urllib.request.urlopen(install, timeout=10) as response:
-            assert response.status == 201
+    with page_api(mosquitto_module.url, module_database_url, logs, install=ADMIN) as url:
         yield Stack(url, module_database_url)
-    finally:
-        api.stop()
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,6 @@ the rounded leaves under it. The expected figures below follow that rule by hand
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,7 +24,6 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
-from tests.services import ServiceProcess
 from tests.test_ui_browser import (
     ADMIN,
     BROWSER_ARGS,
@@ -36,7 +33,8 @@ from tests.test_ui_browser import (
     Stack,
     store_hour,
 )
-from tools.localstack import LocalMosquitto, free_port, wait_for_port
+from tests.uistack import page_api
+from tools.localstack import LocalMosquitto
 
 pytestmark = pytest.mark.backends("plain")
 
@@ -70,29 +68,8 @@ def stack(
     ):
         store_hour(module_database_url, sensor, start, watts)
     logs = tmp_path_factory.mktemp("ui-tariffs")
-    port = free_port()
-    env = {
-        "CW_DATABASE_URL": module_database_url,
-        "CW_MQTT_URL": mosquitto_module.url,
-        "CW_TIMEZONE": "Europe/Paris",
-        "CW_API_PORT": str(port),
-        "CW_API_HOST": "127.0.0.1",
-    }
-    api = ServiceProcess("citizenwatt_api", env, logs / "api.log").start()
-    try:
-        wait_for_port(port, timeout=60)
-        url = f"http://127.0.0.1:{port}"
-        install = urllib.request.Request(
-            f"{url}/api/v2/install",
-            data=json.dumps({"login": ADMIN[0], "password": ADMIN[1]}).encode(),
-            headers={"Content-Type": "application/json", "Origin": url},
-            method="POST",
-        )
-        with urllib.request.urlopen(install, timeout=10) as response:
-            assert response.status == 201
+    with page_api(mosquitto_module.url, module_database_url, logs, install=ADMIN) as url:
         yield Stack(url, module_database_url)
-    finally:
-        api.stop()
 
 
 @pytest.fixture(scope="module")

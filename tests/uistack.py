@@ -4,6 +4,8 @@ sensors, on a test's broker and database. Each process is handed back, for the t
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -65,3 +67,31 @@ def running_stack(
             running.enter_context(service("citizenwatt_simulator", env, logs / f"{sim.name}.log"))
         wait_for_port(port, timeout=60)
         yield RunningStack(f"http://127.0.0.1:{port}", api, aggregator)
+
+
+@contextmanager
+def page_api(broker_url: str, database_url: str, logs: Path, install: tuple[str, str] | None = None) -> Iterator[str]:
+    """The api alone on a free port, serving the page, for browser tests that store their readings
+    themselves; with ``install``, its first administrator is created as a first visit does
+    (``POST /api/v2/install``). Yields the page's URL; the api stops on leaving."""
+    port = free_port()
+    env = {
+        "CW_DATABASE_URL": database_url,
+        "CW_MQTT_URL": broker_url,
+        "CW_TIMEZONE": "Europe/Paris",
+        "CW_API_PORT": str(port),
+        "CW_API_HOST": "127.0.0.1",
+    }
+    with service("citizenwatt_api", env, logs / "api.log"):
+        wait_for_port(port, timeout=60)
+        url = f"http://127.0.0.1:{port}"
+        if install is not None:
+            request = urllib.request.Request(
+                f"{url}/api/v2/install",
+                data=json.dumps({"login": install[0], "password": install[1]}).encode(),
+                headers={"Content-Type": "application/json", "Origin": url},
+                method="POST",
+            )
+            with urllib.request.urlopen(request, timeout=10) as response:
+                assert response.status == 201
+        yield url
