@@ -29,8 +29,15 @@ run: setup
 
 # The whole suite: unit, service, fault and browser tests on plain PostgreSQL and on TimescaleDB, the
 # images' installability on arm64 and armv7, and the compose stack built and run in Docker.
+# Two phases: the tests that can share the machine, two at a time, then the serial ones (Docker
+# stacks on fixed ports, faults measured in seconds, timings) alone. Both always run; either failing
+# fails the target. TimescaleDB's tree is built (or found in its cache) once, before the workers start.
 test: setup-test
-	$(PY) -m pytest -q
+	-bash tools/build-timescaledb.sh >/dev/null
+	status=0; \
+	$(PY) -m pytest -q -n 2 -m "not serial" || status=$$?; \
+	$(PY) -m pytest -q -m serial || status=$$?; \
+	exit $$status
 
 bench: setup-test
 	$(PY) -m bench

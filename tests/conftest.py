@@ -75,10 +75,38 @@ def compress_all_chunks(conn: psycopg.Connection[Any]) -> int:
     return int(row[0])
 
 
+# Modules whose tests must have the machine to themselves: they start Docker stacks on fixed host
+# ports, kill and freeze processes while measuring what a window of seconds loses, or compare
+# timings and memory. `make test` runs every other test first, two at a time (pytest-xdist), then
+# these one at a time; run alone, pytest runs everything in order as before.
+SERIAL_MODULES = frozenset(
+    {
+        "test_aggregator",
+        "test_api_heavy_requests",
+        "test_api_logins",
+        "test_api_many_viewers",
+        "test_compose_stack",
+        "test_faults",
+        "test_images_installable",
+        "test_make_run",
+        "test_memory_bounds",
+        "test_ui_live",
+        "test_ui_offline_reload",
+    }
+)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "backends(*names): run only on these database backends (default: plain and timescaledb)"
     )
+    config.addinivalue_line("markers", "serial: needs the machine to itself (see SERIAL_MODULES in conftest)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.stem in SERIAL_MODULES:
+            item.add_marker(pytest.mark.serial)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
