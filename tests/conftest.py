@@ -75,25 +75,24 @@ def compress_all_chunks(conn: psycopg.Connection[Any]) -> int:
     return int(row[0])
 
 
-# Modules whose tests must have the machine to themselves: they start Docker stacks on fixed host
-# ports, kill and freeze processes while measuring what a window of seconds loses, or compare
-# timings and memory. `make test` runs every other test first, two at a time (pytest-xdist), then
-# these one at a time; run alone, pytest runs everything in order as before.
+# Modules whose tests must have the machine to themselves: they kill and freeze processes while
+# measuring what a browser or a client sees within seconds, or compare timings and memory.
+# `make test` runs every other test two at a time (pytest-xdist), then the two long fault suites
+# side by side (PAIRED_MODULES: each on its own worker; one drives Docker on fixed host ports, the
+# other local processes on free ports, and both mostly wait on the faults they cause), then these
+# one at a time. Run alone, pytest runs everything in order as before.
 SERIAL_MODULES = frozenset(
     {
-        "test_aggregator",
         "test_api_heavy_requests",
         "test_api_logins",
         "test_api_many_viewers",
-        "test_compose_stack",
-        "test_faults",
-        "test_images_installable",
         "test_make_run",
         "test_memory_bounds",
         "test_ui_live",
         "test_ui_offline_reload",
     }
 )
+PAIRED_MODULES = frozenset({"test_compose_stack", "test_faults"})
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -101,12 +100,16 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "backends(*names): run only on these database backends (default: plain and timescaledb)"
     )
     config.addinivalue_line("markers", "serial: needs the machine to itself (see SERIAL_MODULES in conftest)")
+    config.addinivalue_line("markers", "paired: a long fault suite, run beside the other one (PAIRED_MODULES)")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.stem in SERIAL_MODULES:
             item.add_marker(pytest.mark.serial)
+        elif item.path.stem in PAIRED_MODULES:
+            item.add_marker(pytest.mark.paired)
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))  # one worker per suite
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
