@@ -14,8 +14,9 @@ import math
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
-from citizenwatt_common.energy import ROLLUP_SECONDS, Energy, Sample, segments_of, split_by_bucket
+from citizenwatt_common.energy import MINUTE_SECONDS, ROLLUP_SECONDS, Energy, Sample, segments_of, split_by_bucket
 
 Conn = psycopg.Connection[Any]
 
@@ -77,11 +78,20 @@ def grow(conn: Conn, sensor_ids: list[int], start: float, end: float) -> None:
 
 
 def _add_rollups(conn: Conn, start: float, end: float) -> None:
+    for table, width in (("energy_rollups", ROLLUP_SECONDS), ("energy_rollups_minute", MINUTE_SECONDS)):
+        _add_rollup_rows(conn, table, width, start, end)
+    _add_hours(conn, start, end)
+
+
+def _add_rollup_rows(conn: Conn, table: str, width: int, start: float, end: float) -> None:
     # The history grows before or after what is stored, never into it: the segments this step adds
     # are those ending in [start, end), and the one starting in it that reaches stored readings.
+    # Its segments are 8 s long (an outage is longer than the gap limit: no segment), so each
+    # crosses at most one bucket edge of either width.
     conn.execute(
-        """
-        INSERT INTO energy_rollups AS r (sensor_id, bucket, day_wh, night_wh, day_seconds, night_seconds, import_wh)
+        sql.SQL(
+            """
+        INSERT INTO {} AS r (sensor_id, bucket, day_wh, night_wh, day_seconds, night_seconds, import_wh)
         SELECT sensor_id, to_timestamp(b),
                coalesce(sum(j) FILTER (WHERE NOT n), 0) / 3600, coalesce(sum(j) FILTER (WHERE n), 0) / 3600,
                coalesce(sum(e - a) FILTER (WHERE NOT n), 0), coalesce(sum(e - a) FILTER (WHERE n), 0),
@@ -106,16 +116,20 @@ def _add_rollups(conn: Conn, start: float, end: float) -> None:
             day_wh = r.day_wh + excluded.day_wh, night_wh = r.night_wh + excluded.night_wh,
             day_seconds = r.day_seconds + excluded.day_seconds,
             night_seconds = r.night_seconds + excluded.night_seconds, import_wh = r.import_wh + excluded.import_wh
-        """,
+        """
+        ).format(sql.Identifier(table)),
         {
             "lo": start - MAX_GAP - 1,
             "hi": end + MAX_GAP + 1,
             "start": start,
             "end": end,
             "gap": MAX_GAP,
-            "w": ROLLUP_SECONDS,
+            "w": width,
         },
     )
+
+
+def _add_hours(conn: Conn, start: float, end: float) -> None:
     # Whole hours rebuilt from their quarter hours (idempotent, so the bridging hour is right too).
     conn.execute(
         """

@@ -235,16 +235,21 @@ def test_long_periods_are_read_from_the_rollups(trace: TestClient, database_url:
     assert data(trace, whole_day)[0]["value"] == approx(DAY_KWH + NIGHT_KWH)
     assert data(trace, quarter)["value"] == approx(quarter_kwh)
     with psycopg.connect(database_url, autocommit=True) as conn:
-        # Detectable marks: +1 kWh per hourly bucket, +1000 kWh per 15-minute bucket.
+        # Detectable marks: +1 kWh per hourly bucket, +1000 kWh per 15-minute bucket, +10^6 kWh
+        # per minute.
         conn.execute("UPDATE energy_rollups_hourly SET day_wh = day_wh + 1000")
         conn.execute("UPDATE energy_rollups SET day_wh = day_wh + 1000000")
+        conn.execute("UPDATE energy_rollups_minute SET day_wh = day_wh + 1000000000")
         hours = conn.execute("SELECT count(*) FROM energy_rollups_hourly").fetchone()
     assert hours is not None
     assert hours[0] == 2  # 20:00 and 21:00
     assert data(trace, whole_day)[0]["value"] == approx(DAY_KWH + NIGHT_KWH + hours[0])
     assert data(trace, quarter)["value"] == approx(quarter_kwh + 1000)
-    # A short unaligned window is integrated from raw readings, so the tampering does not show.
-    assert data(trace, f"/api/1/get/kwatthours/by_time/{T0}/{T0 + 700}")["value"] == approx(DAY_KWH + NIGHT_KWH)
+    # Two whole minutes inside a quarter hour: from the minute rollups (one row: (120,180), 2000 W).
+    two_minutes = f"/api/1/get/kwatthours/by_time/{T0 + 120}/{T0 + 240}"
+    assert data(trace, two_minutes)["value"] == approx(120_000 / 3.6e6 + 1_000_000)
+    # Less than a minute, unaligned: integrated from raw readings (2000 W * 40 s), no mark shows.
+    assert data(trace, f"/api/1/get/kwatthours/by_time/{T0 + 130}/{T0 + 170}")["value"] == approx(80_000 / 3.6e6)
 
 
 def test_a_step_shorter_than_a_segment_cuts_it_across_several_buckets(trace: TestClient) -> None:

@@ -1,9 +1,9 @@
-"""The database's energy engine (queries.energy_in_intervals: hourly and 15-minute rollups, raw
-readings for the ragged parts, quarter hours split by an edge worked out from their rollup) gives
-the same energy as integrating the readings one segment at a time in plain Python
+"""The database's energy engine (queries.energy_in_intervals: hourly, 15-minute and minute rollups,
+raw readings for the ragged parts, quarter hours and minutes split by an edge worked out from their
+rollup) gives the same energy as integrating the readings one segment at a time in plain Python
 (citizenwatt_common.energy, whose trapezoids tests/test_energy.py checks by hand), for random
 readings (gaps longer than the 300 s limit, export, both tariffs) and random intervals at steps
-from 8 s to two hours, aligned on the quarter hours or not, on both backends.
+from 8 s to two hours, aligned on the quarter hours, on the minutes or not, on all backends.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.backends(*ALL_BACKENDS)
 PARIS = ZoneInfo("Europe/Paris")
 MAX_GAP = 300.0
 START = 1_793_000_000.0  # 2026-10-26, a Monday; a multiple of 900 is START - 200
-STEPS = [8.0, 60.0, 299.0, 302.4, 900.0, 1000.0, 3153.6, 3600.0, 7777.0]
+STEPS = [8.0, 45.0, 60.0, 90.0, 299.0, 300.0, 302.4, 900.0, 1000.0, 3153.6, 3600.0, 7777.0]
 FIELDS = ("day_wh", "night_wh", "day_seconds", "night_seconds", "import_wh", "export_wh")
 
 
@@ -71,10 +71,12 @@ def test_energy_in_intervals_equals_integrating_each_segment(
         ]
         for key, sensor_id in ids.items()
     }
-    for _ in range(12):
+    for _ in range(16):
         step = rng.choice(STEPS)
         count = rng.randint(1, 60)
-        lo = START + rng.choice([rng.uniform(-600, 86_400), float(rng.randint(0, 90) * 900 - 200)])
+        lo = START + rng.choice(
+            [rng.uniform(-600, 86_400), float(rng.randint(0, 90) * 900 - 200), float(rng.randint(0, 1440) * 60 - 200)]
+        )
         intervals = [(lo + k * step, lo + (k + 1) * step) for k in range(count)]
         for key in ("house", "solar", "all"):
             wanted = list(ids.values()) if key == "all" else ids[key]

@@ -268,6 +268,7 @@ UNDO = {
     " DROP COLUMN meter_import_wh, DROP COLUMN meter_export_wh",
     7: "DROP TABLE tempo_days, household_tariffs, tariff_versions, tariffs",
     8: "DROP TABLE quarantined_readings",
+    9: "DROP TABLE energy_rollups_minute",
 }
 
 

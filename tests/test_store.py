@@ -161,3 +161,66 @@ def test_a_different_reading_in_the_same_microsecond_is_a_conflict_not_a_duplica
     assert (result.inserted, result.duplicates, result.conflicts) == (3, 1, (1,))
     assert db.execute("SELECT count(*), sum(power) FROM readings").fetchone() == (4, 1200.0)
     assert_rollups(db, EXPECTED_WH)
+
+
+def minute_rollups(conn: psycopg.Connection[tuple[object, ...]]) -> dict[int, tuple[float, ...]]:
+    rows = conn.execute(
+        "SELECT extract(epoch FROM bucket)::int8, day_wh, night_wh, day_seconds, night_seconds, import_wh, export_wh"
+        " FROM energy_rollups_minute ORDER BY 1"
+    ).fetchall()
+    return {int(str(b)): tuple(float(str(v)) for v in values) for b, *values in rows}
+
+
+def test_the_minute_rollups_are_the_trace_cut_at_each_minute(
+    db: psycopg.Connection[tuple[object, ...]], database_url: str, compress: Compress
+) -> None:
+    # Stored in an odd order, with a late reading, so the rows are sums of deltas.
+    store(db, [reading(o, p) for o, p in TRACE if o != 800])
+    compress(database_url)
+    store(db, [reading(800, 300.0)])
+    # Worked out by hand from TRACE (powers linear between readings; all day, all import):
+    # (700,800) 100 -> 300 W: minute B+660 holds [700,720): 100 -> 140 W, 20 s = 2400 J;
+    # minute B+720 holds [720,780): 140 -> 260 W, 60 s = 12000 J; minute B+780: [780,800) 260 -> 300 W,
+    # 20 s = 5600 J, then (800,1000) at 300 W: [800,840) = 12000 J, 60 s in all -> 17600 J.
+    # B+840, B+900, B+960: 300 W for 60 s = 18000 J each, except B+960 = [960,1000) 12000 J
+    # + (1000,1100) 300 -> 500 W over [1000,1020): 300 -> 340 W, 20 s = 6400 J -> 18400 J.
+    # B+1020 [1020,1080): 340 -> 460 W = 24000 J; B+1080 [1080,1100): 460 -> 500 W = 9600 J.
+    expected_joules = {
+        B + 660: (2_400, 20),
+        B + 720: (12_000, 60),
+        B + 780: (17_600, 60),
+        B + 840: (18_000, 60),
+        B + 900: (18_000, 60),
+        B + 960: (18_400, 60),
+        B + 1020: (24_000, 60),
+        B + 1080: (9_600, 20),
+    }
+    got = minute_rollups(db)
+    assert sorted(got) == sorted(expected_joules)
+    for bucket, (joules, seconds) in expected_joules.items():
+        day_wh, night_wh, day_s, night_s, import_wh, export_wh = got[bucket]
+        assert (day_wh, day_s, import_wh) == pytest.approx((joules / 3600, seconds, joules / 3600), abs=1e-9)
+        assert (night_wh, night_s, export_wh) == pytest.approx((0, 0, 0), abs=1e-9)
+
+
+def test_the_minute_rollups_are_filled_from_the_readings_on_upgrade(
+    db: psycopg.Connection[tuple[object, ...]], database_url: str, compress: Compress
+) -> None:
+    from citizenwatt_common.schema import MIGRATIONS, migrate
+    from tests.test_export_energy import downgrade_to
+
+    db.execute("UPDATE household SET night_start_minute = 1265, night_end_minute = 360")
+    # Night from 21:05 Paris (B is 21:00 there), export, zero crossings, a gap beyond the 300 s limit
+    # and segments crossing several minutes.
+    points = [(0, 200.0), (8, -100.0), (50, 300.0), (290, -50.0), (650, 120.0), (1300, 80.0), (1310, 90.0)]
+    store(db, [reading(o, p) for o, p in points] + [reading(o, p) for o, p in TRACE])
+    compress(database_url)
+    written = minute_rollups(db)
+    assert len(written) > 10
+    version = next(n for n, text in enumerate(MIGRATIONS, 1) if "CREATE TABLE energy_rollups_minute" in text)
+    downgrade_to(db, version - 1)
+    migrate(db, 300.0)
+    rebuilt = minute_rollups(db)
+    assert sorted(rebuilt) == sorted(written)
+    for bucket, values in written.items():
+        assert rebuilt[bucket] == pytest.approx(values, rel=1e-12, abs=1e-9), bucket

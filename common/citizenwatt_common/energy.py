@@ -26,6 +26,11 @@ are whole numbers of buckets in every time zone."""
 HOUR_SECONDS = 3600
 """Width of the coarser stored rollup (whole UTC hours), for long periods."""
 
+MINUTE_SECONDS = 60
+"""Width of the finest stored rollup: buckets of a step under 15 minutes (a week at 1 or 5
+minutes, a month at the bucket cap) are summed from these, and only the few seconds around each
+bucket edge are integrated from raw readings."""
+
 
 @dataclass(frozen=True, slots=True)
 class Sample:
@@ -207,13 +212,16 @@ class RollupDelta:
             self.buckets.setdefault(start, Energy()).__iadd__(energy.scaled(sign))
 
 
-def chain_delta(chain: Sequence[Sample], changed: set[float], max_gap: float) -> dict[int, Energy]:
-    """Per-bucket energy of ``chain`` minus that of ``chain`` without the samples at ``changed`` times.
+def chain_delta(
+    chain: Sequence[Sample], changed: set[float], max_gap: float, width: int = ROLLUP_SECONDS
+) -> dict[int, Energy]:
+    """Per-bucket (``width`` s) energy of ``chain`` minus that of ``chain`` without the samples at
+    ``changed`` times.
 
     ``chain`` must hold every sample from the one before the first changed sample to the one
     after the last, so every segment whose energy moves is inside it.
     """
     delta = RollupDelta()
-    delta.add(split_by_bucket(segments_of(chain, max_gap)), +1)
-    delta.add(split_by_bucket(segments_of([s for s in chain if s.ts not in changed], max_gap)), -1)
+    delta.add(split_by_bucket(segments_of(chain, max_gap), width), +1)
+    delta.add(split_by_bucket(segments_of([s for s in chain if s.ts not in changed], max_gap), width), -1)
     return delta.buckets

@@ -375,6 +375,54 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     );
     CREATE UNIQUE INDEX quarantined_readings_once_idx ON quarantined_readings (sensor_id, ts, coalesce(seq, -1));
     """,
+    # 9: energy per sensor per UTC minute, kept exact by the same writers as the other rollups, so
+    # that a bucket of a fine step is summed from minutes and only the seconds around its edges
+    # come from raw readings (queries.energy_in_intervals). A minute row is updated by each reading
+    # of its minute and then left alone: fillfactor 70 leaves room on its page for those new row
+    # versions (HOT updates, no index entry each). Existing readings are cut into minutes here,
+    # segment by segment, as energy.split_by_bucket does (the same trapezoids, tariff of the
+    # segment's end, import and export apart as energy.linear_flows): one pass over readings.
+    """
+    CREATE TABLE energy_rollups_minute (
+        sensor_id integer NOT NULL REFERENCES sensors (id),
+        bucket timestamptz NOT NULL,
+        day_wh double precision NOT NULL DEFAULT 0,
+        night_wh double precision NOT NULL DEFAULT 0,
+        day_seconds double precision NOT NULL DEFAULT 0,
+        night_seconds double precision NOT NULL DEFAULT 0,
+        import_wh double precision NOT NULL DEFAULT 0,
+        export_wh double precision NOT NULL DEFAULT 0,
+        PRIMARY KEY (sensor_id, bucket)
+    ) WITH (fillfactor = 70);
+
+    WITH seg AS (
+        SELECT sensor_id, lag(t) OVER w AS t0, t AS t1, lag(p) OVER w AS p0, p AS p1, n
+        FROM (SELECT sensor_id, ts, date_part('epoch', ts) AS t, power AS p, night_rate AS n FROM readings) AS r
+        WINDOW w AS (PARTITION BY sensor_id ORDER BY ts)
+    ), part AS (
+        SELECT sensor_id, n, b, z - a AS len,
+               CASE WHEN a = t0 AND z = t1 THEN p0 ELSE p0 + (p1 - p0) * (a - t0) / (t1 - t0) END AS pa,
+               CASE WHEN a = t0 AND z = t1 THEN p1 ELSE p0 + (p1 - p0) * (z - t0) / (t1 - t0) END AS pb
+        FROM seg
+        CROSS JOIN LATERAL generate_series(floor(t0 / 60)::int8 * 60, ceil(t1)::int8, 60) AS q(b)
+        CROSS JOIN LATERAL (SELECT greatest(t0, b::float8) AS a, least(t1, b::float8 + 60) AS z) AS cut
+        WHERE t1 - t0 > 0 AND t1 - t0 <= (SELECT max_gap_seconds FROM household) AND z > a
+    )
+    INSERT INTO energy_rollups_minute (sensor_id, bucket, day_wh, night_wh, day_seconds, night_seconds,
+                                       import_wh, export_wh)
+    SELECT sensor_id, to_timestamp(b),
+           coalesce(sum((pa + pb) / 2 * len) FILTER (WHERE NOT n), 0) / 3600,
+           coalesce(sum((pa + pb) / 2 * len) FILTER (WHERE n), 0) / 3600,
+           coalesce(sum(len) FILTER (WHERE NOT n), 0),
+           coalesce(sum(len) FILTER (WHERE n), 0),
+           sum(CASE WHEN pa >= 0 AND pb >= 0 THEN (pa + pb) / 2 * len
+                    WHEN pa <= 0 AND pb <= 0 THEN 0
+                    ELSE greatest(pa, pb) ^ 2 * len / (2 * abs(pa - pb)) END) / 3600,
+           sum(CASE WHEN pa >= 0 AND pb >= 0 THEN 0
+                    WHEN pa <= 0 AND pb <= 0 THEN -(pa + pb) / 2 * len
+                    ELSE least(pa, pb) ^ 2 * len / (2 * abs(pa - pb)) END) / 3600
+    FROM part GROUP BY 1, 2;
+    """,
 )
 
 # EDF "Tarif Bleu" regulated prices in force from 2026-02-01, tax included, 6 kVA meter (the

@@ -20,7 +20,7 @@ import psycopg
 from psycopg import sql
 
 from .contract import Reading
-from .energy import HOUR_SECONDS, Energy, Sample, bucket_start, chain_delta
+from .energy import HOUR_SECONDS, MINUTE_SECONDS, ROLLUP_SECONDS, Energy, Sample, bucket_start, chain_delta
 from .night import NightWindow, night_flag
 from .tariff_store import PLAN_JSON_COLUMNS, plan_from_json
 from .tariffs import Plan
@@ -284,10 +284,14 @@ def _apply_delta(
     if max_gap is None:  # the caller did not load the household in this transaction
         max_gap = load_household(conn).max_gap_seconds
     totals: dict[int, Energy] = {}
+    minutes: dict[int, Energy] = {}
     for cluster in _clusters(sorted(stamps)):
         chain = _chain_around(conn, sensor_id, cluster[0], cluster[-1], max_gap)
-        for bucket, energy in chain_delta(chain, set(cluster), max_gap).items():
-            totals.setdefault(bucket, Energy()).__iadd__(energy.scaled(sign))
+        # Each width cut from the segments themselves (not minutes summed into quarters): every
+        # rollup row is then the exact integral over its own bucket, whichever table it is in.
+        for deltas, width in ((totals, ROLLUP_SECONDS), (minutes, MINUTE_SECONDS)):
+            for bucket, energy in chain_delta(chain, set(cluster), max_gap, width).items():
+                deltas.setdefault(bucket, Energy()).__iadd__(energy.scaled(sign))
     if not totals:
         if last_seen is not None:
             conn.execute(
@@ -301,13 +305,22 @@ def _apply_delta(
     # The three writes need no answer: sent together in one round trip (pipeline mode), which
     # matters to the aggregator catching up on a backlog, a batch touching every sensor.
     with conn.pipeline():
-        _write_deltas(conn, sensor_id, totals, hours, last_seen)
+        _write_deltas(conn, sensor_id, totals, hours, minutes, last_seen)
 
 
 def _write_deltas(
-    conn: Conn, sensor_id: int, totals: dict[int, Energy], hours: dict[int, Energy], last_seen: float | None
+    conn: Conn,
+    sensor_id: int,
+    totals: dict[int, Energy],
+    hours: dict[int, Energy],
+    minutes: dict[int, Energy],
+    last_seen: float | None,
 ) -> None:
-    for table, deltas in (("energy_rollups", totals), ("energy_rollups_hourly", hours)):
+    for table, deltas in (
+        ("energy_rollups", totals),
+        ("energy_rollups_hourly", hours),
+        ("energy_rollups_minute", minutes),
+    ):
         _add_to_rollups(conn, table, sensor_id, deltas)
     # A late reading can lower a segment's energy, so the exact totals may dip; the meters that
     # dashboards see keep their highest value, as an electricity meter would. Import and export

@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from citizenwatt_common.energy import HOUR_SECONDS, ROLLUP_SECONDS, Energy, Sample, Segment, segments_of
+from citizenwatt_common.energy import HOUR_SECONDS, MINUTE_SECONDS, ROLLUP_SECONDS, Energy, Sample, Segment, segments_of
 
 Conn = psycopg.Connection[Any]
 
@@ -138,10 +138,12 @@ def energy_in_intervals(
 
     The intervals' edges, plus the hour and quarter-hour edges just inside each interval, cut the
     time line into cells. A cell between two whole hours is read from the hourly rollups, one
-    between two quarter hours from the 15-minute rollups, and any other one (the ragged ends, or
-    every bucket of a fine step) is integrated from raw readings; an interval is the sum of its
-    cells. All of it is summed in SQL, one statement per source: a week of 5-minute buckets
-    passes 75 600 readings through the database but only 2 016 rows to Python.
+    between two quarter hours from the 15-minute rollups, one between two minutes from the minute
+    rollups, and any other one (the ragged ends, or every bucket of a fine step off the minutes) is
+    integrated from raw readings; an interval is the sum of its cells. A quarter hour cut by edges
+    into raw cells is worked out from its rollup minus its shorter parts (_split). All of it is
+    summed in SQL, one statement per source: a week of 5-minute buckets on the clock reads 10 080
+    minute rows, not 75 600 readings.
     """
     sensor_ids = [sensor_id] if isinstance(sensor_id, int) else list(sensor_id)
     if not intervals:
@@ -149,21 +151,21 @@ def energy_in_intervals(
     edges = _cell_edges(intervals)
     cells = [Energy() for _ in range(len(edges) - 1)]
     sources = [_source_of(edges[index], edges[index + 1]) for index in range(len(cells))]
-    split = _split_quarters(edges, sources)
-    runs: dict[str, list[tuple[int, int]]] = {"hourly": [], "quarter": [], "raw": [], "derived": []}
+    split = _split(edges, sources, ROLLUP_SECONDS, inner={"raw"}, mark="derived")
+    runs: dict[str, list[tuple[int, int]]] = {}
     for index, source in enumerate(sources):
-        same = runs[source]
+        same = runs.setdefault(source, [])
         if same and same[-1][1] == index:
             same[-1] = (same[-1][0], index + 1)
         else:
             same.append((index, index + 1))
-    for source, table in (("hourly", "energy_rollups_hourly"), ("quarter", "energy_rollups")):
-        if runs[source]:
-            _add_rollup_cells(conn, table, sensor_ids, edges, runs[source], cells)
-    for one in sensor_ids if runs["raw"] else ():
+    for source, (table, width) in _ROLLUPS.items():
+        if runs.get(source):
+            _add_rollup_cells(conn, table, width, sensor_ids, edges, runs[source], cells)
+    for one in sensor_ids if runs.get("raw") else ():
         _add_raw_cells(conn, one, edges, runs["raw"], cells, max_gap)
     if split:
-        _derive_split_quarters(conn, sensor_ids, edges, split, cells)
+        _derive_split(conn, "energy_rollups", sensor_ids, edges, split, cells)
     if len(cells) == len(intervals) and all(
         lo == edges[i] and hi == edges[i + 1] for i, (lo, hi) in enumerate(intervals)
     ):
@@ -177,50 +179,70 @@ def energy_in_intervals(
     return results
 
 
-def _split_quarters(edges: list[float], sources: list[str]) -> list[tuple[int, int, int]]:
-    """Quarter hours cut by edges into raw cells: (first cell, last cell + 1, the longest one).
+# Each rollup source: its table and bucket width.
+_ROLLUPS = {
+    "hourly": ("energy_rollups_hourly", HOUR_SECONDS),
+    "quarter": ("energy_rollups", ROLLUP_SECONDS),
+    "minute": ("energy_rollups_minute", MINUTE_SECONDS),
+}
 
-    The longest cell of such a quarter is not integrated from raw readings: it is the quarter's
-    rollup minus its other cells (marked "derived" in ``sources``). An interval edge inside a
-    quarter then costs the readings of its shorter side only: on a year at the bucket cap (an
-    edge every 52.6 min, each in its own quarter) a few minutes of readings per edge, not 15.
+
+def _split(
+    edges: list[float], sources: list[str], width: int, inner: set[str], mark: str
+) -> list[tuple[int, int, int]]:
+    """Buckets of ``width`` cut by edges into cells of ``inner`` sources only: (first cell, last
+    cell + 1, the derived one).
+
+    The longest cell of such a bucket is not read: it is the bucket's rollup minus its other cells
+    (its source becomes ``mark``). An interval edge inside a quarter hour then costs the readings of
+    its shorter side only: on a year at the bucket cap (an edge every 52.6 min, each in its own
+    quarter) a few minutes of readings per edge, not 15.
     """
     found = []
     index = 0
     while index < len(sources):
-        quarter = math.floor(edges[index] / ROLLUP_SECONDS) * ROLLUP_SECONDS
-        if sources[index] != "raw" or edges[index] != quarter:
+        start = math.floor(edges[index] / width) * width
+        if sources[index] not in inner or edges[index] != start:
             index += 1
             continue
         end = index
-        while end < len(sources) and sources[end] == "raw" and edges[end + 1] <= quarter + ROLLUP_SECONDS:
+        while end < len(sources) and sources[end] in inner and edges[end + 1] <= start + width:
             end += 1
-        if end - index >= 2 and edges[end] == quarter + ROLLUP_SECONDS:
+        if end - index >= 2 and edges[end] == start + width:
             longest = max(range(index, end), key=lambda k: edges[k + 1] - edges[k])
-            sources[longest] = "derived"
+            sources[longest] = mark
             found.append((index, end, longest))
         index = max(end, index + 1)
     return found
 
 
-def _derive_split_quarters(
-    conn: Conn, sensor_ids: list[int], edges: list[float], split: list[tuple[int, int, int]], cells: list[Energy]
+def _derive_split(
+    conn: Conn,
+    table: str,
+    sensor_ids: list[int],
+    edges: list[float],
+    split: list[tuple[int, int, int]],
+    cells: list[Energy],
 ) -> None:
     rows = conn.execute(
-        "SELECT q.t, sum(r.day_wh), sum(r.night_wh), sum(r.day_seconds), sum(r.night_seconds),"
-        " sum(r.import_wh), sum(r.export_wh)"
-        " FROM unnest(%(q)s::float8[]) AS q(t)"
-        " JOIN energy_rollups r ON r.bucket = to_timestamp(q.t) AND r.sensor_id = ANY(%(s)s::int[])"
-        " GROUP BY q.t",
+        sql.SQL(
+            "SELECT q.t, sum(r.day_wh), sum(r.night_wh), sum(r.day_seconds), sum(r.night_seconds),"
+            " sum(r.import_wh), sum(r.export_wh)"
+            " FROM unnest(%(q)s::float8[]) AS q(t)"
+            # LATERAL: one index lookup per bucket (a hash join read every minute of the table).
+            " CROSS JOIN LATERAL (SELECT * FROM {} WHERE bucket = to_timestamp(q.t)"
+            "   AND sensor_id = ANY(%(s)s::int[]) OFFSET 0) AS r"
+            " GROUP BY q.t"
+        ).format(sql.Identifier(table)),
         {"q": float_array([edges[first] for first, _, _ in split]), "s": sensor_ids},
     ).fetchall()
     totals = {float(t): Energy(*(float(v) for v in sums)) for t, *sums in rows}
-    for first, end, longest in split:
+    for first, end, derived_cell in split:
         derived = totals.get(edges[first], Energy())
         for index in range(first, end):
-            if index != longest:
+            if index != derived_cell:
                 derived += cells[index].scaled(-1.0)
-        cells[longest] = _without_dust(derived)
+        cells[derived_cell] = _without_dust(derived)
 
 
 def _without_dust(energy: Energy) -> Energy:
@@ -247,6 +269,10 @@ def float_array(values: Sequence[float]) -> str:
 
 
 def _cell_edges(intervals: Sequence[tuple[float, float]]) -> list[float]:
+    # No minute edges inside intervals: a ragged end between an edge and the nearest minute would
+    # still be read from raw readings, and measured on a year of readings (bench/README.md), the
+    # scans for the minute rows of every ragged end cost more than the readings they spare. Minute
+    # rollups serve the cells whose both edges are on the minute: fine steps on the clock.
     points: set[float] = set()
     for lo, hi in intervals:
         if hi <= lo:
@@ -266,35 +292,65 @@ def _source_of(lo: float, hi: float) -> str:
         return "hourly"
     if lo % ROLLUP_SECONDS == 0 and hi % ROLLUP_SECONDS == 0:
         return "quarter"
+    if lo % MINUTE_SECONDS == 0 and hi % MINUTE_SECONDS == 0:
+        return "minute"
     return "raw"
 
 
 def _add_rollup_cells(
-    conn: Conn, table: str, sensor_ids: list[int], edges: list[float], runs: list[tuple[int, int]], cells: list[Energy]
+    conn: Conn,
+    table: str,
+    width: int,
+    sensor_ids: list[int],
+    edges: list[float],
+    runs: list[tuple[int, int]],
+    cells: list[Energy],
 ) -> None:
-    # Each run of adjacent cells is one index range scan; width_bucket (a binary search over the
-    # edges) tells which cell a rollup row falls in.
-    rows = conn.execute(
-        sql.SQL(
+    # width_bucket (a binary search over the edges) tells which cell a rollup row falls in. Runs
+    # spread out (a year at the cap: a quarter hour or two every 52.6 min) are each one index range
+    # scan; runs covering most of their span (a week of 1-minute buckets on the clock, each cell a
+    # run of its own) are one range scan over the span, keeping the rows of run cells: less than
+    # 10 000 scans of one row each.
+    span_rows = (edges[runs[-1][1]] - edges[runs[0][0]]) / width
+    run_rows = sum(edges[end] - edges[first] for first, end in runs) / width
+    sums = (
+        "sum(day_wh) AS dw, sum(night_wh) AS nw, sum(day_seconds) AS ds, sum(night_seconds) AS ns,"
+        " sum(import_wh) AS iw, sum(export_wh) AS ew"
+    )
+    params: dict[str, Any] = {"edges": float_array(edges), "s": sensor_ids}
+    if span_rows <= run_rows + _ROWS_PER_SCAN * len(runs):
+        in_run = ["f"] * (len(edges) + 1)
+        for first, end in runs:
+            in_run[first + 1 : end + 1] = ["t"] * (end - first)
+        params.update(lo=edges[runs[0][0]], hi=edges[runs[-1][1]], mask="{" + ",".join(in_run) + "}")
+        query = sql.SQL(
+            "SELECT k, " + sums + " FROM (SELECT width_bucket(date_part('epoch', bucket), %(edges)s::float8[]) AS k,"
+            " day_wh, night_wh, day_seconds, night_seconds, import_wh, export_wh"
+            " FROM {} WHERE sensor_id = ANY(%(s)s::int[])"
+            " AND bucket >= to_timestamp(%(lo)s) AND bucket < to_timestamp(%(hi)s)) AS r"
+            " WHERE (%(mask)s::bool[])[k + 1] GROUP BY k"
+        )
+    else:
+        params.update(
+            lo=float_array([edges[first] for first, _ in runs]), hi=float_array([edges[end] for _, end in runs])
+        )
+        query = sql.SQL(
             "SELECT r.k, r.dw, r.nw, r.ds, r.ns, r.iw, r.ew"
             " FROM unnest(%(lo)s::float8[], %(hi)s::float8[]) AS run(lo, hi)"
             " CROSS JOIN LATERAL ("
-            "   SELECT width_bucket(date_part('epoch', bucket), %(edges)s::float8[]) AS k,"
-            "          sum(day_wh) AS dw, sum(night_wh) AS nw, sum(day_seconds) AS ds, sum(night_seconds) AS ns,"
-            "          sum(import_wh) AS iw, sum(export_wh) AS ew"
+            "   SELECT width_bucket(date_part('epoch', bucket), %(edges)s::float8[]) AS k, " + sums + ""
             "   FROM {} WHERE sensor_id = ANY(%(s)s::int[])"
             "     AND bucket >= to_timestamp(run.lo) AND bucket < to_timestamp(run.hi)"
             "   GROUP BY 1) AS r"
-        ).format(sql.Identifier(table)),
-        {
-            "lo": float_array([edges[first] for first, _ in runs]),
-            "hi": float_array([edges[end] for _, end in runs]),
-            "edges": float_array(edges),
-            "s": sensor_ids,
-        },
-    ).fetchall()
-    for k, *sums in rows:
-        cells[int(k) - 1] += Energy(*(float(v) for v in sums))
+        )
+    rows = conn.execute(query.format(sql.Identifier(table)), params).fetchall()
+    for k, *sums_of_cell in rows:
+        cells[int(k) - 1] += Energy(*(float(v) for v in sums_of_cell))
+
+
+# What one more index range scan costs, in rows read by a scan already under way (a guess on the
+# safe side: a scan's start is a descent of the index and a new executor node).
+_ROWS_PER_SCAN = 10
 
 
 # Raw readings to energy per cell, in one pass. Each segment (two consecutive readings of one
