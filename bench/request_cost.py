@@ -1,6 +1,7 @@
 """What one request can cost at the API's limits: CPU seconds of the api process and of the
 database, wall time, and the api's memory, on a year of 8-s readings of one sensor (plain
-PostgreSQL). The bound the README states for "any request within the limits" comes from here.
+PostgreSQL, or compressed TimescaleDB with ``CW_BENCH_COST_STORAGE=compressed``). The bound the
+README states for "any request within the limits" comes from here.
 
 Each request runs alone (after one warm-up of the same kind), so its CPU is what it costs, not
 what the machine's load makes of it: CPU time is read from /proc for the api process and for
@@ -76,21 +77,41 @@ def _requests() -> list[tuple[str, str, str]]:
 
 
 def run() -> None:
+    from bench.__main__ import _timescaledb_tree
+    from bench.queries import _compress_old_chunks
     from citizenwatt_common.schema import migrate
 
+    # CW_BENCH_COST_STORAGE=compressed: TimescaleDB with every chunk older than 3 days compressed,
+    # as the Pi's stack keeps its readings (default: plain PostgreSQL, as `make run`).
+    compressed = os.environ.get("CW_BENCH_COST_STORAGE", "plain") == "compressed"
+    tree, why = _timescaledb_tree() if compressed else (None, "")
+    if compressed and tree is None:
+        print(f"request-cost: TimescaleDB unavailable ({why})")
+        return
     with tempfile.TemporaryDirectory(prefix="cw-bench-cost-") as folder:
-        server = LocalPostgres(Path(folder) / "pg", durable=False)
+        server = LocalPostgres(Path(folder) / "pg", durable=False, bin_dir=tree, timescaledb=compressed)
         server.start()
         api = None
         try:
             with psycopg.connect(server.url, autocommit=True) as conn:
-                migrate(conn, history.MAX_GAP, compress_after_days=0)
+                migrate(conn, history.MAX_GAP, compress_after_days=3 if compressed else 0)
+                if compressed:  # compressed below, at once: not by the policy's job in the middle
+                    conn.execute(
+                        "SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs"
+                        " WHERE proc_name = 'policy_compression'"
+                    )
                 ids = history.prepare(conn, 1)
                 started = time.perf_counter()
                 history.grow(conn, ids, END - 365 * DAY, END)
                 conn.execute("VACUUM ANALYZE")
                 rows = conn.execute("SELECT count(*) FROM readings").fetchone()
-            print(f"request-cost: {rows[0] if rows else 0:,} readings loaded in {time.perf_counter() - started:.0f} s")
+            if compressed:
+                _compress_old_chunks(server.url)
+            storage = "TimescaleDB, compressed" if compressed else "plain PostgreSQL"
+            print(
+                f"request-cost: {rows[0] if rows else 0:,} readings loaded in {time.perf_counter() - started:.0f} s"
+                f" ({storage})"
+            )
             postmaster = server.postmaster_pid()
             assert postmaster is not None
             api = ApiServer(server.url)

@@ -192,8 +192,8 @@ def test_a_heavy_request_without_a_slot_in_time_is_refused_cleanly() -> None:
             assert (refused.status_code, refused.code) == (503, ErrorCode.SERVER_BUSY)
             assert refused.headers == {"Retry-After": str(RETRY_AFTER_SECONDS)}
         assert (gate.running, gate.waiting) == (0, 0)
-        # Only the admission is timed: leaving runs give_back_memory (a full collection, which
-        # in a test process holding a whole suite's objects can take longer than a second).
+        # Only the admission is timed: leaving runs give_back_memory (a collection and a trim of the
+        # whole heap, which in a test process holding a whole suite's objects may take a while).
         next_one = gate.admitted()
         async with asyncio.timeout(1):
             await next_one.__aenter__()

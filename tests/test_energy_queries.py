@@ -93,3 +93,33 @@ def test_energy_in_intervals_equals_integrating_each_segment(
                         b,
                         field,
                     )
+
+
+def test_intervals_spread_over_weeks_read_their_raw_windows_a_week_at_a_time(
+    db: psycopg.Connection[tuple[object, ...]], database_url: str, compress: Callable[[str], int]
+) -> None:
+    # Raw windows more than a week apart are read by separate statements, each sent only the edges
+    # its segments can reach (queries._window_groups): 17 days of readings about a minute apart,
+    # buckets of 1.37 days with ragged ends, a quarter-hour step straddling a group's end.
+    rng = random.Random(3)
+    readings, ts = [], START + 17.0
+    while ts < START + 17 * 86_400:
+        readings.append(Reading(sensor="house", kind="simulator", ts=round(ts, 3), power=rng.uniform(-200.0, 3000.0)))
+        ts += rng.choice([60.0] * 40 + [rng.uniform(5, 290), rng.uniform(310, 5000)])
+    db.execute("UPDATE household SET night_start_minute = 1320, night_end_minute = 360")
+    with db.transaction():
+        store_readings(db, readings, load_household(db), PARIS)
+    compress(database_url)
+    samples = [
+        Sample(float(str(t)), float(str(p)), bool(n))
+        for t, p, n in db.execute(
+            "SELECT extract(epoch FROM ts)::float8, power, night_rate FROM readings ORDER BY ts"
+        ).fetchall()
+    ]
+    for lo, step, count in ((START + 1234.5, 1.37 * 86_400, 12), (START + 6.9 * 86_400, 901.7, 60)):
+        intervals = [(lo + k * step, lo + (k + 1) * step) for k in range(count)]
+        got = energy_in_intervals(db, 1, intervals, MAX_GAP)
+        for (a, b), energy in zip(intervals, got, strict=True):
+            expected = _by_python(samples, a, b)
+            for field in FIELDS:
+                assert getattr(energy, field) == pytest.approx(getattr(expected, field), rel=1e-9, abs=1e-6), (a, field)

@@ -378,8 +378,10 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     # 9: energy per sensor per UTC minute, kept exact by the same writers as the other rollups, so
     # that a bucket of a fine step is summed from minutes and only the seconds around its edges
     # come from raw readings (queries.energy_in_intervals). A minute row is updated by each reading
-    # of its minute and then left alone: fillfactor 70 leaves room on its page for those new row
-    # versions (HOT updates, no index entry each). Existing readings are cut into minutes here,
+    # of its minute and then left alone, and only the newest minute of each sensor is being
+    # updated: fillfactor 90 leaves room on the newest page for those few rows' new versions (HOT
+    # updates, no index entry each) and little empty space on the others. Existing readings are cut
+    # into minutes here,
     # segment by segment, as energy.split_by_bucket does (the same trapezoids, tariff of the
     # segment's end, import and export apart as energy.linear_flows): one pass over readings.
     """
@@ -393,7 +395,7 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         import_wh double precision NOT NULL DEFAULT 0,
         export_wh double precision NOT NULL DEFAULT 0,
         PRIMARY KEY (sensor_id, bucket)
-    ) WITH (fillfactor = 70);
+    ) WITH (fillfactor = 90);
 
     WITH seg AS (
         SELECT sensor_id, lag(t) OVER w AS t0, t AS t1, lag(p) OVER w AS p0, p AS p1, n

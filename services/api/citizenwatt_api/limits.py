@@ -86,7 +86,8 @@ def give_back_memory() -> None:
     arenas are only returned when entirely empty, and a year of hourly costs left 11 MB of them
     behind for good; with glibc's allocator, malloc_trim returns every free page. Measured: after
     costs, energy.csv and a year at the bucket cap, 11.5 MB kept with pymalloc and trim, 1-3 MB
-    with malloc and trim. A collection first, so that cycles freed late are in what is returned.
+    with malloc and trim. A collection first, so that cycles freed late are in what is returned
+    (cheap: the api froze its startup objects out of the collector's sight, app.py).
     """
     gc.collect()
     if _LIBC is not None:
