@@ -141,7 +141,7 @@ def energy_in_intervals(
     between two quarter hours from the 15-minute rollups, one between two minutes from the minute
     rollups, and any other one (the ragged ends, or every bucket of a fine step off the minutes) is
     integrated from raw readings; an interval is the sum of its cells. A quarter hour cut by edges
-    into raw cells is worked out from its rollup minus its shorter parts (_split). All of it is
+    into raw cells is worked out from its rollup minus its shorter parts (_split_quarters). All of it is
     summed in SQL, one statement per source: a week of 5-minute buckets on the clock reads 10 080
     minute rows, not 75 600 readings.
     """
@@ -151,21 +151,21 @@ def energy_in_intervals(
     edges = _cell_edges(intervals)
     cells = [Energy() for _ in range(len(edges) - 1)]
     sources = [_source_of(edges[index], edges[index + 1]) for index in range(len(cells))]
-    split = _split(edges, sources, ROLLUP_SECONDS, inner={"raw"}, mark="derived")
-    runs: dict[str, list[tuple[int, int]]] = {}
+    split = _split_quarters(edges, sources)
+    runs: dict[str, list[tuple[int, int]]] = {"hourly": [], "quarter": [], "minute": [], "raw": [], "derived": []}
     for index, source in enumerate(sources):
-        same = runs.setdefault(source, [])
+        same = runs[source]
         if same and same[-1][1] == index:
             same[-1] = (same[-1][0], index + 1)
         else:
             same.append((index, index + 1))
     for source, (table, width) in _ROLLUPS.items():
-        if runs.get(source):
+        if runs[source]:
             _add_rollup_cells(conn, table, width, sensor_ids, edges, runs[source], cells)
-    for one in sensor_ids if runs.get("raw") else ():
+    for one in sensor_ids if runs["raw"] else ():
         _add_raw_cells(conn, one, edges, runs["raw"], cells, max_gap)
     if split:
-        _derive_split(conn, "energy_rollups", sensor_ids, edges, split, cells)
+        _derive_split_quarters(conn, sensor_ids, edges, split, cells)
     if len(cells) == len(intervals) and all(
         lo == edges[i] and hi == edges[i + 1] for i, (lo, hi) in enumerate(intervals)
     ):
@@ -187,62 +187,50 @@ _ROLLUPS = {
 }
 
 
-def _split(
-    edges: list[float], sources: list[str], width: int, inner: set[str], mark: str
-) -> list[tuple[int, int, int]]:
-    """Buckets of ``width`` cut by edges into cells of ``inner`` sources only: (first cell, last
-    cell + 1, the derived one).
+def _split_quarters(edges: list[float], sources: list[str]) -> list[tuple[int, int, int]]:
+    """Quarter hours cut by edges into raw cells: (first cell, last cell + 1, the longest one).
 
-    The longest cell of such a bucket is not read: it is the bucket's rollup minus its other cells
-    (its source becomes ``mark``). An interval edge inside a quarter hour then costs the readings of
-    its shorter side only: on a year at the bucket cap (an edge every 52.6 min, each in its own
-    quarter) a few minutes of readings per edge, not 15.
+    The longest cell of such a quarter is not integrated from raw readings: it is the quarter's
+    rollup minus its other cells (marked "derived" in ``sources``). An interval edge inside a
+    quarter then costs the readings of its shorter side only: on a year at the bucket cap (an
+    edge every 52.6 min, each in its own quarter) a few minutes of readings per edge, not 15.
     """
     found = []
     index = 0
     while index < len(sources):
-        start = math.floor(edges[index] / width) * width
-        if sources[index] not in inner or edges[index] != start:
+        quarter = math.floor(edges[index] / ROLLUP_SECONDS) * ROLLUP_SECONDS
+        if sources[index] != "raw" or edges[index] != quarter:
             index += 1
             continue
         end = index
-        while end < len(sources) and sources[end] in inner and edges[end + 1] <= start + width:
+        while end < len(sources) and sources[end] == "raw" and edges[end + 1] <= quarter + ROLLUP_SECONDS:
             end += 1
-        if end - index >= 2 and edges[end] == start + width:
+        if end - index >= 2 and edges[end] == quarter + ROLLUP_SECONDS:
             longest = max(range(index, end), key=lambda k: edges[k + 1] - edges[k])
-            sources[longest] = mark
+            sources[longest] = "derived"
             found.append((index, end, longest))
         index = max(end, index + 1)
     return found
 
 
-def _derive_split(
-    conn: Conn,
-    table: str,
-    sensor_ids: list[int],
-    edges: list[float],
-    split: list[tuple[int, int, int]],
-    cells: list[Energy],
+def _derive_split_quarters(
+    conn: Conn, sensor_ids: list[int], edges: list[float], split: list[tuple[int, int, int]], cells: list[Energy]
 ) -> None:
     rows = conn.execute(
-        sql.SQL(
-            "SELECT q.t, sum(r.day_wh), sum(r.night_wh), sum(r.day_seconds), sum(r.night_seconds),"
-            " sum(r.import_wh), sum(r.export_wh)"
-            " FROM unnest(%(q)s::float8[]) AS q(t)"
-            # LATERAL: one index lookup per bucket (a hash join read every minute of the table).
-            " CROSS JOIN LATERAL (SELECT * FROM {} WHERE bucket = to_timestamp(q.t)"
-            "   AND sensor_id = ANY(%(s)s::int[]) OFFSET 0) AS r"
-            " GROUP BY q.t"
-        ).format(sql.Identifier(table)),
+        "SELECT q.t, sum(r.day_wh), sum(r.night_wh), sum(r.day_seconds), sum(r.night_seconds),"
+        " sum(r.import_wh), sum(r.export_wh)"
+        " FROM unnest(%(q)s::float8[]) AS q(t)"
+        " JOIN energy_rollups r ON r.bucket = to_timestamp(q.t) AND r.sensor_id = ANY(%(s)s::int[])"
+        " GROUP BY q.t",
         {"q": float_array([edges[first] for first, _, _ in split]), "s": sensor_ids},
     ).fetchall()
     totals = {float(t): Energy(*(float(v) for v in sums)) for t, *sums in rows}
-    for first, end, derived_cell in split:
+    for first, end, longest in split:
         derived = totals.get(edges[first], Energy())
         for index in range(first, end):
-            if index != derived_cell:
+            if index != longest:
                 derived += cells[index].scaled(-1.0)
-        cells[derived_cell] = _without_dust(derived)
+        cells[longest] = _without_dust(derived)
 
 
 def _without_dust(energy: Energy) -> Energy:
