@@ -385,16 +385,10 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     # segment by segment, as energy.split_by_bucket does (the same trapezoids, tariff of the
     # segment's end, import and export apart as energy.linear_flows): one pass over readings.
     """
+    -- The 15-minute table's columns, defaults and primary key (LIKE copies no foreign key).
     CREATE TABLE energy_rollups_minute (
-        sensor_id integer NOT NULL REFERENCES sensors (id),
-        bucket timestamptz NOT NULL,
-        day_wh double precision NOT NULL DEFAULT 0,
-        night_wh double precision NOT NULL DEFAULT 0,
-        day_seconds double precision NOT NULL DEFAULT 0,
-        night_seconds double precision NOT NULL DEFAULT 0,
-        import_wh double precision NOT NULL DEFAULT 0,
-        export_wh double precision NOT NULL DEFAULT 0,
-        PRIMARY KEY (sensor_id, bucket)
+        LIKE energy_rollups INCLUDING DEFAULTS INCLUDING INDEXES,
+        FOREIGN KEY (sensor_id) REFERENCES sensors (id)
     ) WITH (fillfactor = 90);
 
     WITH seg AS (
