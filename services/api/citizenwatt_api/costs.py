@@ -17,7 +17,7 @@ the leaves shown under it. So a tiny cost is never "0.00", and a column of figur
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -116,11 +116,7 @@ def bucket_costs(
     last_day = periods[-1][1].astimezone(zone).date()
     colours = load_colours(conn, date.fromordinal(first_day.toordinal() - 1), last_day)
     buckets = [BucketCost(a, b) for a, b in periods]
-    pieces: list[tuple[int, Piece]] = [
-        (index, piece)
-        for index, (a, b) in enumerate(periods)
-        for piece in plan.pieces(a.timestamp(), b.timestamp(), zone, colours)
-    ]
+    pieces = _pieces_of(plan, [(a.timestamp(), b.timestamp()) for a, b in periods], zone, colours)
     intervals = [(piece.lo, piece.hi) for _, piece in pieces]
     if sensor_ids:
         energies = queries.energy_in_intervals(conn, list(sensor_ids), intervals, max_gap)
@@ -146,6 +142,35 @@ def bucket_costs(
         for bucket in buckets:
             bucket.subscription = month_subscriptions(bucket.start.timestamp(), bucket.end.timestamp(), plan, zone)
     return buckets
+
+
+def _pieces_of(
+    plan: Plan, spans: Sequence[tuple[float, float]], zone: ZoneInfo, colours: Mapping[date, str]
+) -> list[tuple[int, Piece]]:
+    """Every span's pieces, each with its span's index.
+
+    Back-to-back spans (calendar buckets) are cut from the pieces of their whole stretch, worked
+    out once: a year by day asked for the pieces of each day apart, which walked the calendar
+    three days at a time and cost 15 of its 33 ms. A piece is what lies between two price edges,
+    described by its middle, so the part of it in a span is what that span alone would give.
+    """
+    if any(spans[k][1] != spans[k + 1][0] for k in range(len(spans) - 1)):
+        return [(index, piece) for index, (a, b) in enumerate(spans) for piece in plan.pieces(a, b, zone, colours)]
+    whole = plan.pieces(spans[0][0], spans[-1][1], zone, colours)
+    found: list[tuple[int, Piece]] = []
+    first = 0
+    for index, (a, b) in enumerate(spans):
+        while first < len(whole) and whole[first].hi <= a:
+            first += 1
+        k = first
+        while k < len(whole) and whole[k].lo < b:
+            piece = whole[k]
+            lo, hi = max(piece.lo, a), min(piece.hi, b)
+            if (lo, hi) != (piece.lo, piece.hi):
+                piece = Piece(lo, hi, piece.tariff, piece.version, piece.period, piece.colour, piece.colour_assumed)
+            found.append((index, piece))
+            k += 1
+    return found
 
 
 def cost_periods(first: date, bucket: CostBucketKind, count: int, zone: ZoneInfo) -> list[tuple[datetime, datetime]]:

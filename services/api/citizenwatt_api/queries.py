@@ -307,16 +307,14 @@ def _add_rollup_cells(
     )
     params: dict[str, Any] = {"edges": float_array(edges), "s": sensor_ids}
     if span_rows <= run_rows + _ROWS_PER_SCAN * len(runs):
-        in_run = ["f"] * (len(edges) + 1)
-        for first, end in runs:
-            in_run[first + 1 : end + 1] = ["t"] * (end - first)
-        params.update(lo=edges[runs[0][0]], hi=edges[runs[-1][1]], mask="{" + ",".join(in_run) + "}")
+        # Rows of the span outside the runs come back grouped by their cell (at most a row per
+        # cell) and are dropped here: testing a mask array in SQL for each row cost a year by day
+        # (8 760 hourly rows) 2.5 of its 8 ms.
+        params.update(lo=edges[runs[0][0]], hi=edges[runs[-1][1]])
         query = sql.SQL(
-            "SELECT k, " + sums + " FROM (SELECT width_bucket(date_part('epoch', bucket), %(edges)s::float8[]) AS k,"
-            " day_wh, night_wh, day_seconds, night_seconds, import_wh, export_wh"
+            "SELECT width_bucket(date_part('epoch', bucket), %(edges)s::float8[]) AS k, " + sums + ""
             " FROM {} WHERE sensor_id = ANY(%(s)s::int[])"
-            " AND bucket >= to_timestamp(%(lo)s) AND bucket < to_timestamp(%(hi)s)) AS r"
-            " WHERE (%(mask)s::bool[])[k + 1] GROUP BY k"
+            " AND bucket >= to_timestamp(%(lo)s) AND bucket < to_timestamp(%(hi)s) GROUP BY 1"
         )
     else:
         params.update(
@@ -332,8 +330,12 @@ def _add_rollup_cells(
             "   GROUP BY 1) AS r"
         )
     rows = conn.execute(query.format(sql.Identifier(table)), params).fetchall()
+    in_run = [False] * (len(edges) + 1)  # by width_bucket's k: cell k - 1
+    for first, end in runs:
+        in_run[first + 1 : end + 1] = [True] * (end - first)
     for k, *sums_of_cell in rows:
-        cells[int(k) - 1] += Energy(*(float(v) for v in sums_of_cell))
+        if in_run[k]:
+            cells[k - 1] += Energy(*sums_of_cell)
 
 
 # What one more index range scan costs, in rows read by a scan already under way (a guess on the

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import psycopg
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 
 from citizenwatt_common.store import load_household
@@ -165,7 +165,7 @@ def energy(
     tz: str | None = Query(None, description="IANA time zone (default: the household's)"),
     user: User = Depends(current_user),
     conn: Conn = Depends(get_conn),
-) -> EnergyReport:
+) -> Response:
     zone = _zone(tz, request.app.state.settings.zone)
     if sensor == "all":
         sensor_ids = [int(r[0]) for r in conn.execute("SELECT id FROM sensors ORDER BY id").fetchall()]
@@ -209,7 +209,7 @@ def energy(
     total_import_kwh = sum(x.import_kwh or 0.0 for x in buckets)
     total_export_kwh = sum(x.export_kwh or 0.0 for x in buckets)
     total_euros = sum(x.euros or 0.0 for x in buckets)
-    return EnergyReport(
+    report = EnergyReport(
         sensor="all" if sensor == "all" else int(sensor),
         timezone=str(zone),
         bucket=bucket,
@@ -220,6 +220,10 @@ def energy(
         total_net_kwh=total_kwh,
         total_euros=total_euros,
     )
+    # Serialised once, here: handed back as a model, FastAPI would validate the report a second
+    # time against response_model (which stays, for the documentation) before encoding it, 3 ms
+    # more for a year by day.
+    return Response(report.model_dump_json(), media_type="application/json")
 
 
 # With no reading to send for this long, the stream sends a ``heartbeat`` event: the page's watchdog
