@@ -22,6 +22,7 @@ window lasts 7 or 9 hours of real time.
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import math
 import re
@@ -99,7 +100,8 @@ class Version:
     windows: tuple[Window, ...] = ()
     export_per_kwh: Decimal = Decimal(0)
 
-    @property
+    # Both cached: the calendar asks them for every day of a request (a year by day: 730 times).
+    @functools.cached_property
     def is_tempo(self) -> bool:
         return any(isinstance(p, Mapping) for p in self.prices.values())
 
@@ -115,12 +117,13 @@ class Version:
             return value[colour or ASSUMED_COLOUR]
         return value
 
-    def edge_minutes(self) -> list[int]:
+    @functools.cached_property
+    def edge_minutes(self) -> tuple[int, ...]:
         """Minutes of the day where the price may change (window edges, and 06:00 for Tempo)."""
         edges = {w.start for w in self.windows} | {w.end for w in self.windows}
         if self.is_tempo:
             edges.add(TEMPO_DAY_START_MINUTE)
-        return sorted(edges)
+        return tuple(sorted(edges))
 
     def as_json(self) -> dict[str, object]:
         def number(value: Decimal) -> float:
@@ -317,7 +320,7 @@ class Plan:
             if current[0] is not previous[0] or current[1] is not previous[1]:
                 yield local_midnight(day, zone).timestamp()
             previous = current
-            minutes = current[1].edge_minutes()
+            minutes = current[1].edge_minutes
             if not minutes:
                 continue
             for minute in minutes:

@@ -56,13 +56,13 @@ class PartKey:
     euros_per_kwh: Decimal
 
 
-@dataclass
+@dataclass(slots=True)
 class Part:
     kwh: float = 0.0
     euros: Decimal = Decimal(0)
 
 
-@dataclass
+@dataclass(slots=True)
 class BucketCost:
     start: datetime
     end: datetime
@@ -85,6 +85,7 @@ class BucketCost:
 
 
 _NANO_WH = Decimal("1e-9")
+_NO_CREDIT = Decimal(0)
 
 
 def _wh(value: float) -> Decimal:
@@ -122,19 +123,32 @@ def bucket_costs(
         energies = queries.energy_in_intervals(conn, list(sensor_ids), intervals, max_gap)
     else:  # no sensor yet: nothing measured, the subscription all the same
         energies = [Energy() for _ in intervals]
+    # A year by day has 365 to 1 460 pieces but a handful of prices: each price's key and figures
+    # are worked out once.
+    prices: dict[tuple[int, int, str, str | None, bool], tuple[PartKey, Decimal, Decimal, bool]] = {}
     for (index, piece), energy in zip(pieces, energies, strict=True):
         bucket = buckets[index]
         bucket.energy += energy
         if energy.is_empty:
             continue
-        key = PartKey(piece.tariff.name, piece.period, piece.colour, piece.colour_assumed, piece.euros_per_kwh)
-        part = bucket.parts.setdefault(key, Part())
+        which = (id(piece.tariff), id(piece.version), piece.period, piece.colour, piece.colour_assumed)
+        price = prices.get(which)
+        if price is None:
+            key = PartKey(piece.tariff.name, piece.period, piece.colour, piece.colour_assumed, piece.euros_per_kwh)
+            price = prices[which] = (key, key.euros_per_kwh, piece.version.export_per_kwh, piece.is_default_period)
+        key, per_kwh, export_per_kwh, is_default = price
+        part = bucket.parts.get(key)
+        if part is None:
+            part = bucket.parts[key] = Part()
         part.kwh += max(energy.import_wh, 0.0) / 1000
-        euros = _wh(energy.import_wh) / _KWH * piece.euros_per_kwh
+        euros = _wh(energy.import_wh) / _KWH * per_kwh
         part.euros += euros
-        credit = _wh(energy.export_wh) / _KWH * piece.version.export_per_kwh
+        # No export (most sensors, all night): a credit of 0 whatever its price.
+        credit = _NO_CREDIT
+        if energy.export_wh > 0 and export_per_kwh:
+            credit = _wh(energy.export_wh) / _KWH * export_per_kwh
         bucket.export_euros += credit
-        if piece.is_default_period:
+        if is_default:
             bucket.day_euros += euros - credit
         else:
             bucket.night_euros += euros - credit

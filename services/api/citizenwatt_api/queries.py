@@ -216,12 +216,12 @@ def _split_quarters(edges: list[float], sources: list[str]) -> list[tuple[int, i
 def _derive_split_quarters(
     conn: Conn, sensor_ids: list[int], edges: list[float], split: list[tuple[int, int, int]], cells: list[Energy]
 ) -> None:
+    # One index scan looking up every quarter (= ANY of an array): a hash join read the whole
+    # table, 12 ms for the 366 quarters of a year by day from an instant off the minute (2 ms so).
     rows = conn.execute(
-        "SELECT q.t, sum(r.day_wh), sum(r.night_wh), sum(r.day_seconds), sum(r.night_seconds),"
-        " sum(r.import_wh), sum(r.export_wh)"
-        " FROM unnest(%(q)s::float8[]) AS q(t)"
-        " JOIN energy_rollups r ON r.bucket = to_timestamp(q.t) AND r.sensor_id = ANY(%(s)s::int[])"
-        " GROUP BY q.t",
+        "SELECT date_part('epoch', bucket), sum(day_wh), sum(night_wh), sum(day_seconds), sum(night_seconds),"
+        " sum(import_wh), sum(export_wh) FROM energy_rollups WHERE sensor_id = ANY(%(s)s::int[])"
+        " AND bucket = ANY(ARRAY(SELECT to_timestamp(t) FROM unnest(%(q)s::float8[]) AS q(t))) GROUP BY bucket",
         {"q": float_array([edges[first] for first, _, _ in split]), "s": sensor_ids},
     ).fetchall()
     totals = {float(t): Energy(*(float(v) for v in sums)) for t, *sums in rows}
@@ -413,6 +413,11 @@ _EXPORT_SUMS = f"""
 _RAW_CELLS = f"SELECT k1, n, {_NET_SUMS}, {_EXPORT_SUMS} FROM ({_SEGMENTS}) AS cut GROUP BY k1, n"
 _RAW_CELLS_NO_EXPORT = f"SELECT k1, n, {_NET_SUMS}, NULL, NULL FROM ({_SEGMENTS}) AS cut GROUP BY k1, n"
 _EXPORTS = "SELECT exports FROM sensors WHERE id = %s"
+# Whether readings has chunks (a TimescaleDB hypertable's inherit from it): see _window_groups.
+_EXPORTS_AND_CHUNKS = (
+    "SELECT exports, EXISTS (SELECT 1 FROM pg_inherits WHERE inhparent = 'readings'::regclass)"
+    " FROM sensors WHERE id = %s"
+)
 
 _CROSSING_SEGMENTS = f"SELECT t0, t1, p0, p1, n FROM ({_SEGMENTS}) AS cut WHERE k0 < k1 - 1"
 
@@ -447,33 +452,18 @@ def _add_raw_cells(
     crossing: list[tuple[Any, ...]] = []
     with conn.transaction():
         conn.execute("SELECT set_config('enable_sort', 'off', true)")
-        exports = _exports(conn, sensor_id)
-        for group in _window_groups(windows):
-            # Only the edges this group's segments can reach go with it (width_bucket's numbers
-            # are then counted from ``offset``): 27 statements each parsing 20 000 edges cost a
-            # year at the cap 10 % more on plain PostgreSQL.
-            offset = max(bisect.bisect_left(edges, group[0][0] - max_gap) - 1, 0)
-            stop = bisect.bisect_right(edges, group[-1][1] + max_gap) + 1
-            params = {
-                "lo": float_array([w[0] for w in group]),
-                "hi": float_array([w[1] for w in group]),
-                "edges": float_array(edges[offset:stop]),
-                "s": sensor_id,
-                "first": group[0][0] - max_gap,
-                "last": group[-1][1] + max_gap,
-                "gap": max_gap,
-            }
-            found = conn.execute(_RAW_CELLS if exports else _RAW_CELLS_NO_EXPORT, params).fetchall()
-            # The writer that stores a sensor's first negative reading sets its flag in the same
-            # transaction, and the flag never goes back. So if it is still unset after the
-            # statement, no negative reading was there for the statement to see, whatever the
-            # isolation level; if it was set meanwhile, the statement is run again with the export
-            # sums (and so are the groups after it).
-            if not exports and _exports(conn, sensor_id):
-                exports = True
-                found = conn.execute(_RAW_CELLS, params).fetchall()
-            rows += [(offset, row) for row in found]
-            if any(row[6] > 1 for row in found):
+        exports, chunked = conn.execute(_EXPORTS_AND_CHUNKS, (sensor_id,)).fetchone() or (False, False)
+        groups = [_group_params(group, edges, sensor_id, max_gap) for group in _window_groups(windows, chunked)]
+        found = [conn.execute(_RAW_CELLS if exports else _RAW_CELLS_NO_EXPORT, p).fetchall() for p in groups]
+        # The writer that stores a sensor's first negative reading sets its flag in the same
+        # transaction, and the flag never goes back. So if it is still unset after the statements,
+        # none of them had a negative reading to see, whatever the isolation level; if it was set
+        # meanwhile, they are run again with the export sums.
+        if not exports and _exports(conn, sensor_id):
+            found = [conn.execute(_RAW_CELLS, p).fetchall() for p in groups]
+        for params, group_rows in zip(groups, found, strict=True):
+            rows += [(params["offset"], row) for row in group_rows]
+            if any(row[6] > 1 for row in group_rows):
                 crossing += conn.execute(_CROSSING_SEGMENTS, params).fetchall()
     last = len(cells)
     for offset, (k1, night, joules, seconds, carried_joules, carried_seconds, _, exported, carried_exported) in rows:
@@ -499,15 +489,37 @@ def _add_raw_cells(
                 cells[index].add_segment_part(segment, edges[index], edges[index + 1])
 
 
-# Raw windows are read a week at a time (a statement each). With TimescaleDB the statement's
-# constant bounds then plan one or two chunks instead of every chunk the request spans, and each of
-# the window's index scans no longer walks them all: a year at the bucket cap (10 000 windows) on
-# compressed chunks took 8.3 s as one statement, 2.6 s a week at a time (bench/README.md); plain
-# tables are unaffected (1.04 s either way).
+def _group_params(group: list[list[float]], edges: list[float], sensor_id: int, max_gap: float) -> dict[str, Any]:
+    # Only the edges this group's segments can reach go with it (width_bucket's numbers are then
+    # counted from ``offset``): 27 statements each parsing 20 000 edges cost a year at the cap 10 %
+    # more on plain PostgreSQL.
+    offset = max(bisect.bisect_left(edges, group[0][0] - max_gap) - 1, 0)
+    stop = bisect.bisect_right(edges, group[-1][1] + max_gap) + 1
+    return {
+        "lo": float_array([w[0] for w in group]),
+        "hi": float_array([w[1] for w in group]),
+        "edges": float_array(edges[offset:stop]),
+        "offset": offset,
+        "s": sensor_id,
+        "first": group[0][0] - max_gap,
+        "last": group[-1][1] + max_gap,
+        "gap": max_gap,
+    }
+
+
+# In a TimescaleDB hypertable, raw windows are read a week at a time (a statement each). The
+# statement's constant bounds then plan one or two chunks instead of every chunk the request spans,
+# and each of the window's index scans no longer walks them all: a year at the bucket cap (10 000
+# windows) on compressed chunks took 8.3 s as one statement, 2.6 s a week at a time
+# (bench/README.md). A plain table has nothing to gain from it and pays a statement per week: a
+# year by day from an instant off the minute (366 windows) took 53 statements and 100 ms, 55 ms
+# in one.
 _GROUP_SECONDS = 7 * 86_400
 
 
-def _window_groups(windows: list[list[float]]) -> list[list[list[float]]]:
+def _window_groups(windows: list[list[float]], chunked: bool) -> list[list[list[float]]]:
+    if not chunked:
+        return [windows] if windows else []
     groups: list[list[list[float]]] = []
     for window in windows:
         if groups and window[1] - groups[-1][0][0] <= _GROUP_SECONDS:
