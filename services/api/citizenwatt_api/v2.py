@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import psycopg
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from citizenwatt_common.store import load_household
 
@@ -186,45 +186,57 @@ def energy(
 
     household_zone = request.app.state.settings.zone  # tariff hours are the household's wall clock
     costed = bucket_costs(conn, sensor_ids, periods, household_zone, max_gap, subscription=False)
-    buckets = []
+    # Built as plain data and serialised once, by pydantic-core, in the EnergyReport's shape (its
+    # fields, in its order; response_model stays, for the documentation): models for 365 buckets,
+    # then FastAPI's validation of the report against response_model, cost a year by day 6 ms.
+    buckets: list[dict[str, Any]] = []
+    total_kwh = total_import_kwh = total_export_kwh = total_euros = 0.0
     for cost in costed:
-        e, empty = cost.energy, cost.empty
+        e = cost.energy
+        mean_watts = e.mean_power()[0]
+        if cost.empty:
+            buckets.append({"start": cost.start, "end": cost.end, **_NO_ENERGY, "mean_watts": mean_watts})
+            continue
+        kwh, import_kwh, export_kwh = e.total_wh / 1000, e.import_wh / 1000, e.export_wh / 1000
+        euros = float(cost.energy_euros)
         buckets.append(
-            # Built from values of the declared types: validating 365 buckets again cost 2 ms.
-            EnergyBucket.model_construct(
-                start=cost.start,
-                end=cost.end,
-                kwh=None if empty else e.total_wh / 1000,
-                day_kwh=None if empty else e.day_wh / 1000,
-                night_kwh=None if empty else e.night_wh / 1000,
-                import_kwh=None if empty else e.import_wh / 1000,
-                export_kwh=None if empty else e.export_wh / 1000,
-                net_kwh=None if empty else e.total_wh / 1000,
-                euros=None if empty else float(cost.energy_euros),
-                day_euros=None if empty else float(cost.day_euros),
-                night_euros=None if empty else float(cost.night_euros),
-                mean_watts=e.mean_power()[0],
-            )
+            {
+                "start": cost.start,
+                "end": cost.end,
+                "kwh": kwh,
+                "day_kwh": e.day_wh / 1000,
+                "night_kwh": e.night_wh / 1000,
+                "import_kwh": import_kwh,
+                "export_kwh": export_kwh,
+                "net_kwh": kwh,
+                "euros": euros,
+                "day_euros": float(cost.day_euros),
+                "night_euros": float(cost.night_euros),
+                "mean_watts": mean_watts,
+            }
         )
-    total_kwh = sum(x.kwh or 0.0 for x in buckets)
-    total_import_kwh = sum(x.import_kwh or 0.0 for x in buckets)
-    total_export_kwh = sum(x.export_kwh or 0.0 for x in buckets)
-    total_euros = sum(x.euros or 0.0 for x in buckets)
-    report = EnergyReport(
-        sensor="all" if sensor == "all" else int(sensor),
-        timezone=str(zone),
-        bucket=bucket,
-        buckets=buckets,
-        total_kwh=total_kwh,
-        total_import_kwh=total_import_kwh,
-        total_export_kwh=total_export_kwh,
-        total_net_kwh=total_kwh,
-        total_euros=total_euros,
-    )
-    # Serialised once, here: handed back as a model, FastAPI would validate the report a second
-    # time against response_model (which stays, for the documentation) before encoding it, 3 ms
-    # more for a year by day.
-    return Response(report.model_dump_json(), media_type="application/json")
+        total_kwh += kwh
+        total_import_kwh += import_kwh
+        total_export_kwh += export_kwh
+        total_euros += euros
+    report = {
+        "sensor": "all" if sensor == "all" else int(sensor),
+        "timezone": str(zone),
+        "bucket": bucket,
+        "buckets": buckets,
+        "total_kwh": total_kwh,
+        "total_import_kwh": total_import_kwh,
+        "total_export_kwh": total_export_kwh,
+        "total_net_kwh": total_kwh,
+        "total_euros": total_euros,
+    }
+    return Response(_ANY_JSON.dump_json(report), media_type="application/json")
+
+
+_NO_ENERGY = dict.fromkeys(
+    ("kwh", "day_kwh", "night_kwh", "import_kwh", "export_kwh", "net_kwh", "euros", "day_euros", "night_euros")
+)
+_ANY_JSON: TypeAdapter[Any] = TypeAdapter(Any)
 
 
 # With no reading to send for this long, the stream sends a ``heartbeat`` event: the page's watchdog
