@@ -11,12 +11,14 @@ query time and size follow the amount of data.
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from citizenwatt_common.energy import MINUTE_SECONDS, ROLLUP_SECONDS, Energy, Sample, segments_of, split_by_bucket
+from citizenwatt_common.store import close_days
 
 Conn = psycopg.Connection[Any]
 
@@ -75,6 +77,7 @@ def grow(conn: Conn, sensor_ids: list[int], start: float, end: float) -> None:
             },
         )
     _add_rollups(conn, start, end)
+    close_days(conn, time.time(), ZONE)  # as the aggregator does: the past days get their day rows
 
 
 def _add_rollups(conn: Conn, start: float, end: float) -> None:

@@ -6,8 +6,10 @@ import itertools
 import json
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
@@ -164,3 +166,33 @@ def test_sigkill_mid_stream_loses_nothing_and_duplicates_nothing(
     assert len(seqs) == len(set(seqs))
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # no gap in the simulator's sequence
     assert_late_readings_in_compressed_chunks(backend, database_url)
+
+
+def test_the_aggregator_closes_the_past_days_at_start(
+    mosquitto: LocalMosquitto, database_url: str, tmp_path: Path, observer: MqttObserver
+) -> None:
+    # An hour at 100 W, at noon three days ago (Paris): the aggregator that stores it has closed
+    # the days at its start, before it; the next one closes that day (store.close_days): 100 Wh.
+    zone = ZoneInfo("Europe/Paris")
+    day = (datetime.now(zone) - timedelta(days=3)).date()
+    noon = datetime(day.year, day.month, day.day, 12, tzinfo=zone).timestamp()
+    env = env_for(mosquitto, database_url, CW_TIMEZONE="Europe/Paris")
+    with service("citizenwatt_aggregator", env, tmp_path / "agg.log"):
+        wait_for_aggregator(observer)
+        for i in range(61):
+            observer.publish("citizenwatt/garage/reading", reading("garage", noon + 60 * i, 100.0))
+        wait_until(lambda: count_rows(database_url) == 61, message="the hour stored")
+    assert count_rows(database_url, "SELECT count(*) FROM energy_rollups_daily") == 0
+    with service("citizenwatt_aggregator", env, tmp_path / "agg2.log"):
+        wait_until(
+            lambda: count_rows(database_url, "SELECT count(*) FROM energy_rollups_daily") == 1,
+            message="the day closed",
+        )
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT extract(epoch FROM bucket), day_wh + night_wh, day_seconds + night_seconds"
+            " FROM energy_rollups_daily"
+        ).fetchone()
+    midnight = datetime(day.year, day.month, day.day, tzinfo=zone).timestamp()
+    assert row is not None
+    assert (float(str(row[0])), float(str(row[1])), float(str(row[2]))) == pytest.approx((midnight, 100.0, 3600.0))

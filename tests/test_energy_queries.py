@@ -8,8 +8,10 @@ from 8 s to two hours, aligned on the quarter hours, on the minutes or not, on a
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -18,7 +20,7 @@ import pytest
 from citizenwatt_api.queries import energy_in_intervals
 from citizenwatt_common.contract import Reading
 from citizenwatt_common.energy import Energy, Sample, segments_of
-from citizenwatt_common.store import load_household, store_readings
+from citizenwatt_common.store import close_days, delete_readings, load_household, store_readings
 from tests.conftest import ALL_BACKENDS
 
 pytestmark = pytest.mark.backends(*ALL_BACKENDS)
@@ -98,8 +100,9 @@ def test_energy_in_intervals_equals_integrating_each_segment(
 def test_intervals_spread_over_weeks_read_their_raw_windows_a_week_at_a_time(
     db: psycopg.Connection[tuple[object, ...]], database_url: str, compress: Callable[[str], int]
 ) -> None:
-    # Raw windows more than a week apart are read by separate statements, each sent only the edges
-    # its segments can reach (queries._window_groups): 17 days of readings about a minute apart,
+    # On TimescaleDB, raw windows more than a week apart are read by separate statements, each sent
+    # only the edges its segments can reach (queries._window_groups); on plain tables, by one
+    # statement for all: 17 days of readings about a minute apart,
     # buckets of 1.37 days with ragged ends, a quarter-hour step straddling a group's end.
     rng = random.Random(3)
     readings, ts = [], START + 17.0
@@ -123,3 +126,102 @@ def test_intervals_spread_over_weeks_read_their_raw_windows_a_week_at_a_time(
             expected = _by_python(samples, a, b)
             for field in FIELDS:
                 assert getattr(energy, field) == pytest.approx(getattr(expected, field), rel=1e-9, abs=1e-6), (a, field)
+
+
+def _samples(db: psycopg.Connection[tuple[object, ...]], sensor_id: int) -> list[Sample]:
+    return [
+        Sample(float(str(t)), float(str(p)), bool(n))
+        for t, p, n in db.execute(
+            "SELECT extract(epoch FROM ts)::float8, power, night_rate FROM readings WHERE sensor_id = %s ORDER BY ts",
+            (sensor_id,),
+        ).fetchall()
+    ]
+
+
+def _local_days(first: datetime, count: int, zone: ZoneInfo) -> list[tuple[float, float]]:
+    days = [datetime(first.year, first.month, first.day, tzinfo=zone) + timedelta(days=n) for n in range(count + 1)]
+    # Midnights by the calendar (a 25-hour day when the clocks go back), as the v2 API cuts them.
+    midnights = [datetime(d.year, d.month, d.day, tzinfo=zone).timestamp() for d in days]
+    return list(itertools.pairwise(midnights))
+
+
+def test_closed_days_give_the_same_energy_as_the_readings(
+    db: psycopg.Connection[tuple[object, ...]], database_url: str, compress: Callable[[str], int]
+) -> None:
+    # Day rows (store.close_days, then kept by the writers) serve whole closed local days; every
+    # answer must still be the readings' integral: days of Paris around the night the clocks went
+    # back (2026-10-25, 25 hours), a span half closed, UTC days, ragged days, a late reading and a
+    # deletion in closed days, and the household's zone changed afterwards.
+    rng = random.Random(4)
+    first, last = START - 7 * 86_400, START + 10 * 86_400
+    db.execute("UPDATE household SET night_start_minute = 1320, night_end_minute = 360")
+    for sensor, exports in (("house", False), ("solar", True)):
+        readings, ts = [], first + rng.uniform(0, 30)
+        while ts < last:
+            low = -500.0 if exports else 0.0
+            readings.append(Reading(sensor=sensor, kind="simulator", ts=round(ts, 3), power=rng.uniform(low, 3000.0)))
+            ts += rng.choice([60.0] * 40 + [rng.uniform(5, 290), rng.uniform(310, 5000)])
+        with db.transaction():
+            store_readings(db, readings, load_household(db), PARIS)
+    compress(database_url)
+    # Closed up to the local midnight of 2026-10-30 (now - 2 h falls on that day), not beyond.
+    closed_until = datetime(2026, 10, 30, tzinfo=PARIS).timestamp()
+    assert close_days(db, closed_until + 3 * 3600, "Europe/Paris") > 0
+    row = db.execute("SELECT min(extract(epoch FROM days_closed_until)), count(*) FROM sensors").fetchone()
+    assert row is not None and float(str(row[0])) == closed_until
+    paris_days = _local_days(datetime(2026, 10, 19), 17, PARIS)
+    utc = ZoneInfo("UTC")
+    sets = {
+        "Paris days": paris_days,
+        "a week of Paris days at a time": [(paris_days[k][0], paris_days[k + 7][0]) for k in (0, 5, 9)],
+        "all of it": [(first - 3600, last + 3600)],
+        "UTC days": _local_days(datetime(2026, 10, 19), 17, utc),
+        "ragged days": [(first + 5000.5 + k * 86_400, first + 5000.5 + (k + 1) * 86_400) for k in range(16)],
+        "two days and a half": [(paris_days[3][0] + 1800.0, paris_days[5][1] + 43_200.0)],
+    }
+
+    def check(when: str) -> None:
+        ids = [int(str(i)) for (i,) in db.execute("SELECT id FROM sensors ORDER BY id").fetchall()]
+        samples = {sensor_id: _samples(db, sensor_id) for sensor_id in ids}
+        for name, intervals in sets.items():
+            for wanted in [[one] for one in ids] + [ids]:
+                got = energy_in_intervals(db, wanted, intervals, MAX_GAP)
+                for (a, b), energy in zip(intervals, got, strict=True):
+                    expected = Energy()
+                    for sensor_id in wanted:
+                        expected += _by_python(samples[sensor_id], a, b)
+                    for field in FIELDS:
+                        assert getattr(energy, field) == pytest.approx(getattr(expected, field), rel=1e-9, abs=1e-6), (
+                            when,
+                            name,
+                            wanted,
+                            a,
+                            b,
+                            field,
+                        )
+
+    check("closed")
+    # The closed Paris days are read from their rows: 1 Wh more in one of them shows.
+    oct_22 = paris_days[3]
+    before = energy_in_intervals(db, [1, 2], [oct_22], MAX_GAP)[0].total_wh
+    db.execute("UPDATE energy_rollups_daily SET day_wh = day_wh + 1 WHERE bucket = to_timestamp(%s)", (oct_22[0],))
+    assert energy_in_intervals(db, [1, 2], [oct_22], MAX_GAP)[0].total_wh == pytest.approx(before + 2)
+    db.execute("UPDATE energy_rollups_daily SET day_wh = day_wh - 1 WHERE bucket = to_timestamp(%s)", (oct_22[0],))
+    # A late reading in a closed day, and a deletion in another: the writers keep their rows.
+    with db.transaction():
+        late = Reading(sensor="house", kind="simulator", ts=START - 3 * 86_400 + 4321.25, power=9000.0)
+        assert store_readings(db, [late], load_household(db), PARIS).inserted == 1
+    house = db.execute("SELECT id FROM sensors WHERE key = 'house'").fetchone()
+    assert house is not None
+    victims = db.execute(
+        "SELECT id FROM readings WHERE sensor_id = %s AND ts >= to_timestamp(%s) ORDER BY ts LIMIT 3",
+        (house[0], START - 86_400 + 7777),
+    ).fetchall()
+    with db.transaction():
+        delete_readings(db, int(str(house[0])), [int(str(v)) for (v,) in victims])
+    check("after a late reading and a deletion")
+    # Another zone: the day rows are written again for its days (and Paris days read finer rows).
+    close_days(db, closed_until + 3 * 3600, "UTC")
+    zone = db.execute("SELECT day_zone FROM household").fetchone()
+    assert zone == ("UTC",)
+    check("in UTC")

@@ -269,6 +269,8 @@ UNDO = {
     7: "DROP TABLE tempo_days, household_tariffs, tariff_versions, tariffs",
     8: "DROP TABLE quarantined_readings",
     9: "DROP TABLE energy_rollups_minute",
+    10: "DROP TABLE energy_rollups_daily; ALTER TABLE sensors DROP COLUMN days_closed_until;"
+    " ALTER TABLE household DROP COLUMN day_zone",
 }
 
 

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from citizenwatt_common.contract import Reading
-from citizenwatt_common.store import delete_readings, load_household, store_readings
+from citizenwatt_common.store import close_days, delete_readings, load_household, store_readings
 from tests.conftest import ALL_BACKENDS
 
 pytestmark = pytest.mark.backends(*ALL_BACKENDS)
@@ -224,3 +224,49 @@ def test_the_minute_rollups_are_filled_from_the_readings_on_upgrade(
     assert sorted(rebuilt) == sorted(written)
     for bucket, values in written.items():
         assert rebuilt[bucket] == pytest.approx(values, rel=1e-12, abs=1e-9), bucket
+
+
+def day_rollups(conn: psycopg.Connection[tuple[object, ...]]) -> dict[int, tuple[float, float]]:
+    rows = conn.execute(
+        "SELECT extract(epoch FROM bucket)::int8, day_wh + night_wh, day_seconds + night_seconds"
+        " FROM energy_rollups_daily ORDER BY 1"
+    ).fetchall()
+    return {int(str(b)): (float(str(wh)), float(str(s))) for b, wh, s in rows}
+
+
+def test_a_day_row_is_written_when_the_day_closes_and_then_kept_by_the_writers(
+    db: psycopg.Connection[tuple[object, ...]], database_url: str, compress: Compress
+) -> None:
+    # B is 21:00 in Paris on 2026-11-13 (UTC+1): the local day ends at B + 3 h, the next at B + 27 h.
+    midnight_13, midnight_14, midnight_15 = B - 21 * 3600, B + 3 * 3600, B + 27 * 3600
+    # 1000 W every minute from 21:00 to 01:00: 3 h (3000 Wh) on the 13th, 1 h (1000 Wh) on the 14th.
+    store(db, [reading(60 * n, 1000.0) for n in range(241)])
+    compress(database_url)
+    assert close_days(db, midnight_14 + 2 * 3600 - 1, "Europe/Paris") == 0  # the 13th ended < 2 h ago
+    assert day_rollups(db) == {}
+    # Two hours after the 13th ends, it is closed from its quarter-hour rows; the 14th is not.
+    assert close_days(db, midnight_14 + 2 * 3600, "Europe/Paris") == 1
+    assert day_rollups(db) == {midnight_13: pytest.approx((3000.0, 10_800.0))}
+    assert close_days(db, midnight_14 + 2 * 3600, "Europe/Paris") == 0  # nothing more to close
+    # A late 4000 W reading at 22:30:30 (B + 5430): its minute becomes two 30-s segments averaging
+    # 2500 W instead of one at 1000 W: +1500 W * 60 s = +25 Wh on the closed 13th.
+    store(db, [reading(5430, 4000.0)])
+    assert day_rollups(db) == {midnight_13: pytest.approx((3025.0, 10_800.0))}
+    # The same on the open 14th (00:30:30): no row for it until it closes, with its 1025 Wh.
+    store(db, [reading(12_630, 4000.0)])
+    assert day_rollups(db) == {midnight_13: pytest.approx((3025.0, 10_800.0))}
+    assert close_days(db, midnight_15 + 2 * 3600, "Europe/Paris") == 1
+    assert day_rollups(db) == {
+        midnight_13: pytest.approx((3025.0, 10_800.0)),
+        midnight_14: pytest.approx((1025.0, 3600.0)),
+    }
+    # Deleting the late reading of the 13th takes its 25 Wh out of the day's row.
+    late = db.execute("SELECT id FROM readings WHERE ts = to_timestamp(%s)", (B + 5430,)).fetchone()
+    assert late is not None
+    with db.transaction():
+        delete_readings(db, 1, [int(str(late[0]))])
+    assert day_rollups(db)[midnight_13] == pytest.approx((3000.0, 10_800.0))
+    # In another zone, the rows are written again for its days: in UTC, all 4 h fall on the 13th
+    # (20:00 to 24:00) with the 14th's late reading: 4025 Wh.
+    assert close_days(db, midnight_15 + 2 * 3600, "UTC") == 1
+    assert day_rollups(db) == {B - 20 * 3600: pytest.approx((4025.0, 14_400.0))}

@@ -419,6 +419,24 @@ MIGRATIONS: Final[tuple[str, ...]] = (
                     ELSE least(pa, pb) ^ 2 * len / (2 * abs(pa - pb)) END) / 3600
     FROM part GROUP BY 1, 2;
     """,
+    # 10: energy per sensor per local day (the household's calendar days: its time zone, with its
+    # 23- and 25-hour days), for years by day and long totals: a year is 365 rows instead of 8 760
+    # hourly ones. Unlike the other rollups, the day being measured is not written by every
+    # reading, which would add a row update (about 170 bytes of WAL) to each one: a day is
+    # "closed" once, from its quarter-hour rows, two hours after it has ended (store.close_days);
+    # sensors.days_closed_until says up to where, household.day_zone in which zone. From then on
+    # the writers keep its row exact like the others (a late reading, a deletion). Readers use day
+    # rows only before that instant, and finer rows after it. The first closing after this
+    # migration closes the existing history. A bucket is the day's first instant as PostgreSQL
+    # reads "midnight" in that zone (AT TIME ZONE), the one rule writers and readers all use.
+    """
+    CREATE TABLE energy_rollups_daily (
+        LIKE energy_rollups INCLUDING DEFAULTS INCLUDING INDEXES,
+        FOREIGN KEY (sensor_id) REFERENCES sensors (id)
+    );
+    ALTER TABLE sensors ADD COLUMN days_closed_until timestamptz;
+    ALTER TABLE household ADD COLUMN day_zone text;
+    """,
 )
 
 # EDF "Tarif Bleu" regulated prices in force from 2026-02-01, tax included, 6 kVA meter (the

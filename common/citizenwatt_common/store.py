@@ -20,7 +20,15 @@ import psycopg
 from psycopg import sql
 
 from .contract import Reading
-from .energy import HOUR_SECONDS, MINUTE_SECONDS, ROLLUP_SECONDS, Energy, Sample, bucket_start, chain_delta
+from .energy import (
+    HOUR_SECONDS,
+    MINUTE_SECONDS,
+    ROLLUP_SECONDS,
+    Energy,
+    Sample,
+    bucket_start,
+    chain_delta,
+)
 from .night import NightWindow, night_flag
 from .tariff_store import PLAN_JSON_COLUMNS, plan_from_json
 from .tariffs import Plan
@@ -302,8 +310,8 @@ def _apply_delta(
     hours: dict[int, Energy] = {}
     for bucket, energy in totals.items():
         hours.setdefault(bucket_start(bucket, HOUR_SECONDS), Energy()).__iadd__(energy)
-    # The three writes need no answer: sent together in one round trip (pipeline mode), which
-    # matters to the aggregator catching up on a backlog, a batch touching every sensor.
+    # The writes need no answer: sent together in one round trip (pipeline mode), which matters
+    # to the aggregator catching up on a backlog, a batch touching every sensor.
     with conn.pipeline():
         _write_deltas(conn, sensor_id, totals, hours, minutes, last_seen)
 
@@ -316,12 +324,22 @@ def _write_deltas(
     minutes: dict[int, Energy],
     last_seen: float | None,
 ) -> None:
+    # The sensor's row first: its lock is what keeps close_days and the writers of one sensor
+    # apart (a day is closed from hourly rows no writer is changing, and a writer after it sees
+    # the day closed, so it adds to the day's row too).
+    _update_sensor_totals(conn, sensor_id, totals, last_seen)
     for table, deltas in (
         ("energy_rollups", totals),
         ("energy_rollups_hourly", hours),
         ("energy_rollups_minute", minutes),
     ):
         _add_to_rollups(conn, table, sensor_id, deltas)
+    # Closed days only: the open ones have no row until close_days (no write at all, most of the
+    # time). Quarter hours fall in one local day in every zone (offsets are whole quarter hours).
+    _add_to_rollups(conn, "energy_rollups_daily", sensor_id, totals, by_local_day=True)
+
+
+def _update_sensor_totals(conn: Conn, sensor_id: int, totals: dict[int, Energy], last_seen: float | None) -> None:
     # A late reading can lower a segment's energy, so the exact totals may dip; the meters that
     # dashboards see keep their highest value, as an electricity meter would. Import and export
     # each have their own: a late reading may lower one and raise the other. (The net meter_wh,
@@ -344,16 +362,28 @@ def _write_deltas(
     )
 
 
-def _add_to_rollups(conn: Conn, table: str, sensor_id: int, deltas: dict[int, Energy]) -> None:
+def _add_to_rollups(
+    conn: Conn, table: str, sensor_id: int, deltas: dict[int, Energy], by_local_day: bool = False
+) -> None:
     buckets = sorted(deltas)
+    rows: sql.Composable = sql.SQL("SELECT %s, to_timestamp(b), dw, nw, ds, ns, iw, ew FROM deltas")
+    if by_local_day:  # deltas summed by closed local day (schema migration 10)
+        rows = sql.SQL(
+            "SELECT %s, d, sum(dw), sum(nw), sum(ds), sum(ns), sum(iw), sum(ew) FROM ("
+            "  SELECT date_trunc('day', to_timestamp(b) AT TIME ZONE h.day_zone) AT TIME ZONE h.day_zone AS d,"
+            "  dw, nw, ds, ns, iw, ew FROM deltas CROSS JOIN household AS h) AS by_day"
+            " WHERE d < (SELECT days_closed_until FROM sensors WHERE id = {}) GROUP BY d"
+        ).format(sensor_id)
     conn.execute(
         sql.SQL(
             """
+            WITH deltas AS (
+                SELECT * FROM unnest(%s::int8[], %s::float8[], %s::float8[], %s::float8[], %s::float8[],
+                                     %s::float8[], %s::float8[]) AS t(b, dw, nw, ds, ns, iw, ew)
+            )
             INSERT INTO {} AS r (sensor_id, bucket, day_wh, night_wh, day_seconds, night_seconds,
                                  import_wh, export_wh)
-            SELECT %s, to_timestamp(b), dw, nw, ds, ns, iw, ew
-            FROM unnest(%s::int8[], %s::float8[], %s::float8[], %s::float8[], %s::float8[], %s::float8[],
-                        %s::float8[]) AS t(b, dw, nw, ds, ns, iw, ew)
+            {}
             ON CONFLICT (sensor_id, bucket) DO UPDATE SET
                 day_wh = r.day_wh + excluded.day_wh,
                 night_wh = r.night_wh + excluded.night_wh,
@@ -362,9 +392,8 @@ def _add_to_rollups(conn: Conn, table: str, sensor_id: int, deltas: dict[int, En
                 import_wh = r.import_wh + excluded.import_wh,
                 export_wh = r.export_wh + excluded.export_wh
             """
-        ).format(sql.Identifier(table)),
+        ).format(sql.Identifier(table), rows),
         (
-            sensor_id,
             buckets,
             [deltas[b].day_wh for b in buckets],
             [deltas[b].night_wh for b in buckets],
@@ -372,8 +401,65 @@ def _add_to_rollups(conn: Conn, table: str, sensor_id: int, deltas: dict[int, En
             [deltas[b].night_seconds for b in buckets],
             [deltas[b].import_wh for b in buckets],
             [deltas[b].export_wh for b in buckets],
+            sensor_id,
         ),
     )
+
+
+# A day is closed this long after it ends: readings a few minutes late (a collector's outbox
+# catching up) still land in a day nobody has closed, so they cost no day-row write.
+CLOSE_DAYS_AFTER_SECONDS = 2 * 3600
+
+
+def close_days(conn: Conn, now: float, zone: str) -> int:
+    """Write the day rows (local days of ``zone``) of every sensor's days that ended
+    CLOSE_DAYS_AFTER_SECONDS before ``now`` and are not closed yet, from their quarter-hour rows;
+    returns how many rows were written. Idempotent; the aggregator calls it at start and then
+    every few minutes.
+
+    One transaction per sensor, which first locks the sensor's row: the writers take that lock
+    before any rollup (_write_deltas), so no writer changes the rows being summed, and a writer
+    after this one sees the day closed and adds to its row. If the household's zone is not the
+    one the rows were written in, they are all dropped first and written again in this one.
+    """
+    row = conn.execute("SELECT day_zone FROM household").fetchone()
+    if row is not None and row[0] != zone:
+        with conn.transaction():
+            conn.execute("SELECT id FROM sensors ORDER BY id FOR NO KEY UPDATE")
+            conn.execute("DELETE FROM energy_rollups_daily")
+            conn.execute("UPDATE sensors SET days_closed_until = NULL")
+            conn.execute("UPDATE household SET day_zone = %s", (zone,))
+    # The local midnight that starts the day CLOSE_DAYS_AFTER_SECONDS before now: days before it are closed.
+    until_sql = (
+        "date_trunc('day', (to_timestamp(%(now)s) - make_interval(secs => %(after)s)) AT TIME ZONE %(z)s)"
+        " AT TIME ZONE %(z)s"
+    )
+    stale = conn.execute(
+        f"SELECT id FROM sensors WHERE days_closed_until IS NULL OR days_closed_until < {until_sql} ORDER BY id",
+        {"now": now, "after": CLOSE_DAYS_AFTER_SECONDS, "z": zone},
+    ).fetchall()
+    written = 0
+    for (sensor_id,) in stale:
+        with conn.transaction():
+            row = conn.execute(
+                f"SELECT days_closed_until, {until_sql}, (SELECT day_zone FROM household) FROM sensors"
+                " WHERE id = %(s)s FOR NO KEY UPDATE",
+                {"s": sensor_id, "now": now, "after": CLOSE_DAYS_AFTER_SECONDS, "z": zone},
+            ).fetchone()
+            if row is None or row[2] != zone or (row[0] is not None and row[0] >= row[1]):
+                continue  # removed, zone changed meanwhile, or closed by another process meanwhile
+            since, until = row[0], row[1]
+            written += conn.execute(
+                "INSERT INTO energy_rollups_daily (sensor_id, bucket, day_wh, night_wh, day_seconds,"
+                " night_seconds, import_wh, export_wh)"
+                " SELECT sensor_id, date_trunc('day', bucket AT TIME ZONE %(z)s) AT TIME ZONE %(z)s, sum(day_wh),"
+                " sum(night_wh), sum(day_seconds), sum(night_seconds), sum(import_wh), sum(export_wh)"
+                " FROM energy_rollups WHERE sensor_id = %(s)s"
+                " AND bucket >= coalesce(%(since)s::timestamptz, '-infinity') AND bucket < %(until)s GROUP BY 1, 2",
+                {"s": sensor_id, "since": since, "until": until, "z": zone},
+            ).rowcount
+            conn.execute("UPDATE sensors SET days_closed_until = %s WHERE id = %s", (until, sensor_id))
+    return written
 
 
 def _clusters(stamps: list[float]) -> list[list[float]]:

@@ -27,6 +27,7 @@ from citizenwatt_common.backoff import Backoff
 from citizenwatt_common.contract import STATUS_OFFLINE, STATUS_ONLINE, Topics
 from citizenwatt_common.mqtt import make_client
 from citizenwatt_common.schema import StorageMode, connect_migrated
+from citizenwatt_common.store import close_days
 from citizenwatt_common.tariff_store import tempo_topic_filter
 
 from .alerting import AlertWatcher
@@ -36,6 +37,9 @@ from .settings import AggregatorSettings
 from .state import publish_states
 
 log = logging.getLogger(__name__)
+# Days end once a day; this only bounds how long after its end (plus store.CLOSE_DAYS_AFTER_SECONDS)
+# a day is closed, and costs one small query when nothing is due.
+CLOSE_DAYS_EVERY_SECONDS = 600.0
 
 
 @dataclass
@@ -68,6 +72,7 @@ class Aggregator:
         # Set on paho's thread (a new connection, Home Assistant's birth message), acted on by the
         # writer loop, which alone reads the database: announce every sensor's discovery again.
         self._rediscover = threading.Event()
+        self._next_day_closing = 0.0  # time.monotonic() of the next close_days
         self._conn: psycopg.Connection[Any] | None = None
         self.storage: StorageMode | None = None
         self._client = make_client(settings, settings.client_id, manual_ack=True)
@@ -216,6 +221,7 @@ class Aggregator:
             self._connection_or_wait()
             alerts.start()
             while not self.stop_event.is_set():
+                self._close_days_when_due()
                 if self._rediscover.is_set():
                     self._rediscover.clear()
                     self._announce_everything()
@@ -245,6 +251,23 @@ class Aggregator:
             self._client.loop_stop()
             self._drop_connection()
             log.info("aggregator stopped: %s", asdict(self.counters))
+
+    def _close_days_when_due(self) -> None:
+        """Day rollups (store.close_days): at start, then every CLOSE_DAYS_EVERY_SECONDS. Between
+        two batches, on the writer's connection: closing a day locks its sensor's row for a few
+        ms, which a batch would wait for anyway."""
+        if time.monotonic() < self._next_day_closing or self._conn is None or self._conn.closed:
+            return
+        self._next_day_closing = time.monotonic() + CLOSE_DAYS_EVERY_SECONDS
+        try:
+            written = close_days(self._conn, time.time(), self.settings.timezone)
+        except psycopg.Error as exc:
+            log.warning("could not close the past days' energy rows (tried again later): %s", str(exc).strip())
+            if self._conn.broken:
+                self._drop_connection()
+            return
+        if written:
+            log.info("closed %d sensor-days of energy rows", written)
 
     def _confirm_to_collectors(self, outcome: BatchOutcome) -> None:
         for sensor, seqs in outcome.kept_seqs.items():

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 from psycopg import sql
@@ -136,23 +136,85 @@ def energy_in_intervals(
 ) -> list[Energy]:
     """Exact energy of each [lo, hi) interval, summed by the database (over several sensors if given).
 
-    The intervals' edges, plus the hour and quarter-hour edges just inside each interval, cut the
-    time line into cells. A cell between two whole hours is read from the hourly rollups, one
-    between two quarter hours from the 15-minute rollups, one between two minutes from the minute
-    rollups, and any other one (the ragged ends, or every bucket of a fine step off the minutes) is
-    integrated from raw readings; an interval is the sum of its cells. A quarter hour cut by edges
-    into raw cells is worked out from its rollup minus its shorter parts (_split_quarters). All of it is
-    summed in SQL, one statement per source: a week of 5-minute buckets on the clock reads 10 080
-    minute rows, not 75 600 readings.
+    The intervals' edges, plus the local midnights (of closed days), hour and quarter-hour edges
+    just inside each interval, cut the time line into cells. A cell between two local midnights
+    of closed days is read from the daily rollups, one between two whole hours from the hourly
+    rollups, one between two quarter hours from the 15-minute rollups, one between two minutes
+    from the minute rollups, and any other one (the ragged ends, or every bucket of a fine step
+    off the minutes) is integrated from raw readings; an interval is the sum of its cells. A
+    quarter hour cut by edges into raw cells is worked out from its rollup minus its shorter parts
+    (_split_quarters). All of it is summed in SQL, one statement per source: a week of 5-minute
+    buckets on the clock reads 10 080 minute rows, not 75 600 readings, and a year by local day
+    365 day rows, not 8 760 hourly ones.
     """
     sensor_ids = [sensor_id] if isinstance(sensor_id, int) else list(sensor_id)
     if not intervals:
         return []
-    edges = _cell_edges(intervals)
+    days = _NO_DAYS
+    if any(hi - lo >= _DAY_EDGES_FROM for lo, hi in intervals):
+        days = _closed_days(conn, sensor_ids, min(lo for lo, _ in intervals), max(hi for _, hi in intervals))
+    found, read_days = _energy_in_cells(conn, sensor_ids, intervals, max_gap, days)
+    # The day rows were read by another statement than the days' description: if the zone changed
+    # in between (close_days then writes them all again), they may be another zone's days.
+    if read_days and _closed_days(conn, sensor_ids, 0, 0)[:2] != days[:2]:
+        found, _ = _energy_in_cells(conn, sensor_ids, intervals, max_gap, _NO_DAYS)
+    return found
+
+
+class _Days(NamedTuple):
+    """Which local days have day rows (store.close_days): up to ``until``, in ``zone``; their
+    first instants (as PostgreSQL reads midnight in that zone) over the span asked."""
+
+    zone: str | None
+    until: float
+    midnights: list[float]
+
+
+_NO_DAYS = _Days(None, -math.inf, [])
+# Local midnights only inside intervals this long: a local day has 23 to 25 hours.
+_DAY_EDGES_FROM = 12 * HOUR_SECONDS
+
+
+def _closed_days(conn: Conn, sensor_ids: list[int], lo: float, hi: float) -> _Days:
+    row = conn.execute(
+        """
+        SELECT h.day_zone, c.until, (
+            SELECT array_agg(date_part('epoch', d::timestamp AT TIME ZONE h.day_zone) ORDER BY d)
+            FROM generate_series(
+                (greatest(to_timestamp(%(lo)s), c.oldest) AT TIME ZONE h.day_zone)::date,
+                (least(to_timestamp(%(hi)s), c.until_ts) AT TIME ZONE h.day_zone)::date + 1,
+                interval '1 day') AS d)
+        FROM household AS h, (
+            SELECT CASE WHEN bool_and(days_closed_until IS NOT NULL) THEN min(days_closed_until) END AS until_ts,
+                   date_part('epoch', CASE WHEN bool_and(days_closed_until IS NOT NULL)
+                                           THEN min(days_closed_until) END) AS until,
+                   (SELECT min(bucket) FROM energy_rollups_daily WHERE sensor_id = ANY(%(s)s::int[])) AS oldest
+            FROM sensors WHERE id = ANY(%(s)s::int[])) AS c
+        """,
+        {"s": sensor_ids, "lo": lo, "hi": hi},
+    ).fetchone()
+    if row is None or row[0] is None or row[1] is None:
+        return _NO_DAYS
+    return _Days(str(row[0]), float(row[1]), [float(t) for t in row[2] or ()])
+
+
+def _energy_in_cells(
+    conn: Conn, sensor_ids: list[int], intervals: Sequence[tuple[float, float]], max_gap: float, days: _Days
+) -> tuple[list[Energy], bool]:
+    """The intervals' energy, and whether day rows were read."""
+    edges = _cell_edges(intervals, days)
     cells = [Energy() for _ in range(len(edges) - 1)]
-    sources = [_source_of(edges[index], edges[index + 1]) for index in range(len(cells))]
+    midnights = set(days.midnights)
+    sources = [_source_of(edges[index], edges[index + 1], days.until, midnights) for index in range(len(cells))]
     split = _split_quarters(edges, sources)
-    runs: dict[str, list[tuple[int, int]]] = {"hourly": [], "quarter": [], "minute": [], "raw": [], "derived": []}
+    runs: dict[str, list[tuple[int, int]]] = {
+        "daily": [],
+        "hourly": [],
+        "quarter": [],
+        "minute": [],
+        "raw": [],
+        "derived": [],
+    }
     for index, source in enumerate(sources):
         same = runs[source]
         if same and same[-1][1] == index:
@@ -166,21 +228,23 @@ def energy_in_intervals(
         _add_raw_cells(conn, one, edges, runs["raw"], cells, max_gap)
     if split:
         _derive_split_quarters(conn, sensor_ids, edges, split, cells)
+    read_days = bool(runs["daily"])
     if len(cells) == len(intervals) and all(
         lo == edges[i] and hi == edges[i + 1] for i, (lo, hi) in enumerate(intervals)
     ):
-        return cells  # fine steps: every interval is one cell
+        return cells, read_days  # fine steps, or calendar days: every interval is one cell
     results = []
     for lo, hi in intervals:
         total = Energy()
         for cell in cells[bisect.bisect_left(edges, lo) : bisect.bisect_left(edges, hi)]:
             total += cell
         results.append(total)
-    return results
+    return results, read_days
 
 
-# Each rollup source: its table and bucket width.
+# Each rollup source: its table and bucket width (a day's is nominal: local days vary).
 _ROLLUPS = {
+    "daily": ("energy_rollups_daily", 24 * HOUR_SECONDS),
     "hourly": ("energy_rollups_hourly", HOUR_SECONDS),
     "quarter": ("energy_rollups", ROLLUP_SECONDS),
     "minute": ("energy_rollups_minute", MINUTE_SECONDS),
@@ -256,7 +320,7 @@ def float_array(values: Sequence[float]) -> str:
     return "{" + ",".join(map(repr, values)) + "}"
 
 
-def _cell_edges(intervals: Sequence[tuple[float, float]]) -> list[float]:
+def _cell_edges(intervals: Sequence[tuple[float, float]], days: _Days = _NO_DAYS) -> list[float]:
     # No minute edges inside intervals: a ragged end between an edge and the nearest minute would
     # still be read from raw readings, and measured on a year of readings (bench/README.md), the
     # scans for the minute rows of every ragged end cost more than the readings they spare. Minute
@@ -272,10 +336,19 @@ def _cell_edges(intervals: Sequence[tuple[float, float]]) -> list[float]:
             first, last = math.ceil(lo / width) * width, math.floor(hi / width) * width
             if first < last:
                 points.update((float(first), float(last)))
+        if hi - lo >= _DAY_EDGES_FROM and lo < days.until:
+            # The first and last local midnights inside, and where the closed days end, when a
+            # whole day lies between (not in a UTC day, which holds one local midnight: cut in
+            # two, it would cost twice the cells for no day row).
+            inside = days.midnights[bisect.bisect_right(days.midnights, lo) : bisect.bisect_left(days.midnights, hi)]
+            if len(inside) >= 2:
+                points.update(t for t in (inside[0], inside[-1], days.until) if lo < t < hi and t <= days.until)
     return sorted(points)
 
 
-def _source_of(lo: float, hi: float) -> str:
+def _source_of(lo: float, hi: float, closed_until: float = -math.inf, midnights: Set[float] = frozenset()) -> str:
+    if hi <= closed_until and lo in midnights and hi in midnights:
+        return "daily"
     if lo % HOUR_SECONDS == 0 and hi % HOUR_SECONDS == 0:
         return "hourly"
     if lo % ROLLUP_SECONDS == 0 and hi % ROLLUP_SECONDS == 0:
