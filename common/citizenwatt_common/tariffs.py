@@ -314,6 +314,8 @@ class Plan:
         day = datetime.fromtimestamp(lo, zone).date() - timedelta(days=1)
         last = datetime.fromtimestamp(hi, zone).date()
         previous = self.on(day)
+        if not previous[1].edge_minutes and self._same_version_through(day, last + timedelta(days=1)):
+            return  # one price all along (a single-price tariff, unchanged): no day to walk
         while day <= last:
             day += timedelta(days=1)
             current = self.on(day)
@@ -329,6 +331,14 @@ class Plan:
                 yield wall.replace(tzinfo=zone, fold=0).timestamp()
                 yield wall.replace(tzinfo=zone, fold=1).timestamp()
             yield from dst_transitions(day, zone)
+
+    def _same_version_through(self, first: date, last: date) -> bool:
+        """Whether the tariff and version in force on ``first`` stay so until ``last``: no choice and
+        no version of that tariff starts after ``first`` and on or before ``last``."""
+        tariff, _ = self.on(first)
+        return not any(first < c.valid_from <= last for c in self.choices) and not any(
+            first < v.valid_from <= last for v in tariff.versions
+        )
 
 
 def tempo_day_of(local: datetime) -> date:

@@ -332,17 +332,19 @@ def _cell_edges(intervals: Sequence[tuple[float, float]], days: _Days = _NO_DAYS
         points.update((lo, hi))
         if hi - lo < ROLLUP_SECONDS:
             continue  # too short to hold a whole quarter hour (the usual case for fine steps)
-        for width in (ROLLUP_SECONDS, HOUR_SECONDS):
-            first, last = math.ceil(lo / width) * width, math.floor(hi / width) * width
-            if first < last:
-                points.update((float(first), float(last)))
+        if lo % HOUR_SECONDS or hi % HOUR_SECONDS:  # else its own edges are its first and last hours
+            for width in (ROLLUP_SECONDS, HOUR_SECONDS):
+                first, last = math.ceil(lo / width) * width, math.floor(hi / width) * width
+                if first < last:
+                    points.update((float(first), float(last)))
         if hi - lo >= _DAY_EDGES_FROM and lo < days.until:
             # The first and last local midnights inside, and where the closed days end, when a
             # whole day lies between (not in a UTC day, which holds one local midnight: cut in
             # two, it would cost twice the cells for no day row).
-            inside = days.midnights[bisect.bisect_right(days.midnights, lo) : bisect.bisect_left(days.midnights, hi)]
-            if len(inside) >= 2:
-                points.update(t for t in (inside[0], inside[-1], days.until) if lo < t < hi and t <= days.until)
+            first_day, end_day = bisect.bisect_right(days.midnights, lo), bisect.bisect_left(days.midnights, hi)
+            if end_day - first_day >= 2:
+                inside = (days.midnights[first_day], days.midnights[end_day - 1], days.until)
+                points.update(t for t in inside if lo < t < hi and t <= days.until)
     return sorted(points)
 
 
