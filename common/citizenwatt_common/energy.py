@@ -133,6 +133,23 @@ class Energy:
             self.day_wh += joules / 3600
             self.day_seconds += seconds
 
+    def add_whole_segment(self, segment: Segment) -> None:
+        """add_segment_part for a segment wholly inside the interval: the same figures (part_in
+        and flows_in take the whole trapezoid then), without cutting it. Most 8-s segments lie
+        inside their minute: the writers call this some 40 000 times for 20 000 readings."""
+        seconds = segment.t1 - segment.t0
+        if seconds <= 0:
+            return
+        imported, exported = linear_flows(segment.p0, segment.p1, seconds)
+        self.import_wh += imported / 3600
+        self.export_wh += exported / 3600
+        if segment.night:
+            self.night_wh += (segment.p0 + segment.p1) / 2 * seconds / 3600
+            self.night_seconds += seconds
+        else:
+            self.day_wh += (segment.p0 + segment.p1) / 2 * seconds / 3600
+            self.day_seconds += seconds
+
     def __iadd__(self, other: Energy) -> Energy:
         self.day_wh += other.day_wh
         self.night_wh += other.night_wh
@@ -195,6 +212,12 @@ def split_by_bucket(segments: Iterable[Segment], width: int = ROLLUP_SECONDS) ->
     buckets: dict[int, Energy] = {}
     for segment in segments:
         start = bucket_start(segment.t0, width)
+        if start + width >= segment.t1:  # inside one bucket: no cut to make
+            energy = buckets.get(start)
+            if energy is None:
+                energy = buckets[start] = Energy()
+            energy.add_whole_segment(segment)
+            continue
         while start < segment.t1:
             buckets.setdefault(start, Energy()).add_segment_part(segment, start, start + width)
             start += width
@@ -209,7 +232,7 @@ class RollupDelta:
 
     def add(self, other: dict[int, Energy], sign: float) -> None:
         for start, energy in other.items():
-            self.buckets.setdefault(start, Energy()).__iadd__(energy.scaled(sign))
+            self.buckets.setdefault(start, Energy()).__iadd__(energy if sign == 1 else energy.scaled(sign))
 
 
 def chain_delta(
