@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 
+from citizenwatt_api import queries
 from citizenwatt_api.queries import energy_in_intervals
 from citizenwatt_common.contract import Reading
 from citizenwatt_common.energy import Energy, Sample, segments_of
@@ -221,7 +222,12 @@ def test_closed_days_give_the_same_energy_as_the_readings(
         delete_readings(db, int(str(house[0])), [int(str(v)) for (v,) in victims])
     check("after a late reading and a deletion")
     # Another zone: the day rows are written again for its days (and Paris days read finer rows).
+    # A request that saw the Paris days before the change and reads the day rows after it must
+    # notice (energy_in_intervals then answers from finer rows).
+    seen_before = queries._closed_days(db, [1, 2], first, last)
     close_days(db, closed_until + 3 * 3600, "UTC")
+    with pytest.raises(queries._DaysChanged):
+        queries._energy_in_cells(db, [1, 2], paris_days, MAX_GAP, seen_before)
     zone = db.execute("SELECT day_zone FROM household").fetchone()
     assert zone == ("UTC",)
     check("in UTC")

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import bisect
 import math
+import threading
 from collections.abc import Sequence, Set
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any, NamedTuple
 
 import psycopg
@@ -153,12 +154,21 @@ def energy_in_intervals(
     days = _NO_DAYS
     if any(hi - lo >= _DAY_EDGES_FROM for lo, hi in intervals):
         days = _closed_days(conn, sensor_ids, min(lo for lo, _ in intervals), max(hi for _, hi in intervals))
-    found, read_days = _energy_in_cells(conn, sensor_ids, intervals, max_gap, days)
-    # The day rows were read by another statement than the days' description: if the zone changed
-    # in between (close_days then writes them all again), they may be another zone's days.
-    if read_days and _closed_days(conn, sensor_ids, 0, 0)[:2] != days[:2]:
-        found, _ = _energy_in_cells(conn, sensor_ids, intervals, max_gap, _NO_DAYS)
-    return found
+    try:
+        return _energy_in_cells(conn, sensor_ids, intervals, max_gap, days)
+    except _DaysChanged:
+        # The day rows were read by another statement than the days' description: the zone
+        # changed in between (close_days then writes them all again for its days).
+        return _energy_in_cells(conn, sensor_ids, intervals, max_gap, _NO_DAYS)
+
+
+class _DaysChanged(Exception):
+    pass
+
+
+def _zone_of(conn: Conn) -> str | None:
+    row = conn.execute("SELECT day_zone FROM household").fetchone()
+    return None if row is None or row[0] is None else str(row[0])
 
 
 class _Days(NamedTuple):
@@ -178,12 +188,9 @@ _DAY_EDGES_FROM = 12 * HOUR_SECONDS
 def _closed_days(conn: Conn, sensor_ids: list[int], lo: float, hi: float) -> _Days:
     row = conn.execute(
         """
-        SELECT h.day_zone, c.until, (
-            SELECT array_agg(date_part('epoch', d::timestamp AT TIME ZONE h.day_zone) ORDER BY d)
-            FROM generate_series(
-                (greatest(to_timestamp(%(lo)s), c.oldest) AT TIME ZONE h.day_zone)::date,
-                (least(to_timestamp(%(hi)s), c.until_ts) AT TIME ZONE h.day_zone)::date + 1,
-                interval '1 day') AS d)
+        SELECT h.day_zone, c.until,
+               (greatest(to_timestamp(%(lo)s), c.oldest) AT TIME ZONE h.day_zone)::date,
+               (least(to_timestamp(%(hi)s), c.until_ts) AT TIME ZONE h.day_zone)::date + 1
         FROM household AS h, (
             SELECT CASE WHEN bool_and(days_closed_until IS NOT NULL) THEN min(days_closed_until) END AS until_ts,
                    date_part('epoch', CASE WHEN bool_and(days_closed_until IS NOT NULL)
@@ -193,15 +200,43 @@ def _closed_days(conn: Conn, sensor_ids: list[int], lo: float, hi: float) -> _Da
         """,
         {"s": sensor_ids, "lo": lo, "hi": hi},
     ).fetchone()
-    if row is None or row[0] is None or row[1] is None:
+    if row is None or None in row:
         return _NO_DAYS
-    return _Days(str(row[0]), float(row[1]), [float(t) for t in row[2] or ()])
+    zone, until, first, last = str(row[0]), float(row[1]), row[2], row[3]
+    return _Days(zone, until, _midnights(conn, zone, first, last))
+
+
+# Local midnights by (zone, first day, last day): a page reloaded asks for the same year again.
+# Worked out by PostgreSQL, whose reading of a local midnight (DST, its time zone data) is the one
+# the day rows were cut by; 16 spans of a few thousand days at most.
+_MIDNIGHTS: dict[tuple[str, date, date], list[float]] = {}
+_MIDNIGHTS_KEPT = 16
+_MIDNIGHTS_LOCK = threading.Lock()
+
+
+def _midnights(conn: Conn, zone: str, first: date, last: date) -> list[float]:
+    if first > last:
+        return []
+    key = (zone, first, last)
+    with _MIDNIGHTS_LOCK:
+        found = _MIDNIGHTS.get(key)
+    if found is None:
+        rows = conn.execute(
+            "SELECT date_part('epoch', d::timestamp AT TIME ZONE %(z)s)"
+            " FROM generate_series(%(a)s::date, %(b)s::date, interval '1 day') AS d ORDER BY d",
+            {"z": zone, "a": first, "b": last},
+        ).fetchall()
+        found = [float(t) for (t,) in rows]
+        with _MIDNIGHTS_LOCK:
+            if len(_MIDNIGHTS) >= _MIDNIGHTS_KEPT:
+                del _MIDNIGHTS[next(iter(_MIDNIGHTS))]
+            _MIDNIGHTS[key] = found
+    return found
 
 
 def _energy_in_cells(
     conn: Conn, sensor_ids: list[int], intervals: Sequence[tuple[float, float]], max_gap: float, days: _Days
-) -> tuple[list[Energy], bool]:
-    """The intervals' energy, and whether day rows were read."""
+) -> list[Energy]:
     edges = _cell_edges(intervals, days)
     cells = [Energy() for _ in range(len(edges) - 1)]
     midnights = set(days.midnights)
@@ -223,23 +258,23 @@ def _energy_in_cells(
             same.append((index, index + 1))
     for source, (table, width) in _ROLLUPS.items():
         if runs[source]:
-            _add_rollup_cells(conn, table, width, sensor_ids, edges, runs[source], cells)
+            zone = days.zone if source == "daily" else None
+            _add_rollup_cells(conn, table, width, sensor_ids, edges, runs[source], cells, zone)
     for one in sensor_ids if runs["raw"] else ():
         _add_raw_cells(conn, one, edges, runs["raw"], cells, max_gap)
     if split:
         _derive_split_quarters(conn, sensor_ids, edges, split, cells)
-    read_days = bool(runs["daily"])
     if len(cells) == len(intervals) and all(
         lo == edges[i] and hi == edges[i + 1] for i, (lo, hi) in enumerate(intervals)
     ):
-        return cells, read_days  # fine steps, or calendar days: every interval is one cell
+        return cells  # fine steps, or calendar days: every interval is one cell
     results = []
     for lo, hi in intervals:
         total = Energy()
         for cell in cells[bisect.bisect_left(edges, lo) : bisect.bisect_left(edges, hi)]:
             total += cell
         results.append(total)
-    return results, read_days
+    return results
 
 
 # Each rollup source: its table and bucket width (a day's is nominal: local days vary).
@@ -368,7 +403,9 @@ def _add_rollup_cells(
     edges: list[float],
     runs: list[tuple[int, int]],
     cells: list[Energy],
+    zone: str | None = None,
 ) -> None:
+    """``zone``: day rows are read, which must still be that zone's (else _DaysChanged)."""
     # width_bucket (a binary search over the edges) tells which cell a rollup row falls in. Runs
     # spread out (a year at the cap: a quarter hour or two every 52.6 min) are each one index range
     # scan; runs covering most of their span (a week of 1-minute buckets on the clock, each cell a
@@ -380,6 +417,8 @@ def _add_rollup_cells(
         "sum(day_wh) AS dw, sum(night_wh) AS nw, sum(day_seconds) AS ds, sum(night_seconds) AS ns,"
         " sum(import_wh) AS iw, sum(export_wh) AS ew"
     )
+    # The day rows' zone, read by the same statement (so with the same snapshot) as the rows.
+    sums += ", (SELECT day_zone FROM household) AS zone" if zone is not None else ", NULL AS zone"
     params: dict[str, Any] = {"edges": float_array(edges), "s": sensor_ids}
     if span_rows <= run_rows + _ROWS_PER_SCAN * len(runs):
         # Rows of the span outside the runs come back grouped by their cell (at most a row per
@@ -396,7 +435,7 @@ def _add_rollup_cells(
             lo=float_array([edges[first] for first, _ in runs]), hi=float_array([edges[end] for _, end in runs])
         )
         query = sql.SQL(
-            "SELECT r.k, r.dw, r.nw, r.ds, r.ns, r.iw, r.ew"
+            "SELECT r.k, r.dw, r.nw, r.ds, r.ns, r.iw, r.ew, r.zone"
             " FROM unnest(%(lo)s::float8[], %(hi)s::float8[]) AS run(lo, hi)"
             " CROSS JOIN LATERAL ("
             "   SELECT width_bucket(date_part('epoch', bucket), %(edges)s::float8[]) AS k, " + sums + ""
@@ -408,7 +447,12 @@ def _add_rollup_cells(
     in_run = [False] * (len(edges) + 1)  # by width_bucket's k: cell k - 1
     for first, end in runs:
         in_run[first + 1 : end + 1] = [True] * (end - first)
-    for k, *sums_of_cell in rows:
+    if zone is not None and (
+        any(row[7] != zone for row in rows)
+        or (not rows and _zone_of(conn) != zone)  # none at all: dropped, or there was nothing to read
+    ):
+        raise _DaysChanged  # close_days dropped them, to write them again for another zone
+    for k, *sums_of_cell, _ in rows:
         if in_run[k]:
             cells[k - 1] += Energy(*sums_of_cell)
 
