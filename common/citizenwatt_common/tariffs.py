@@ -314,8 +314,18 @@ class Plan:
         day = datetime.fromtimestamp(lo, zone).date() - timedelta(days=1)
         last = datetime.fromtimestamp(hi, zone).date()
         previous = self.on(day)
-        if not previous[1].edge_minutes and self._same_version_through(day, last + timedelta(days=1)):
-            return  # one price all along (a single-price tariff, unchanged): no day to walk
+        # On and off the walk's days, the tariff and version in force change only on the days a
+        # choice or a version starts: if none of those in force has hours of its own (single-price
+        # tariffs), their first midnights are all the edges there are, and no day is walked (a
+        # year by day walked 367 of them, 1 ms of a 15-ms answer).
+        dates = self._starts_between(day, last + timedelta(days=1))
+        if not any(version.edge_minutes for _, version in (previous, *map(self.on, dates))):
+            for start in dates:
+                current = self.on(start)
+                if current[0] is not previous[0] or current[1] is not previous[1]:
+                    yield local_midnight(start, zone).timestamp()
+                previous = current
+            return
         while day <= last:
             day += timedelta(days=1)
             current = self.on(day)
@@ -332,13 +342,12 @@ class Plan:
                 yield wall.replace(tzinfo=zone, fold=1).timestamp()
             yield from dst_transitions(day, zone)
 
-    def _same_version_through(self, first: date, last: date) -> bool:
-        """Whether the tariff and version in force on ``first`` stay so until ``last``: no choice and
-        no version of that tariff starts after ``first`` and on or before ``last``."""
-        tariff, _ = self.on(first)
-        return not any(first < c.valid_from <= last for c in self.choices) and not any(
-            first < v.valid_from <= last for v in tariff.versions
-        )
+    def _starts_between(self, first: date, last: date) -> list[date]:
+        """The days after ``first``, up to ``last``, on which a choice or a tariff's version starts."""
+        starts = {c.valid_from for c in self.choices if first < c.valid_from <= last}
+        for tariff in self.tariffs.values():
+            starts.update(v.valid_from for v in tariff.versions if first < v.valid_from <= last)
+        return sorted(starts)
 
 
 def tempo_day_of(local: datetime) -> date:
