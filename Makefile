@@ -30,14 +30,15 @@ run: setup
 # The whole suite: unit, service, fault and browser tests on plain PostgreSQL and on TimescaleDB, the
 # images' installability on arm64 and armv7, and the compose stack built and run in Docker.
 # Three phases (tests/conftest.py says which test goes where): the tests that can share the machine,
-# two at a time; the two long fault suites (the Docker stack, the local one) side by side; then the
+# two at a time, a file per worker (a browser module's tests share one stack and run in file
+# order: split across workers, each half failed); the two long fault suites (the Docker stack, the local one) side by side; then the
 # tests that time what they see (fault windows in a browser, timings, memory) alone. All phases
 # always run; any failing fails the target. TimescaleDB's tree is built (or found in its cache) once,
 # before the workers start.
 test: setup-test
 	-bash tools/build-timescaledb.sh >/dev/null
 	status=0; \
-	$(PY) -m pytest -q -n 2 -m "not serial and not paired" || status=$$?; \
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "not serial and not paired" || status=$$?; \
 	$(PY) -m pytest -q -n 2 --dist loadgroup -m paired || status=$$?; \
 	$(PY) -m pytest -q -m serial || status=$$?; \
 	exit $$status
