@@ -49,6 +49,11 @@ def _by_python(samples: list[Sample], lo: float, hi: float) -> Energy:
     return energy
 
 
+def _assert_same_energy(energy: Energy, expected: Energy, *context: object) -> None:
+    for field in FIELDS:
+        assert getattr(energy, field) == pytest.approx(getattr(expected, field), rel=1e-9, abs=1e-6), (*context, field)
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 def test_energy_in_intervals_equals_integrating_each_segment(
     db: psycopg.Connection[tuple[object, ...]], database_url: str, compress: Callable[[str], int], seed: int
@@ -88,14 +93,7 @@ def test_energy_in_intervals_equals_integrating_each_segment(
                 expected = Energy()
                 for name in ids if key == "all" else [key]:
                     expected += _by_python(samples[name], a, b)
-                for field in FIELDS:
-                    assert getattr(energy, field) == pytest.approx(getattr(expected, field), rel=1e-9, abs=1e-6), (
-                        key,
-                        step,
-                        a,
-                        b,
-                        field,
-                    )
+                _assert_same_energy(energy, expected, key, step, a, b)
 
 
 def test_intervals_spread_over_weeks_read_their_raw_windows_a_week_at_a_time(
@@ -125,8 +123,7 @@ def test_intervals_spread_over_weeks_read_their_raw_windows_a_week_at_a_time(
         got = energy_in_intervals(db, 1, intervals, MAX_GAP)
         for (a, b), energy in zip(intervals, got, strict=True):
             expected = _by_python(samples, a, b)
-            for field in FIELDS:
-                assert getattr(energy, field) == pytest.approx(getattr(expected, field), rel=1e-9, abs=1e-6), (a, field)
+            _assert_same_energy(energy, expected, a)
 
 
 def _samples(db: psycopg.Connection[tuple[object, ...]], sensor_id: int) -> list[Sample]:
@@ -191,15 +188,7 @@ def test_closed_days_give_the_same_energy_as_the_readings(
                     expected = Energy()
                     for sensor_id in wanted:
                         expected += _by_python(samples[sensor_id], a, b)
-                    for field in FIELDS:
-                        assert getattr(energy, field) == pytest.approx(getattr(expected, field), rel=1e-9, abs=1e-6), (
-                            when,
-                            name,
-                            wanted,
-                            a,
-                            b,
-                            field,
-                        )
+                    _assert_same_energy(energy, expected, when, name, wanted, a, b)
 
     check("closed")
     # The closed Paris days are read from their rows: 1 Wh more in one of them shows.

@@ -440,26 +440,26 @@ def close_days(conn: Conn, now: float, zone: str) -> int:
             conn.execute("UPDATE sensors SET days_closed_until = NULL")
             conn.execute("UPDATE household SET day_zone = %s", (zone,))
     # The local midnight that starts the day CLOSE_DAYS_AFTER_SECONDS before now: days before it are closed.
-    until_sql = (
-        "date_trunc('day', (to_timestamp(%(now)s) - make_interval(secs => %(after)s)) AT TIME ZONE %(z)s)"
-        " AT TIME ZONE %(z)s"
-    )
-    stale = conn.execute(
-        f"SELECT id FROM sensors WHERE days_closed_until IS NULL OR days_closed_until < {until_sql} ORDER BY id",
+    found = conn.execute(
+        "SELECT date_trunc('day', (to_timestamp(%(now)s) - make_interval(secs => %(after)s)) AT TIME ZONE %(z)s)"
+        " AT TIME ZONE %(z)s",
         {"now": now, "after": CLOSE_DAYS_AFTER_SECONDS, "z": zone},
+    ).fetchone()
+    assert found is not None
+    until = found[0]
+    stale = conn.execute(
+        "SELECT id FROM sensors WHERE days_closed_until IS NULL OR days_closed_until < %s ORDER BY id", (until,)
     ).fetchall()
     written = 0
     for (sensor_id,) in stale:
         with conn.transaction():
             _lock_sensors(conn, [sensor_id])
             row = conn.execute(
-                f"SELECT days_closed_until, {until_sql}, (SELECT day_zone FROM household) FROM sensors"
-                " WHERE id = %(s)s",
-                {"s": sensor_id, "now": now, "after": CLOSE_DAYS_AFTER_SECONDS, "z": zone},
+                "SELECT days_closed_until, (SELECT day_zone FROM household) FROM sensors WHERE id = %s", (sensor_id,)
             ).fetchone()
-            if row is None or row[2] != zone or (row[0] is not None and row[0] >= row[1]):
+            if row is None or row[1] != zone or (row[0] is not None and row[0] >= until):
                 continue  # removed, zone changed meanwhile, or closed by another process meanwhile
-            since, until = row[0], row[1]
+            since = row[0]
             written += conn.execute(
                 "INSERT INTO energy_rollups_daily (sensor_id, bucket, day_wh, night_wh, day_seconds,"
                 " night_seconds, import_wh, export_wh)"

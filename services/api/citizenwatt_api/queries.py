@@ -188,13 +188,12 @@ _DAY_EDGES_FROM = 12 * HOUR_SECONDS
 def _closed_days(conn: Conn, sensor_ids: list[int], lo: float, hi: float) -> _Days:
     row = conn.execute(
         """
-        SELECT h.day_zone, c.until,
+        SELECT h.day_zone, date_part('epoch', c.until),
                (greatest(to_timestamp(%(lo)s), c.oldest) AT TIME ZONE h.day_zone)::date,
-               (least(to_timestamp(%(hi)s), c.until_ts) AT TIME ZONE h.day_zone)::date + 1
+               (least(to_timestamp(%(hi)s), c.until) AT TIME ZONE h.day_zone)::date + 1
         FROM household AS h, (
-            SELECT CASE WHEN bool_and(days_closed_until IS NOT NULL) THEN min(days_closed_until) END AS until_ts,
-                   date_part('epoch', CASE WHEN bool_and(days_closed_until IS NOT NULL)
-                                           THEN min(days_closed_until) END) AS until,
+            -- Closed up to the earliest of the sensors' (none, if one has none closed).
+            SELECT CASE WHEN bool_and(days_closed_until IS NOT NULL) THEN min(days_closed_until) END AS until,
                    (SELECT min(bucket) FROM energy_rollups_daily WHERE sensor_id = ANY(%(s)s::int[])) AS oldest
             FROM sensors WHERE id = ANY(%(s)s::int[])) AS c
         """,
