@@ -201,7 +201,7 @@ class Stack:
         assert self.broker.process is not None
         groups["mosquitto"] = [self.broker.process.pid]
         for name, child in self.services.items():
-            groups[name] = [child.pid]
+            groups[name] = [child.pid, *children_of(child.pid)]  # the aggregator's writer process
         return groups
 
     def sample(self) -> dict[str, tuple[Usage, int]]:

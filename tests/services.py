@@ -56,6 +56,40 @@ class ServiceProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def children(self) -> list[int]:
+        """The pids of this process's own child processes (the aggregator's writer, for one)."""
+        assert self.process is not None
+        return children_of(self.process.pid)
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # The command name, in parentheses, may hold spaces: the parent pid follows the last ")".
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # exited meanwhile
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return sorted(found)
+
+
+def wait_for_exit(pid: int, timeout: float) -> None:
+    """Wait for any process (not only a child of ours) to exit, on the kernel's own event (a pidfd)."""
+    import select
+
+    try:
+        handle = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return  # already gone
+    try:
+        ready, _, _ = select.select([handle], [], [], timeout)
+    finally:
+        os.close(handle)
+    if not ready:
+        raise TimeoutError(f"process {pid} still running after {timeout} s")
+
 
 @contextmanager
 def service(module: str, env: dict[str, str], log_path: Path) -> Iterator[ServiceProcess]:

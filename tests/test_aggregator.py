@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import signal
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -15,7 +17,7 @@ import psycopg
 import pytest
 
 from tests.conftest import Backend
-from tests.services import MqttObserver, ServiceProcess, count_rows, service, wait_until
+from tests.services import MqttObserver, ServiceProcess, count_rows, service, wait_for_exit, wait_until
 from tests.test_faults import assert_late_readings_in_compressed_chunks, compress_while_flowing
 from tools.localstack import LocalMosquitto
 
@@ -37,6 +39,21 @@ def reached(database_url: str, target: int) -> bool:
 
 def wait_for_aggregator(observer: MqttObserver) -> None:
     observer.wait_for(lambda ms: ("citizenwatt/_services/aggregator/status", b"online") in [(t, p) for t, p, _ in ms])
+
+
+def stop_and_read_seqs(
+    simulator: ServiceProcess, observer: MqttObserver, database_url: str
+) -> tuple[set[int], list[int]]:
+    """Stop the simulator (sensor "fast"), wait until as many readings are stored as it
+    published, and return the published seqs and the stored ones in time order."""
+    assert simulator.stop() == 0
+    published = {json.loads(p)["seq"] for t, p, _ in observer.messages if t == "citizenwatt/fast/reading"}
+    wait_until(
+        lambda: count_rows(database_url) == len(published), timeout=60, message=f"{len(published)} readings stored"
+    )
+    with psycopg.connect(database_url) as conn:
+        seqs = [int(str(r[0])) for r in conn.execute("SELECT seq FROM readings ORDER BY ts").fetchall()]
+    return published, seqs
 
 
 @pytest.fixture
@@ -146,26 +163,68 @@ def test_sigkill_mid_stream_loses_nothing_and_duplicates_nothing(
             target = count_rows(database_url) + 30
             wait_until(partial(reached, database_url, target), message=f"progress in round {round_number}")
             compress_while_flowing(backend, database_url)
+            (writer,) = aggregator.children()
             aggregator.kill()
+            # Its writer process (writer.py) does not outlive it, holding a connection.
+            wait_for_exit(writer, timeout=30)
             aggregator = ServiceProcess("citizenwatt_aggregator", env, tmp_path / "agg.log").start()
         wait_until(lambda: count_rows(database_url) >= target + 30, message="progress after the last restart")
-        assert simulator.stop() == 0
-        published = {json.loads(p)["seq"] for t, p, _ in observer.messages if t == "citizenwatt/fast/reading"}
-        wait_until(
-            lambda: count_rows(database_url) == len(published), timeout=60, message=f"{len(published)} readings stored"
-        )
+        published, seqs = stop_and_read_seqs(simulator, observer, database_url)
     finally:
         if simulator.running:
             simulator.kill()
         aggregator.stop()
-    with psycopg.connect(database_url) as conn:
-        seqs = [int(str(r[0])) for r in conn.execute("SELECT seq FROM readings ORDER BY ts").fetchall()]
     assert set(seqs) == published
     lost = len(published) - len(seqs)
     print(f"\nFAULT aggregator SIGKILLed 3x: published {len(published)}, stored {len(seqs)}, lost {lost}")
     assert len(seqs) == len(set(seqs))
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # no gap in the simulator's sequence
     assert_late_readings_in_compressed_chunks(backend, database_url)
+
+
+def test_a_killed_writer_stops_the_aggregator_and_loses_nothing(
+    mosquitto: LocalMosquitto, database_url: str, tmp_path: Path, observer: MqttObserver
+) -> None:
+    """The database writer process SIGKILLed mid-stream (as the OOM killer would): the aggregator
+    says so and exits with an error, and the next run stores what it had not acknowledged."""
+    env = env_for(mosquitto, database_url, CW_SENSOR_ID="fast", CW_PERIOD_SECONDS="0.1")
+    aggregator = ServiceProcess("citizenwatt_aggregator", env, tmp_path / "agg.log").start()
+    wait_for_aggregator(observer)
+    simulator = ServiceProcess("citizenwatt_simulator", env, tmp_path / "sim.log").start()
+    try:
+        wait_until(partial(reached, database_url, 30), message="readings stored")
+        (writer,) = aggregator.children()
+        os.kill(writer, signal.SIGKILL)
+        assert aggregator.process is not None
+        assert aggregator.process.wait(timeout=60) == 1
+        assert f"the database writer process (pid {writer}) is gone" in aggregator.log()
+        aggregator = ServiceProcess("citizenwatt_aggregator", env, tmp_path / "agg.log").start()
+        stored = count_rows(database_url)
+        wait_until(partial(reached, database_url, stored + 30), message="progress after the restart")
+        published, seqs = stop_and_read_seqs(simulator, observer, database_url)
+    finally:
+        if simulator.running:
+            simulator.kill()
+        aggregator.stop()
+    assert set(seqs) == published
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # each once, no gap in the sequence
+
+
+def test_a_writer_killed_while_nothing_comes_stops_the_aggregator(
+    mosquitto: LocalMosquitto, database_url: str, tmp_path: Path, observer: MqttObserver
+) -> None:
+    """Noticed without waiting for a batch: the aggregator does not sit there reporting healthy."""
+    aggregator = ServiceProcess("citizenwatt_aggregator", env_for(mosquitto, database_url), tmp_path / "agg.log")
+    aggregator.start()
+    try:
+        wait_for_aggregator(observer)
+        (writer,) = aggregator.children()
+        os.kill(writer, signal.SIGKILL)
+        assert aggregator.process is not None
+        assert aggregator.process.wait(timeout=30) == 1
+    finally:
+        aggregator.stop()
+    assert f"the database writer process (pid {writer}) is gone, exit code -9" in aggregator.log()
 
 
 def test_the_aggregator_closes_the_past_days_at_start(

@@ -13,6 +13,7 @@ from citizenwatt_common.schema import StorageError
 from .health import serve_health
 from .service import Aggregator
 from .settings import AggregatorSettings
+from .writer import WriterGone
 
 log = logging.getLogger("citizenwatt_aggregator")
 
@@ -39,6 +40,10 @@ def main() -> None:
         # Not an outage that retrying would cure: say what to fix, once, and stop.
         log.critical("%s", exc)
         sys.exit(2)
+    except WriterGone as exc:
+        # Killed (by the OOM killer, say): what was not acknowledged goes to the next run.
+        log.critical("%s: stopping; unacknowledged messages will be redelivered to the next run", exc)
+        sys.exit(1)
     finally:
         if server is not None:
             server.shutdown()

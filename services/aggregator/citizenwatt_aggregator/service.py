@@ -3,12 +3,11 @@
 A message is acknowledged to the broker only after the transaction holding it committed
 (paho's manual acknowledgement), and the broker keeps our session between runs, so a crash at
 any moment loses nothing: whatever was not acknowledged comes back and the (sensor, ts) key
-turns the redelivery into a no-op.
+turns the redelivery into a no-op. The transactions are made by the writer process (writer.py).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import queue
@@ -18,7 +17,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import paho.mqtt.client as paho
-import psycopg
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -26,15 +24,14 @@ from paho.mqtt.reasoncodes import ReasonCode
 from citizenwatt_common.backoff import Backoff
 from citizenwatt_common.contract import STATUS_OFFLINE, STATUS_ONLINE, Topics
 from citizenwatt_common.mqtt import make_client
-from citizenwatt_common.schema import StorageMode, connect_migrated
-from citizenwatt_common.store import close_days
 from citizenwatt_common.tariff_store import tempo_topic_filter
 
 from .alerting import AlertWatcher
-from .batch import BatchOutcome, ClockGuard, Incoming, seq_ranges, write_batch
-from .discovery import Announcer, DiscoveryContext, stored_facts
+from .batch import BatchOutcome, Incoming, seq_ranges
+from .discovery import Announcer, DiscoveryContext
 from .settings import AggregatorSettings
 from .state import publish_states
+from .writer import Writer, Written
 
 log = logging.getLogger(__name__)
 # Days end once a day; this only bounds how long after its end (plus store.CLOSE_DAYS_AFTER_SECONDS)
@@ -55,9 +52,10 @@ class Counters:
 class Aggregator:
     def __init__(self, settings: AggregatorSettings) -> None:
         self.settings = settings
+        # First: the writer process is forked, and nothing else may have started a thread yet.
+        self._writer = Writer(settings)
         self.topics = Topics(settings.base_topic)
         self.counters = Counters()
-        self._clock_guard = ClockGuard(settings.max_future_seconds)
         self.stop_event = threading.Event()
         self.db_ok = False
         self.mqtt_connected = False
@@ -73,8 +71,6 @@ class Aggregator:
         # writer loop, which alone reads the database: announce every sensor's discovery again.
         self._rediscover = threading.Event()
         self._next_day_closing = 0.0  # time.monotonic() of the next close_days
-        self._conn: psycopg.Connection[Any] | None = None
-        self.storage: StorageMode | None = None
         self._client = make_client(settings, settings.client_id, manual_ack=True)
         self._client.will_set(self.topics.service_status("aggregator"), STATUS_OFFLINE, qos=1, retain=True)
         self._client.on_connect = self._on_connect
@@ -137,20 +133,6 @@ class Aggregator:
             self.inbox_peak = max(self.inbox_peak, self._inbox.qsize())
             return
 
-    # -- database -----------------------------------------------------------------------------
-    def _connection(self) -> psycopg.Connection[Any]:
-        if self._conn is None or self._conn.closed:
-            self._conn, self.storage = connect_migrated(
-                self.settings.database_url, self.settings.max_gap_seconds, self.settings.compress_after_days
-            )
-        return self._conn
-
-    def _drop_connection(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(psycopg.Error):
-                self._conn.close()
-        self._conn = None
-
     # -- the writer loop (main thread) ---------------------------------------------------------
     def _next_batch(self) -> list[Incoming]:
         try:
@@ -169,33 +151,26 @@ class Aggregator:
                 break
         return batch
 
-    def _commit_with_retry(self, batch: list[Incoming]) -> BatchOutcome | None:
+    def _commit_with_retry(self, batch: list[Incoming]) -> Written | None:
         """Keep trying until the batch commits (the database may be down for a while)."""
         backoff = Backoff(0.5, 30.0)
         while True:
-            try:
-                outcome = write_batch(self._connection(), self.topics, batch, self.settings.zone, self._clock_guard)
-            except (
-                psycopg.OperationalError,
-                psycopg.errors.DiskFull,
-                psycopg.errors.ReadOnlySqlTransaction,
-                psycopg.errors.AdminShutdown,
-                psycopg.InterfaceError,
-            ) as exc:
+            reply = self._writer.write(batch)
+            if reply.error is not None:
+                if not reply.outage:
+                    raise RuntimeError(f"could not store a batch: {reply.error}")
                 self.counters.db_errors += 1
                 if self.db_ok or self.counters.db_errors == 1:
-                    log.error(
-                        "database unavailable, holding %d messages unacknowledged: %s", len(batch), str(exc).strip()
-                    )
+                    log.error("database unavailable, holding %d messages unacknowledged: %s", len(batch), reply.error)
                 self.db_ok = False
-                self._drop_connection()
                 if self.stop_event.wait(backoff.next_delay()):
                     return None
                 continue
             if not self.db_ok:
                 log.info("database available")
             self.db_ok = True
-            return outcome
+            written: Written = reply.value
+            return written
 
     def _acknowledge(self, batch: list[Incoming]) -> None:
         # In arrival order, and only on the connection that delivered them: after a reconnect the
@@ -227,47 +202,39 @@ class Aggregator:
                     self._announce_everything()
                 batch = self._next_batch()
                 if not batch:
+                    self._writer.check()
                     continue
-                outcome = self._commit_with_retry(batch)
-                if outcome is None:
+                written = self._commit_with_retry(batch)
+                if written is None:
                     break  # stopping while the database was down: nothing acknowledged, nothing lost
+                outcome = written.outcome
                 self._acknowledge(batch)
                 self._confirm_to_collectors(outcome)
                 self._account(outcome)
                 if self.settings.ha_discovery:
                     self._announcer.learn(outcome.sensors.values())
-                if outcome.sensors and self._conn is not None:
-                    try:
-                        # Each sensor's reading in the batch is stored (now or before): its
-                        # newest reading is at least as recent as the oldest of these.
-                        since = min(reading.ts for reading in outcome.sensors.values())
-                        publish_states(self._conn, self._client, self.topics, sorted(outcome.sensors), since)
-                    except psycopg.Error as exc:
-                        log.warning("could not publish sensor states: %s", exc)
+                if written.states is not None:
+                    publish_states(self._client, self.topics, written.states)
         finally:
             alerts.stop()
             self._client.publish(self.topics.service_status("aggregator"), STATUS_OFFLINE, qos=1, retain=True)
             self._client.disconnect()
             self._client.loop_stop()
-            self._drop_connection()
+            self._writer.stop()
             log.info("aggregator stopped: %s", asdict(self.counters))
 
     def _close_days_when_due(self) -> None:
         """Day rollups (store.close_days): at start, then every CLOSE_DAYS_EVERY_SECONDS. Between
         two batches, on the writer's connection: closing a day locks its sensor's row for a few
         ms, which a batch would wait for anyway."""
-        if time.monotonic() < self._next_day_closing or self._conn is None or self._conn.closed:
+        if time.monotonic() < self._next_day_closing or not self.db_ok:
             return
         self._next_day_closing = time.monotonic() + CLOSE_DAYS_EVERY_SECONDS
-        try:
-            written = close_days(self._conn, time.time(), self.settings.timezone)
-        except psycopg.Error as exc:
-            log.warning("could not close the past days' energy rows (tried again later): %s", str(exc).strip())
-            if self._conn.broken:
-                self._drop_connection()
-            return
-        if written:
-            log.info("closed %d sensor-days of energy rows", written)
+        reply = self._writer.close_days(time.time(), self.settings.timezone)
+        if reply.error is not None:
+            log.warning("could not close the past days' energy rows (tried again later): %s", reply.error)
+        elif reply.value:
+            log.info("closed %d sensor-days of energy rows", reply.value)
 
     def _confirm_to_collectors(self, outcome: BatchOutcome) -> None:
         for sensor, seqs in outcome.kept_seqs.items():
@@ -277,25 +244,21 @@ class Aggregator:
     def _announce_everything(self) -> None:
         """Every sensor's discovery: those seen this run and those in the database (a sensor
         silent now still has entities, its alert above all)."""
-        try:
-            stored = stored_facts(self._connection())
-        except psycopg.Error as exc:
+        reply = self._writer.stored_facts()
+        if reply.error is not None:
             # Those seen this run still go out; the others with their next reading.
-            log.warning("Home Assistant discovery from this run's sensors only: %s", str(exc).strip())
-            self._drop_connection()
-            stored = {}
-        self._announcer.announce_all(stored)
+            log.warning("Home Assistant discovery from this run's sensors only: %s", reply.error)
+        self._announcer.announce_all(reply.value or {})
 
     def _connection_or_wait(self) -> None:
         backoff = Backoff(0.5, 30.0)
         while not self.stop_event.is_set():
-            try:
-                self._connection()
+            reply = self._writer.connect()
+            if reply.error is None:
                 self.db_ok = True
                 return
-            except psycopg.Error as exc:
-                log.error("cannot reach the database yet: %s", str(exc).strip())
-                self.stop_event.wait(backoff.next_delay())
+            log.error("cannot reach the database yet: %s", reply.error)
+            self.stop_event.wait(backoff.next_delay())
 
     def _account(self, outcome: BatchOutcome) -> None:
         self.counters.batches += 1
@@ -312,7 +275,8 @@ class Aggregator:
             "database": "ok" if self.db_ok else "unavailable",
             "mqtt": "connected" if self.mqtt_connected else "disconnected",
             "last_commit_at": self.last_commit_at,
-            "storage": self.storage.as_json() if self.storage else None,
+            "storage": self._writer.storage.as_json() if self._writer.storage else None,
+            "writer_pid": self._writer.pid,
             "inbox": self._inbox.qsize(),
             "inbox_peak": self.inbox_peak,
             "inbox_limit": self._inbox.maxsize,

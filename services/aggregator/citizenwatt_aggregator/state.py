@@ -14,12 +14,10 @@ from citizenwatt_common.contract import SCHEMA_VERSION, Topics
 from .discovery import OPTIONAL_FIELDS
 
 
-def publish_states(
-    conn: psycopg.Connection[Any], client: paho.Client, topics: Topics, sensors: Sequence[str], since: float
-) -> None:
-    """Publish each sensor's state from its newest reading, which is measured at ``since`` or later
-    (the caller has just stored a reading of each at or after it): a time bound, so TimescaleDB
-    plans only the newest chunks instead of every chunk at every batch."""
+def sensor_states(conn: psycopg.Connection[Any], sensors: Sequence[str], since: float) -> list[tuple[str, str]]:
+    """Each sensor's state payload, (sensor, JSON), from its newest reading, which is measured at
+    ``since`` or later (the caller has just stored a reading of each at or after it): a time
+    bound, so TimescaleDB plans only the newest chunks instead of every chunk at every batch."""
     rows = conn.execute(
         """
         SELECT s.key, s.meter_wh, s.meter_import_wh, s.meter_export_wh, last.ts, last.power, last.night_rate,
@@ -35,6 +33,7 @@ def publish_states(
         """,
         (since, list(sensors)),
     ).fetchall()
+    states = []
     for key, meter_wh, import_wh, export_wh, ts, power, night, *optional in rows:
         payload: dict[str, Any] = {
             "v": SCHEMA_VERSION,
@@ -53,4 +52,10 @@ def publish_states(
         # voltage, battery and switch entities read them: see discovery.py).
         extra = zip(OPTIONAL_FIELDS, optional, strict=True)
         payload.update((name, value) for name, value in extra if value is not None)
-        client.publish(topics.state(key), json.dumps(payload), qos=1, retain=True)
+        states.append((str(key), json.dumps(payload)))
+    return states
+
+
+def publish_states(client: paho.Client, topics: Topics, states: Sequence[tuple[str, str]]) -> None:
+    for sensor, payload in states:
+        client.publish(topics.state(sensor), payload, qos=1, retain=True)
