@@ -375,7 +375,10 @@ def run() -> None:
                 "mosquitto": [broker.process.pid] if broker.process else [],
             }
             for label, child in services.items():
-                roots.setdefault("collectors" if label.startswith("collector") else label, []).append(child.pid)
+                # With their own children (the aggregator's writer process).
+                roots.setdefault("collectors" if label.startswith("collector") else label, []).extend(
+                    _children_of(child.pid)
+                )
             before = _stored(postgres.url)
             wal_before = _wal_stats(postgres.url)
             tracer = Tracer(roots, root / "steady.trace")
