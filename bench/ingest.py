@@ -6,7 +6,8 @@ persistent session (MQTT v5, as the aggregator's). The bare subscriber only rece
 acknowledges (paho's automatic PUBACK). The aggregator validates each reading, stores it with its
 energy rollups in a durable PostgreSQL (fsync on), commits, and only then acknowledges and
 confirms to the collectors: it is done when the confirmations cover every reading.
-Each rate is readings / (last one done - first one delivered).
+Each rate is readings / (last one done - first one delivered). The whole comparison runs on plain
+PostgreSQL, then on TimescaleDB (readings in a hypertable, as in the Pi's containers).
 """
 
 from __future__ import annotations
@@ -157,7 +158,20 @@ class Confirmations:
 
 
 def run() -> None:
-    """Print the bare subscriber's and the aggregator's drain rates and their ratio."""
+    """Print the bare subscriber's and the aggregator's drain rates and their ratio: on plain
+    PostgreSQL, then on TimescaleDB (a hypertable, as the Pi's stack stores readings) when its
+    tree can be built."""
+    from bench.__main__ import _timescaledb_tree
+
+    _run_on("PostgreSQL", {})
+    tree, why = _timescaledb_tree()
+    if tree is None:
+        print(f"ingest: TimescaleDB unavailable ({why}): plain PostgreSQL only")
+    else:
+        _run_on("TimescaleDB", {"bin_dir": tree, "timescaledb": True})
+
+
+def _run_on(backend: str, server: dict[str, Any]) -> None:
     count = int(os.environ.get("CW_BENCH_INGEST_READINGS", "20000"))
     # The machine may be busy with something else for a moment: several rounds, alternating the
     # two consumers, and the best of each is compared.
@@ -166,7 +180,7 @@ def run() -> None:
     stored_rates: list[float] = []
     with tempfile.TemporaryDirectory(prefix="cw-ingest-") as folder:
         root = Path(folder)
-        postgres = LocalPostgres(root / "pg")  # durable: fsync on, as on a Pi
+        postgres = LocalPostgres(root / "pg", **server)  # durable: fsync on, as on a Pi
         broker = LocalMosquitto(root / "mq")
         postgres.start()
         broker.start()
@@ -224,7 +238,7 @@ def run() -> None:
             postgres.stop()
     rates = ", ".join(f"{b:,.0f}/{a:,.0f}" for b, a in zip(bare_rates, stored_rates, strict=True))
     print(
-        f"ingest: {count} queued QoS 1 readings of {SENSORS} sensors, one broker, best of {rounds} rounds"
+        f"ingest, {backend}: {count} queued QoS 1 readings of {SENSORS} sensors, one broker, best of {rounds} rounds"
         f" (bare/aggregator each round: {rates}): bare paho subscriber {max(bare_rates):,.0f} readings/s"
         f" received and acknowledged; aggregator {max(stored_rates):,.0f} readings/s validated, committed"
         f" (fsync on) with rollups, then acknowledged; ratio {max(stored_rates) / max(bare_rates):.2f}"
