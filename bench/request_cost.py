@@ -6,7 +6,9 @@ README states for "any request within the limits" comes from here.
 Each request runs alone (after one warm-up of the same kind), so its CPU is what it costs, not
 what the machine's load makes of it: CPU time is read from /proc for the api process and for
 every process of the PostgreSQL server before and after, and the api's resident memory (VmRSS)
-is sampled every 20 ms during the request, its peak printed with what is left 2 s later.
+is sampled every 20 ms during the request, its peak printed with what is left 2 s later. The
+bytes of temporary files PostgreSQL wrote for it (sorts and hashes beyond work_mem: SD-card
+writes for a read) come from pg_stat_database.
 """
 
 from __future__ import annotations
@@ -55,6 +57,13 @@ def _database_cpu(postmaster: int) -> float:
         with contextlib.suppress(OSError):  # a backend that ended meanwhile
             total += _cpu_seconds(pid)
     return total
+
+
+def _temp_bytes(url: str) -> int:
+    # Read 2 s after the request: a backend reports its counters when idle, at most once a second.
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT sum(temp_bytes)::bigint FROM pg_stat_database").fetchone()
+    return int(row[0] or 0) if row else 0
 
 
 def _requests() -> list[tuple[str, str, str]]:
@@ -117,8 +126,11 @@ def run() -> None:
             api = ApiServer(server.url)
             pid = api.process.pid
             print(f"request-cost: api idle {_rss_mb(pid):.1f} MB")
-            print("| request | answer | wall s | api CPU s | database CPU s | api RSS peak / 2 s after (MB) |")
-            print("|---|---|---|---|---|---|")
+            print(
+                "| request | answer | wall s | api CPU s | database CPU s | api RSS peak / 2 s after (MB)"
+                " | temporary files (MB) |"
+            )
+            print("|---|---|---|---|---|---|---|")
             worst = 0.0
             for label, method, path in _requests():
                 api.send(method, path)  # warm-up
@@ -132,6 +144,7 @@ def run() -> None:
 
                 sampler = threading.Thread(target=sample, daemon=True)
                 sampler.start()
+                temp = _temp_bytes(server.url)
                 api_cpu, db_cpu, wall = _cpu_seconds(pid), _database_cpu(postmaster), time.perf_counter()
                 answer = api.send(method, path)
                 wall = time.perf_counter() - wall
@@ -139,10 +152,11 @@ def run() -> None:
                 done.set()
                 sampler.join()
                 time.sleep(2.0)
+                temp = _temp_bytes(server.url) - temp
                 worst = max(worst, api_cpu + db_cpu)
                 print(
                     f"| {label} | {answer.status_code}, {len(answer.content) / 1e6:.2f} MB | {wall:.2f} |"
-                    f" {api_cpu:.2f} | {db_cpu:.2f} | {peak[0]:.1f} / {_rss_mb(pid):.1f} |",
+                    f" {api_cpu:.2f} | {db_cpu:.2f} | {peak[0]:.1f} / {_rss_mb(pid):.1f} | {temp / 1e6:.1f} |",
                     flush=True,
                 )
             print(f"request-cost: the costliest request took {worst:.2f} s of CPU (api + database)")

@@ -9,6 +9,7 @@ from 8 s to two hours, aligned on the quarter hours, on the minutes or not, on a
 from __future__ import annotations
 
 import itertools
+import math
 import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -124,6 +125,46 @@ def test_intervals_spread_over_weeks_read_their_raw_windows_a_week_at_a_time(
         for (a, b), energy in zip(intervals, got, strict=True):
             expected = _by_python(samples, a, b)
             _assert_same_energy(energy, expected, a)
+
+
+def test_long_raw_windows_are_read_in_pieces_that_count_each_segment_once(
+    db: psycopg.Connection[tuple[object, ...]],
+    database_url: str,
+    compress: Callable[[str], int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Fine steps off the minute are one raw window over their whole span, read in pieces of at
+    # most queries._WINDOW_SECONDS (a day; shortened here so that two days hold many cuts). The
+    # pieces touch: a segment crossing a cut, a pause shorter than the gap limit across one, a gap
+    # longer than it, and a reading exactly on a cut must each be counted once.
+    rng = random.Random(4)
+    db.execute("UPDATE household SET night_start_minute = 1320, night_end_minute = 360")
+    with db.transaction():
+        store_readings(db, _readings(rng, "house", exports=True), load_household(db), PARIS)
+        # Readings every 8 s exactly, for the cut that falls on one (below).
+        regular = [Reading(sensor="meter", kind="simulator", ts=START + 8 * k, power=100.0 + k % 7) for k in range(600)]
+        store_readings(db, regular, load_household(db), PARIS)
+    compress(database_url)
+    ids = {str(k): int(str(i)) for k, i in db.execute("SELECT key, id FROM sensors").fetchall()}
+    house, meter = _samples(db, ids["house"]), _samples(db, ids["meter"])
+    for piece in (1000.0, 137.0):
+        monkeypatch.setattr(queries, "_WINDOW_SECONDS", piece)
+        for lo, step, count in ((START + 1234.5, 302.4, 500), (START + 86_000.3, 45.0, 300)):
+            intervals = [(lo + k * step, lo + (k + 1) * step) for k in range(count)]
+            got = energy_in_intervals(db, ids["house"], intervals, MAX_GAP)
+            for (a, b), energy in zip(intervals, got, strict=True):
+                _assert_same_energy(energy, _by_python(house, a, b), piece, a)
+    # 300-s steps from START + 4 (off the minute: every cell raw) make one window of 3 000 s; in
+    # pieces of 1 500 s, the cut is at START + 1 504, where a reading is.
+    monkeypatch.setattr(queries, "_WINDOW_SECONDS", 1500.0)
+    assert queries._cut_windows([[START + 4, START + 3004]]) == [
+        [START + 4, START + 1504, START + 1504],
+        [START + 1504, START + 3004, math.inf],
+    ]
+    intervals = [(START + 4 + k * 300.0, START + 4 + (k + 1) * 300.0) for k in range(10)]
+    got = energy_in_intervals(db, ids["meter"], intervals, MAX_GAP)
+    for (a, b), energy in zip(intervals, got, strict=True):
+        _assert_same_energy(energy, _by_python(meter, a, b), a)
 
 
 def _samples(db: psycopg.Connection[tuple[object, ...]], sensor_id: int) -> list[Sample]:

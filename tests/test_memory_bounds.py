@@ -130,6 +130,12 @@ def test_the_api_pool_gives_back_connections_a_burst_opened(database_url: str) -
     try:
         assert pool.min_size == 1 and pool.max_size == 4
         assert pool.max_idle == POOL_MAX_IDLE_SECONDS <= 60
+        # Its connections sort and hash a 10 000-bucket answer in memory, not in temporary files on
+        # the SD card (the server's own work_mem, which the suite's PostgreSQL has as a Pi, is 2 MB).
+        with pool.connection() as conn:
+            assert conn.execute("SHOW work_mem").fetchone() == ("4MB",)
+            conn.execute("RESET work_mem")
+            assert conn.execute("SHOW work_mem").fetchone() == ("2MB",)
     finally:
         pool.close()
 

@@ -23,9 +23,18 @@ def open_pool(url: str, size: int) -> ConnectionPool[psycopg.Connection[Any]]:
         max_size=size,
         max_idle=POOL_MAX_IDLE_SECONDS,
         kwargs={"autocommit": True},
+        configure=_configure,
         open=True,
         timeout=10,
     )
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    # The Pi's PostgreSQL sorts and hashes in 2 MB (tools/localstack.py, docker-compose.yml). A
+    # 10 000-bucket answer groups its hourly rows by cell in a hash table of about 4 MB, which then
+    # spilled to temporary files: writes to the SD card, for a read. Only the api's connections
+    # get more, and only its largest answers use it.
+    conn.execute("SET work_mem = '4MB'")
 
 
 def get_conn(request: Request) -> Iterator[psycopg.Connection[Any]]:
