@@ -56,6 +56,12 @@ def stop_and_read_seqs(
     return published, seqs
 
 
+def assert_each_stored_once(published: set[int], seqs: list[int]) -> None:
+    assert set(seqs) == published
+    assert len(seqs) == len(set(seqs))
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # no gap in the simulator's sequence
+
+
 @pytest.fixture
 def observer(mosquitto: LocalMosquitto) -> Iterator[MqttObserver]:
     obs = MqttObserver(mosquitto.url, "#")
@@ -174,11 +180,9 @@ def test_sigkill_mid_stream_loses_nothing_and_duplicates_nothing(
         if simulator.running:
             simulator.kill()
         aggregator.stop()
-    assert set(seqs) == published
     lost = len(published) - len(seqs)
     print(f"\nFAULT aggregator SIGKILLed 3x: published {len(published)}, stored {len(seqs)}, lost {lost}")
-    assert len(seqs) == len(set(seqs))
-    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # no gap in the simulator's sequence
+    assert_each_stored_once(published, seqs)
     assert_late_readings_in_compressed_chunks(backend, database_url)
 
 
@@ -206,8 +210,7 @@ def test_a_killed_writer_stops_the_aggregator_and_loses_nothing(
         if simulator.running:
             simulator.kill()
         aggregator.stop()
-    assert set(seqs) == published
-    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # each once, no gap in the sequence
+    assert_each_stored_once(published, seqs)
 
 
 def test_a_writer_killed_while_nothing_comes_stops_the_aggregator(
