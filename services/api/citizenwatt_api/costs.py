@@ -54,6 +54,16 @@ class PartKey:
     colour: str | None
     colour_assumed: bool
     euros_per_kwh: Decimal
+    # A year by day looks a key up twice per bucket: the generated __hash__ (Python, over five
+    # fields, a Decimal among them) cost 0.4 ms of it. A few keys are made per request.
+    _hash: int = field(init=False, repr=False, compare=False, default=0)
+
+    def __post_init__(self) -> None:
+        key = (self.tariff, self.period, self.colour, self.colour_assumed, self.euros_per_kwh)
+        object.__setattr__(self, "_hash", hash(key))
+
+    def __hash__(self) -> int:
+        return self._hash
 
 
 @dataclass(slots=True)
@@ -81,10 +91,14 @@ class BucketCost:
     @property
     def energy_euros(self) -> Decimal:
         """Imported energy priced, minus the export credit: what /api/v2/energy calls euros."""
-        return sum((p.euros for p in self.parts.values()), Decimal(0)) - self.export_euros
+        total = Decimal(0)
+        for part in self.parts.values():
+            total += part.euros
+        return total - self.export_euros
 
 
 _NANO_WH = Decimal("1e-9")
+_EMPTY_SECONDS = 1e-6  # Energy.is_empty's threshold
 _NO_CREDIT = Decimal(0)
 
 
@@ -117,7 +131,7 @@ def bucket_costs(
     last_day = periods[-1][1].astimezone(zone).date()
     colours = load_colours(conn, date.fromordinal(first_day.toordinal() - 1), last_day)
     buckets = [BucketCost(a, b) for a, b in periods]
-    pieces = _pieces_of(plan, [(a.timestamp(), b.timestamp()) for a, b in periods], zone, colours)
+    pieces = _pieces_of(plan, _spans(periods), zone, colours)
     intervals = [(lo, hi) for _, lo, hi, _ in pieces]
     if sensor_ids:
         energies = queries.energy_in_intervals(conn, list(sensor_ids), intervals, max_gap)
@@ -126,10 +140,14 @@ def bucket_costs(
     # A year by day has 365 to 1 460 pieces but a handful of prices: each price's key and figures
     # are worked out once.
     prices: dict[tuple[int, int, str, str | None, bool], tuple[PartKey, Decimal, Decimal, bool]] = {}
+    filled = -1  # the last bucket given a piece: its first one is taken as it is, not added to 0
     for (index, _, _, piece), energy in zip(pieces, energies, strict=True):
         bucket = buckets[index]
-        bucket.energy += energy
-        if energy.is_empty:
+        if index != filled:
+            bucket.energy, filled = energy, index
+        else:
+            bucket.energy += energy
+        if energy.day_seconds + energy.night_seconds < _EMPTY_SECONDS:  # Energy.is_empty, inlined
             continue
         which = (id(piece.tariff), id(piece.version), piece.period, piece.colour, piece.colour_assumed)
         price = prices.get(which)
@@ -156,6 +174,19 @@ def bucket_costs(
         for bucket in buckets:
             bucket.subscription = month_subscriptions(bucket.start.timestamp(), bucket.end.timestamp(), plan, zone)
     return buckets
+
+
+def _spans(periods: Sequence[tuple[datetime, datetime]]) -> list[tuple[float, float]]:
+    """The periods as Unix times. Calendar buckets share each edge with the next bucket (the same
+    object): its time is worked out once (``timestamp`` reads the zone's offset, 0.3 ms a year)."""
+    spans: list[tuple[float, float]] = []
+    previous: datetime | None = None
+    previous_at = 0.0
+    for a, b in periods:
+        lo = previous_at if a is previous else a.timestamp()
+        previous, previous_at = b, b.timestamp()
+        spans.append((lo, previous_at))
+    return spans
 
 
 def _pieces_of(

@@ -452,9 +452,16 @@ def _add_rollup_cells(
         or (not rows and _zone_of(conn) != zone)  # none at all: dropped, or there was nothing to read
     ):
         raise _DaysChanged  # close_days dropped them, to write them again for another zone
-    for k, *sums_of_cell, _ in rows:
+    for k, dw, nw, ds, ns, iw, ew, _ in rows:
         if in_run[k]:
-            cells[k - 1] += Energy(*sums_of_cell)
+            # Energy.__iadd__ of Energy(dw, ...), without making one per row.
+            cell = cells[k - 1]
+            cell.day_wh += dw
+            cell.night_wh += nw
+            cell.day_seconds += ds
+            cell.night_seconds += ns
+            cell.import_wh += iw
+            cell.export_wh += ew
 
 
 # What one more index range scan costs, in rows read by a scan already under way (a guess on the

@@ -193,11 +193,13 @@ def energy(
     total_kwh = total_import_kwh = total_export_kwh = total_euros = 0.0
     for cost in costed:
         e = cost.energy
-        mean_watts = e.mean_power()[0]
-        if cost.empty:
-            buckets.append({"start": cost.start, "end": cost.end, **_NO_ENERGY, "mean_watts": mean_watts})
+        # Energy.mean_power()[0] and Energy.is_empty, inlined (the same arithmetic): 0.5 ms a year.
+        seconds, total_wh = e.day_seconds + e.night_seconds, e.day_wh + e.night_wh
+        if seconds < 1e-6:
+            buckets.append({"start": cost.start, "end": cost.end, **_NO_ENERGY, "mean_watts": None})
             continue
-        kwh, import_kwh, export_kwh = e.total_wh / 1000, e.import_wh / 1000, e.export_wh / 1000
+        mean_watts = total_wh * 3600 / seconds
+        kwh, import_kwh, export_kwh = total_wh / 1000, e.import_wh / 1000, e.export_wh / 1000
         euros = float(cost.energy_euros)
         buckets.append(
             {
