@@ -188,10 +188,22 @@ class Tracer:
             return parse_trace(handle, self.owners)
 
 
-def _stored(url: str) -> int:
+def _measured_between(url: str, start: float, end: float, wait: float) -> int:
+    """Readings measured in [start, end), once the database holds them all (with a journal, the
+    last ones reach it up to CW_COMMIT_SECONDS later): counted by time, not by what a commit
+    happened to carry by the end of the window."""
+    deadline = time.monotonic() + wait
     with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute("SELECT count(*) FROM readings").fetchone()
-    return int(row[0]) if row else 0
+        while True:
+            row = conn.execute(
+                "SELECT count(*) FILTER (WHERE ts >= to_timestamp(%s) AND ts < to_timestamp(%s)),"
+                " coalesce(max(extract(epoch FROM ts)), 0) FROM readings",
+                (start, end),
+            ).fetchone()
+            assert row is not None
+            if float(row[1]) >= end or time.monotonic() > deadline:
+                return int(row[0])
+            time.sleep(1.0)
 
 
 def _checkpoint(url: str) -> None:
@@ -314,6 +326,8 @@ def _kind_of(path: str) -> str:
         return "Mosquitto snapshot"
     if name.startswith("outbox"):
         return "collectors' outboxes"
+    if name == "journal":
+        return "aggregator's journal"
     return path
 
 
@@ -321,6 +335,9 @@ def run() -> None:
     """Print bytes written and sync calls per stored reading, per process and in total."""
     seconds = float(os.environ.get("CW_BENCH_SDCARD_SECONDS", "180"))
     warmup = float(os.environ.get("CW_BENCH_SDCARD_WARMUP_SECONDS", "120"))
+    # CW_BENCH_SDCARD_JOURNAL=1: the aggregator with a journal (CW_JOURNAL_PATH), committing every
+    # CW_COMMIT_SECONDS (its default unless set).
+    journal = os.environ.get("CW_BENCH_SDCARD_JOURNAL", "") not in ("", "0")
     with tempfile.TemporaryDirectory(prefix="cw-sdcard-") as folder:
         root = Path(folder)
         postgres = LocalPostgres(root / "pg")  # durable, as on the Pi
@@ -338,6 +355,8 @@ def run() -> None:
             "CW_API_HOST": "127.0.0.1",
             "CW_PERIOD_SECONDS": str(PERIOD_SECONDS),
         }
+        if journal:
+            env["CW_JOURNAL_PATH"] = str(root / "aggregator" / "journal")
         services: dict[str, subprocess.Popen[bytes]] = {}
 
         def spawn(label: str, module: str, extra: dict[str, str] | None = None) -> None:
@@ -379,14 +398,16 @@ def run() -> None:
                 roots.setdefault("collectors" if label.startswith("collector") else label, []).extend(
                     _children_of(child.pid)
                 )
-            before = _stored(postgres.url)
+            window_start = time.time()
             wal_before = _wal_stats(postgres.url)
             tracer = Tracer(roots, root / "steady.trace")
             started = time.monotonic()
             time.sleep(seconds)  # the measurement window itself
             by_role = tracer.stop()
             elapsed = time.monotonic() - started
-            readings = _stored(postgres.url) - before
+            window_end = time.time()
+            commit_wait = float(env.get("CW_COMMIT_SECONDS", "60")) + 30 if journal else 30.0
+            readings = _measured_between(postgres.url, window_start, window_end, commit_wait)
             wal = [after - ahead for after, ahead in zip(_wal_stats(postgres.url), wal_before, strict=True)]
             steady = _merge_postgres(by_role)
             tracer = Tracer({"postgres": _children_of(_postmaster_pid(postgres))}, root / "checkpoint.trace")
@@ -406,6 +427,7 @@ def run() -> None:
     print(
         f"sdcard: {SENSORS} sensors at one reading per {PERIOD_SECONDS:g} s, {elapsed:.0f} s measured after"
         f" {warmup:.0f} s of warm-up, strace on every process (regular files only)"
+        + (f"; aggregator with a journal, commits {env.get('CW_COMMIT_SECONDS', '60')} s apart" if journal else "")
     )
     if readings <= 0:
         print("  no reading stored during the window: nothing to divide by")

@@ -241,6 +241,15 @@ def database_url(postgres_server: LocalPostgres) -> Iterator[str]:
 
 
 @pytest.fixture
+def own_postgres(tmp_path: Path, backend: Backend) -> Iterator[LocalPostgres]:
+    """A PostgreSQL server of this test's own (on the test's backend), for a test that stops it."""
+    server = backend.server(tmp_path / "pg")
+    server.start()
+    yield server
+    server.stop("immediate")
+
+
+@pytest.fixture
 def compress(backend: Backend) -> Callable[[str], int]:
     """``compress(database_url)``: on ``timescaledb-compressed``, compress every chunk of readings
     (and insist there was one: a test that compressed nothing would prove nothing); elsewhere

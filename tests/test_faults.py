@@ -37,15 +37,6 @@ from tools.localstack import LocalMosquitto, LocalPostgres, free_port
 pytestmark = pytest.mark.backends("plain", "timescaledb-compressed")
 
 
-@pytest.fixture
-def own_postgres(tmp_path: Path, backend: Backend) -> Iterator[LocalPostgres]:
-    """A PostgreSQL server of this test's own (on the test's backend), since the test stops it."""
-    server = backend.server(tmp_path / "pg")
-    server.start()
-    yield server
-    server.stop("immediate")
-
-
 def compress_while_flowing(backend: Backend, database_url: str) -> None:
     """On ``timescaledb-compressed``, compress every chunk of readings now, while the aggregator
     goes on storing (so not conftest's ``compress``, which insists every chunk is still fully
@@ -542,6 +533,19 @@ def outbox_writes(trace: Path, segments: tuple[Path, ...]) -> dict[Path, Segment
     return files
 
 
+def what_a_power_cut_leaves(files: dict[Path, SegmentTrace], broker: LocalMosquitto) -> int:
+    """Cut each traced file back to its last fsync and take the broker's snapshot away (worse than
+    a snapshot up to an hour old); returns the bytes cut off."""
+    cut_off = 0
+    for path, state in files.items():
+        assert path.stat().st_size == state.size, f"the trace does not account for every byte of {path}"
+        cut_off += state.size - state.synced
+        os.truncate(path, state.synced)
+    for leftover in broker.folder.glob("mosquitto.db*"):
+        leftover.unlink()
+    return cut_off
+
+
 # On TimescaleDB the power cut is the compose stack's (tests/test_compose_stack.py), on the Pi's
 # own images: one backend here (a minute of CI time each).
 @pytest.mark.backends("plain")
@@ -619,13 +623,7 @@ def test_power_cut_loses_at_most_the_documented_window(
     fsyncs = sorted(at for state in files.values() for at in state.fsyncs)
     assert not [at for at in fsyncs if at < killed_at], "the outbox synced while the aggregator confirmed everything"
     assert fsyncs, "the outbox never synced readings nobody confirmed"
-    cut_off = 0
-    for path, state in files.items():
-        assert path.stat().st_size == state.size, "the trace does not account for every byte of the outbox"
-        cut_off += state.size - state.synced
-        os.truncate(path, state.synced)
-    for leftover in mosquitto.folder.glob("mosquitto.db*"):
-        leftover.unlink()
+    cut_off = what_a_power_cut_leaves(files, mosquitto)
     seen = observed()
     assert sorted(seen) == list(range(min(seen), max(seen) + 1)), "the observer missed readings"
 

@@ -110,7 +110,7 @@ def write_batch(
         result = parse_reading(sensor, message.payload)
         if isinstance(result, Rejection):
             rejections.append((message, result))
-            seq = _seq_of_rejected(message.payload)
+            seq = seq_of_payload(message.payload)
             if sensor is not None and seq is not None:
                 outcome.kept_seqs.setdefault(sensor, []).append(seq)
         else:
@@ -223,8 +223,9 @@ def _tempo_colour(topics: Topics, message: Incoming) -> tuple[date, str] | Rejec
         return Rejection(f"Tempo colour: {exc}")
 
 
-def _seq_of_rejected(payload: bytes) -> int | None:
-    """A rejected message's seq, when it has a readable one (so its collector stops resending it)."""
+def seq_of_payload(payload: bytes) -> int | None:
+    """A message's seq, when it has a readable one, even if the message is refused (so its
+    collector stops resending it)."""
     try:
         seq = json.loads(payload).get("seq")
     except (ValueError, AttributeError, RecursionError):

@@ -4,6 +4,11 @@ A message is acknowledged to the broker only after the transaction holding it co
 (paho's manual acknowledgement), and the broker keeps our session between runs, so a crash at
 any moment loses nothing: whatever was not acknowledged comes back and the (sensor, ts) key
 turns the redelivery into a no-op. The transactions are made by the writer process (writer.py).
+
+With a journal (CW_JOURNAL_PATH, journal.py), a batch is appended to it and synced before it is
+acknowledged, and the journaled messages are committed CW_COMMIT_SECONDS later (or once a batch
+is full): a crash then loses nothing either, as the next run stores what the journal holds
+before it takes any new message.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import queue
 import threading
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -27,16 +33,20 @@ from citizenwatt_common.mqtt import make_client
 from citizenwatt_common.tariff_store import tempo_topic_filter
 
 from .alerting import AlertWatcher
-from .batch import BatchOutcome, Incoming, seq_ranges
+from .batch import BatchOutcome, Incoming, seq_of_payload, seq_ranges
 from .discovery import Announcer, DiscoveryContext
+from .journal import Journal
 from .settings import AggregatorSettings
 from .state import publish_states
-from .writer import Writer, Written
+from .writer import Reply, Writer, WriterGone, Written
 
 log = logging.getLogger(__name__)
 # Days end once a day; this only bounds how long after its end (plus store.CLOSE_DAYS_AFTER_SECONDS)
 # a day is closed, and costs one small query when nothing is due.
 CLOSE_DAYS_EVERY_SECONDS = 600.0
+# With a journal: how many batches' worth of journaled messages may wait for PostgreSQL (while it
+# is down) before no more are taken; the broker then keeps the rest, as without a journal.
+PENDING_BATCHES = 10
 
 
 @dataclass
@@ -83,6 +93,11 @@ class Aggregator:
             alerts=settings.alert_interval_seconds > 0,
         )
         self._announcer = Announcer(self._client, self._discovery)
+        self._journal = Journal(Path(settings.journal_path)) if settings.journal_path else None
+        self._pending: list[Incoming] = []  # journaled and acknowledged, not committed yet
+        self._pending_since = 0.0  # time.monotonic() the oldest of them was journaled
+        self._commit_backoff = Backoff(0.5, 30.0)
+        self._next_commit_try = 0.0  # time.monotonic() of the next try while the database is down
 
     # -- MQTT (paho's thread) -----------------------------------------------------------------
     def _connect_properties(self) -> Properties:
@@ -157,12 +172,7 @@ class Aggregator:
         while True:
             reply = self._writer.write(batch)
             if reply.error is not None:
-                if not reply.outage:
-                    raise RuntimeError(f"could not store a batch: {reply.error}")
-                self.counters.db_errors += 1
-                if self.db_ok or self.counters.db_errors == 1:
-                    log.error("database unavailable, holding %d messages unacknowledged: %s", len(batch), reply.error)
-                self.db_ok = False
+                self._outage(reply, f"holding {len(batch)} messages unacknowledged")
                 if self.stop_event.wait(backoff.next_delay()):
                     return None
                 continue
@@ -171,6 +181,16 @@ class Aggregator:
             self.db_ok = True
             written: Written = reply.value
             return written
+
+    def _outage(self, reply: Reply, holding: str) -> None:
+        """A batch that did not commit: an outage is counted and said once; anything else is a
+        fault of ours, and stops the aggregator."""
+        if not reply.outage:
+            raise RuntimeError(f"could not store a batch: {reply.error}")
+        self.counters.db_errors += 1
+        if self.db_ok or self.counters.db_errors == 1:
+            log.error("database unavailable, %s: %s", holding, reply.error)
+        self.db_ok = False
 
     def _acknowledge(self, batch: list[Incoming]) -> None:
         # In arrival order, and only on the connection that delivered them: after a reconnect the
@@ -194,12 +214,17 @@ class Aggregator:
         alerts = AlertWatcher(self.settings, self._client, self.topics, lambda: self._generation)
         try:
             self._connection_or_wait()
+            if self._journal is not None and not self._store_journal_left():
+                return  # stopping while the database was down: the journal keeps it all
             alerts.start()
             while not self.stop_event.is_set():
                 self._close_days_when_due()
                 if self._rediscover.is_set():
                     self._rediscover.clear()
                     self._announce_everything()
+                if self._journal is not None:
+                    self._journal_step()
+                    continue
                 batch = self._next_batch()
                 if not batch:
                     self._writer.check()
@@ -209,19 +234,102 @@ class Aggregator:
                     break  # stopping while the database was down: nothing acknowledged, nothing lost
                 outcome = written.outcome
                 self._acknowledge(batch)
-                self._confirm_to_collectors(outcome)
-                self._account(outcome)
-                if self.settings.ha_discovery:
-                    self._announcer.learn(outcome.sensors.values())
-                if written.states is not None:
-                    publish_states(self._client, self.topics, written.states)
+                self._confirm_to_collectors(outcome.kept_seqs)
+                self._after_commit(written)
         finally:
+            if self._journal is not None:
+                try:
+                    if self._pending and self.db_ok:
+                        self._commit_pending()  # once: what it does not store, the journal keeps
+                except (WriterGone, RuntimeError) as exc:
+                    log.warning("%d journaled messages left for the next run: %s", len(self._pending), exc)
+                finally:
+                    self._journal.close()
             alerts.stop()
             self._client.publish(self.topics.service_status("aggregator"), STATUS_OFFLINE, qos=1, retain=True)
             self._client.disconnect()
             self._client.loop_stop()
             self._writer.stop()
             log.info("aggregator stopped: %s", asdict(self.counters))
+
+    def _after_commit(self, written: Written) -> None:
+        self._account(written.outcome)
+        if self.settings.ha_discovery:
+            self._announcer.learn(written.outcome.sensors.values())
+        if written.states is not None:
+            publish_states(self._client, self.topics, written.states)
+
+    # -- with a journal ------------------------------------------------------------------------
+    def _journal_step(self) -> None:
+        """Take a batch into the journal (synced, then acknowledged and confirmed), and commit the
+        journaled messages when the oldest has waited CW_COMMIT_SECONDS or a batch is full."""
+        assert self._journal is not None
+        if len(self._pending) < PENDING_BATCHES * self.settings.batch_size:
+            batch = self._next_batch()
+            if batch:
+                self._journal.append((message.topic, message.payload) for message in batch)
+                self._journal.sync()
+                self._acknowledge(batch)
+                self._confirm_to_collectors(self._seqs_of(batch))
+                if not self._pending:
+                    self._pending_since = time.monotonic()
+                self._pending.extend(batch)
+            else:
+                self._writer.check()
+        else:
+            self.stop_event.wait(0.5)  # full: the broker keeps what comes until the database is back
+        due = (
+            len(self._pending) >= self.settings.batch_size
+            or time.monotonic() - self._pending_since >= self.settings.commit_seconds
+        )
+        if self._pending and due and time.monotonic() >= self._next_commit_try:
+            self._commit_pending()
+
+    def _commit_pending(self) -> bool:
+        """Commit the journaled messages, a batch at a time; the journal is emptied once all are in."""
+        assert self._journal is not None
+        while self._pending:
+            chunk = self._pending[: self.settings.batch_size]
+            reply = self._writer.write(chunk)
+            if reply.error is not None:
+                self._outage(reply, f"keeping {len(self._pending)} messages in the journal")
+                self._next_commit_try = time.monotonic() + self._commit_backoff.next_delay()
+                return False
+            if not self.db_ok:
+                log.info("database available")
+            self.db_ok = True
+            self._commit_backoff = Backoff(0.5, 30.0)
+            del self._pending[: len(chunk)]
+            self._after_commit(reply.value)
+        self._journal.clear()
+        return True
+
+    def _store_journal_left(self) -> bool:
+        """Store what the last run journaled (perhaps committed already: then a no-op) before any
+        new message; False if told to stop while the database is down."""
+        assert self._journal is not None
+        records = self._journal.read()
+        if records:
+            log.info("storing %d messages the last run journaled", len(records))
+        left = [Incoming(topic, payload, 0, 0, -1) for topic, payload in records]  # nothing to acknowledge
+        for first in range(0, len(left), self.settings.batch_size):
+            written = self._commit_with_retry(left[first : first + self.settings.batch_size])
+            if written is None:
+                return False
+            self._after_commit(written)
+        self._journal.clear()
+        return True
+
+    def _seqs_of(self, batch: list[Incoming]) -> dict[str, list[int]]:
+        """The seqs a journaled batch makes safe, per sensor: those of every reading message, as
+        the commit keeps each (stored, a duplicate, or refused and kept as such)."""
+        seqs: dict[str, list[int]] = {}
+        for message in batch:
+            sensor = self.topics.sensor_of(message.topic)
+            seq = seq_of_payload(message.payload) if sensor is not None else None
+            if sensor is not None and seq is not None:
+                seqs.setdefault(sensor, []).append(seq)
+        return seqs
 
     def _close_days_when_due(self) -> None:
         """Day rollups (store.close_days): at start, then every CLOSE_DAYS_EVERY_SECONDS. Between
@@ -236,8 +344,8 @@ class Aggregator:
         elif reply.value:
             log.info("closed %d sensor-days of energy rows", reply.value)
 
-    def _confirm_to_collectors(self, outcome: BatchOutcome) -> None:
-        for sensor, seqs in outcome.kept_seqs.items():
+    def _confirm_to_collectors(self, kept_seqs: dict[str, list[int]]) -> None:
+        for sensor, seqs in kept_seqs.items():
             payload = json.dumps({"seqs": seq_ranges(seqs)})
             self._client.publish(self.topics.committed(sensor), payload, qos=1)
 
@@ -277,6 +385,9 @@ class Aggregator:
             "last_commit_at": self.last_commit_at,
             "storage": self._writer.storage.as_json() if self._writer.storage else None,
             "writer_pid": self._writer.pid,
+            "journal": None
+            if self._journal is None
+            else {"path": str(self._journal.path), "bytes": self._journal.size, "pending": len(self._pending)},
             "inbox": self._inbox.qsize(),
             "inbox_peak": self.inbox_peak,
             "inbox_limit": self._inbox.maxsize,

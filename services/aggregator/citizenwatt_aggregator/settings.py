@@ -63,6 +63,19 @@ class AggregatorSettings(MqttSettings, DatabaseSettings, AlertSettings):
     batch_delay_seconds: float = Field(
         default=8.0, gt=0, le=8.5, description="a batch commits this long after its first reading"
     )
+    # A PostgreSQL commit writes a whole 8 KB WAL page whatever it holds: with a journal, what is
+    # made durable every batch is an append of the messages themselves (journal.py), and
+    # PostgreSQL gets them in fewer, larger commits. The price: the database, so every view and
+    # the live page, is up to commit_seconds behind.
+    journal_path: str = Field(
+        default="",
+        description="file messages are journaled in and synced to before they are acknowledged, then committed"
+        " to PostgreSQL every CW_COMMIT_SECONDS (empty: no journal, each batch is committed before it is"
+        " acknowledged)",
+    )
+    commit_seconds: float = Field(
+        default=60.0, gt=0, le=3600, description="with a journal, the longest a message waits for its commit"
+    )
     # NTP keeps clocks within a second of each other; 5 minutes leave room for a device that
     # sets its clock another way, or drifts between syncs, and are short enough that a reading
     # stored ahead can make a silent sensor look alive no longer than the api's 2-minute online
