@@ -109,6 +109,24 @@ def test_a_collector_can_publish_only_its_own_sensor(secured: tuple[LocalMosquit
     meter.close()
 
 
+def test_the_api_reads_readings_for_the_live_page_and_cannot_forge_one(secured: tuple[LocalMosquitto, Path]) -> None:
+    """CW_API_LIVE_FROM_BROKER: the api's account subscribes to every reading; a reading it
+    publishes is dropped by the broker (Home Assistant, reading all, never sees it)."""
+    broker, secrets = secured
+    home = MqttObserver(broker.url, "citizenwatt/+/reading", "ha", "_homeassistant", secret(secrets, "_homeassistant"))
+    api = MqttObserver(broker.url, "citizenwatt/+/reading", "api", "_api", secret(secrets, "_api"))
+    meter1 = MqttObserver(broker.url, "citizenwatt/meter1/committed", "meter1", "meter1", secret(secrets, "meter1"))
+    # Each publish waits for the broker's PUBACK: a forged reading would reach home first.
+    api.publish("citizenwatt/meter2/reading", b'{"forged": true}')
+    meter1.publish("citizenwatt/meter1/reading", b"{}")
+    api.wait_for(lambda ms: len(ms) >= 1)
+    home.wait_for(lambda ms: len(ms) >= 1)
+    assert [t for t, _, _ in api.messages] == ["citizenwatt/meter1/reading"]
+    assert [t for t, _, _ in home.messages] == ["citizenwatt/meter1/reading"]
+    for client in (home, api, meter1):
+        client.close()
+
+
 def test_radio_settings_reach_only_the_collector_they_are_for(secured: tuple[LocalMosquitto, Path]) -> None:
     """The api's config messages carry an AES key: only the named collector may read them."""
     broker, secrets = secured

@@ -50,6 +50,17 @@ def make_client(settings: MqttOptions, client_id: str, *, manual_ack: bool = Fal
     return client
 
 
+def run_in_background(client: paho.Client, settings: MqttOptions) -> None:
+    """Connect when the broker is there (paho retries by itself), on paho's own network thread."""
+    client.connect_async(settings.mqtt_host, settings.mqtt_port)
+    client.loop_start()
+
+
+def stop_in_background(client: paho.Client) -> None:
+    client.disconnect()
+    client.loop_stop()
+
+
 def session_properties(expiry_seconds: int) -> Properties:
     """CONNECT properties asking the broker to keep our session (subscriptions, queued messages)."""
     props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]

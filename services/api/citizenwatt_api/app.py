@@ -12,9 +12,11 @@ import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from psycopg_pool import ConnectionPool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from citizenwatt_common.schema import connect_migrated
+from citizenwatt_common.store import Household, load_household
 
 from . import account, alerts, compare, costs, export, household, legacy, pages, quarantine, static_ui, tariffs, v2
 from .auth import ApiError, LoginThrottle, create_user
@@ -31,6 +33,11 @@ from .settings import ApiSettings
 log = logging.getLogger(__name__)
 
 
+def _household(pool: ConnectionPool[psycopg.Connection[Any]]) -> Household:
+    with pool.connection() as conn:
+        return load_household(conn, with_plan=True)
+
+
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
     settings = settings or ApiSettings()
 
@@ -44,6 +51,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         # The live pages' hub and /healthz: on their own connection, off the pool (dedicated_db.py).
         app.state.dedicated_db = DedicatedConnection(settings.database_url)
         app.state.live_hub = LiveHub(app.state.dedicated_db)
+        if settings.api_live_from_broker:
+            pool = app.state.pool
+            app.state.live_hub.listen_to_broker(settings, settings.zone, lambda: _household(pool))
         if settings.api_publish_radio_config:
             app.state.radio_publisher = RadioConfigPublisher(settings, app.state.pool)
             app.state.radio_publisher.start()

@@ -11,7 +11,8 @@ page) for a load that passes by itself. So:
 - 503 ``{"status": "unavailable"}`` when the database does not answer within HEALTH_TIMEOUT seconds.
 
 ``live_streams`` counts the open live pages (the hub's subscribers), ``live_polling`` says whether
-the hub polls (only while one is open).
+the hub polls (only while one is open), ``live_broker`` whether it also takes readings from the
+broker (null: not asked for; "connecting"; "subscribed").
 """
 
 from __future__ import annotations
@@ -42,5 +43,6 @@ async def health(app: FastAPI) -> JSONResponse:
         "pool_waiting": pool_waiting,
         "live_streams": app.state.live_hub.streams,
         "live_polling": app.state.live_hub.polling,
+        "live_broker": app.state.live_hub.broker,
     }
     return JSONResponse(body)

@@ -18,11 +18,18 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections import deque
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from citizenwatt_common.contract import Reading
+from citizenwatt_common.settings import MqttSettings
+from citizenwatt_common.store import Household
 
 from .dedicated_db import DedicatedConnection
+from .live_feed import BrokerFeed, SensorNames, stored_instant
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +45,13 @@ POLL_LIMIT = 500
 QUEUE_POLLS = 16
 # Longest a poll may take (its wait for the connection included) before it counts as failed.
 QUERY_TIMEOUT = 5.0
+# With readings from the broker (live_feed.py): a new stream first gets those that arrived in this
+# many last seconds, which the database may not hold yet (the aggregator's journal commits a minute apart).
+RECENT_SECONDS = 180.0
+# Most broker readings kept for that, and most waiting for their sensor to be in the database.
+RECENT_LIMIT = 2_000
+# How often the household (its tariffs: each reading's day/night flag) is read again.
+HOUSEHOLD_SECONDS = 60.0
 
 _NEWEST_ID = "SELECT coalesce(max(id), 0) FROM readings WHERE ts >= to_timestamp(%s)"
 _NEW_READINGS = (
@@ -82,6 +96,20 @@ class LiveHub:
         self._newest: _Newest | None = None
         self._last_id: int | None = None  # None: not polling, the next poll starts from the newest
         self._task: asyncio.Task[None] | None = None
+        self._feed: BrokerFeed | None = None
+        self._names: SensorNames | None = None
+        self._load_household: Callable[[], Household] | None = None
+        self._arrived: deque[Reading] = deque(maxlen=RECENT_LIMIT)  # from the broker, not handed out
+        # (time.monotonic() it arrived, event): handed out, perhaps not in the database yet
+        self._recent: deque[tuple[float, str]] = deque(maxlen=RECENT_LIMIT)
+        self._handing_out: asyncio.Task[None] | None = None
+
+    def listen_to_broker(self, settings: MqttSettings, zone: ZoneInfo, load_household: Callable[[], Household]) -> None:
+        """Also hand out readings as the broker delivers them (live_feed.py); call on the loop."""
+        self._names = SensorNames(zone)
+        self._load_household = load_household
+        self._feed = BrokerFeed(settings, asyncio.get_running_loop(), self._from_broker)
+        self._feed.start()
 
     @property
     def streams(self) -> int:
@@ -91,6 +119,14 @@ class LiveHub:
     def polling(self) -> bool:
         return self._task is not None
 
+    @property
+    def broker(self) -> str | None:
+        """Readings from the broker: None when not asked for (CW_API_LIVE_FROM_BROKER), else
+        "subscribed" or "connecting"."""
+        if self._feed is None:
+            return None
+        return "subscribed" if self._feed.subscribed else "connecting"
+
     @asynccontextmanager
     async def subscribe(self) -> AsyncIterator[Subscription]:
         """A stream's queue for as long as the caller keeps it; the first text is the newest reading."""
@@ -98,6 +134,10 @@ class LiveHub:
         newest = self._newest
         if newest is not None and newest.ts >= time.time() - self._window:
             stream.queue.put_nowait(newest.event)
+        since = time.monotonic() - RECENT_SECONDS
+        recent = "".join(event for arrived, event in self._recent if arrived >= since)
+        if recent:
+            stream.queue.put_nowait(recent)
         self._streams.add(stream)
         if self._task is None:
             self._task = asyncio.create_task(self._poll_while_watched(), name="live-hub")
@@ -122,6 +162,49 @@ class LiveHub:
         task = self.end_streams()
         if task is not None:
             await asyncio.gather(task, return_exceptions=True)
+        if self._handing_out is not None:
+            self._handing_out.cancel()
+            await asyncio.gather(self._handing_out, return_exceptions=True)
+        if self._feed is not None:
+            await asyncio.to_thread(self._feed.stop)  # joins paho's thread
+            self._feed = None
+
+    # -- readings from the broker ---------------------------------------------------------------
+    def _from_broker(self, reading: Reading) -> None:
+        self._arrived.append(reading)
+        if self._handing_out is None or self._handing_out.done():
+            self._handing_out = asyncio.create_task(self._hand_out_arrived(), name="live-hub-broker")
+
+    async def _hand_out_arrived(self) -> None:
+        assert self._names is not None and self._load_household is not None
+        names = self._names
+        while self._arrived:
+            batch = list(self._arrived)
+            self._arrived.clear()
+            try:
+                if time.monotonic() - names.loaded_at >= HOUSEHOLD_SECONDS:
+                    names.household = await asyncio.to_thread(self._load_household)
+                    names.loaded_at = time.monotonic()
+                unknown = sorted({r.sensor for r in batch} - names.ids.keys())
+                if unknown:
+                    rows = await self._db.fetch(
+                        "SELECT key, id FROM sensors WHERE key = ANY(%s)", (unknown,), within=QUERY_TIMEOUT
+                    )
+                    names.ids.update((str(key), int(sensor)) for key, sensor in rows)
+            except Exception as exc:  # the database restarting: these readings come with its next poll
+                log.warning("live readings from the broker: could not name their sensors (%s)", exc)
+                continue
+            events = []
+            for reading in batch:
+                sensor = names.ids.get(reading.sensor)
+                if sensor is None:
+                    continue  # not in the database yet: its next readings will be, or its poll
+                ts = stored_instant(reading.ts)
+                event = reading_event(sensor, ts, reading.power, names.night(ts))
+                self._recent.append((time.monotonic(), event))
+                events.append(event)
+            if events:
+                self._fan_out("".join(events))
 
     def _stop_polling(self) -> asyncio.Task[None] | None:
         task, self._task = self._task, None

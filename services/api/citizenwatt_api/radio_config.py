@@ -16,7 +16,7 @@ import paho.mqtt.client as paho
 import psycopg_pool
 
 from citizenwatt_common.contract import Nrf24Config, Topics
-from citizenwatt_common.mqtt import make_client
+from citizenwatt_common.mqtt import make_client, run_in_background, stop_in_background
 from citizenwatt_common.settings import MqttSettings
 from citizenwatt_common.tariff_store import tempo_topic
 
@@ -47,12 +47,10 @@ class RadioConfigPublisher:
         self.client.on_disconnect = self._on_disconnect
 
     def start(self) -> None:
-        self.client.connect_async(self._settings.mqtt_host, self._settings.mqtt_port)
-        self.client.loop_start()
+        run_in_background(self.client, self._settings)
 
     def stop(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+        stop_in_background(self.client)
 
     @property
     def connected(self) -> bool:

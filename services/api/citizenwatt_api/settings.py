@@ -24,6 +24,11 @@ class ApiSettings(DatabaseSettings, MqttSettings):
         " every client is its socket's address (the login throttle counts per address)",
     )
     pool_size: int = Field(default=4, ge=1, le=50, description="database connections")
+    api_live_from_broker: bool = Field(
+        default=False,
+        description="the live page also gets each reading from the broker as it is published, not only once"
+        " the aggregator committed it (for an aggregator with a journal: CW_JOURNAL_PATH)",
+    )
     api_publish_radio_config: bool = Field(
         default=True, description="connect to the broker to hand nRF24 settings saved in the web page to collectors"
     )
