@@ -16,6 +16,7 @@ import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -287,3 +288,34 @@ def test_a_power_cut_with_the_journal_loses_at_most_the_documented_window(
         f" {cut_off} unsynced bytes cut off"
     )
     assert lost, "the power cut took nothing away"
+
+
+@pytest.mark.backends("plain")
+def test_with_a_journal_the_state_topic_follows_the_readings_not_the_commits(
+    mosquitto: LocalMosquitto, database_url: str, tmp_path: Path, observer: MqttObserver
+) -> None:
+    """The sensor's retained state (what Home Assistant reads) moves with each journaled reading,
+    its energy figures staying those of the last commit, while nothing is committed for an hour.
+
+    By hand: 100 W then 300 W 8 s apart is (100 + 300) / 2 x 8 = 1 600 J = 0.000444 kWh."""
+    journal = tmp_path / "journal"
+    quick = journal_env(mosquitto, database_url, journal, CW_COMMIT_SECONDS="0.2")
+    now = time.time()
+
+    def states() -> list[dict[str, Any]]:
+        return [json.loads(p) for t, p, _ in observer.messages if t == "citizenwatt/hall/state"]
+
+    with service("citizenwatt_aggregator", quick, tmp_path / "agg.log"):
+        wait_for_aggregator(observer)
+        observer.publish("citizenwatt/hall/reading", reading("hall", now - 60, 100.0, seq=1))
+        observer.publish("citizenwatt/hall/reading", reading("hall", now - 52, 300.0, seq=2))
+        observer.wait_for(lambda _: any(s["power"] == 300.0 for s in states()))
+    committed = [s for s in states() if s["power"] == 300.0][-1]
+    assert committed["energy_kwh"] == 0.000444
+    slow = {**quick, "CW_COMMIT_SECONDS": "3600"}
+    with service("citizenwatt_aggregator", slow, tmp_path / "agg2.log"):
+        observer.publish("citizenwatt/hall/reading", reading("hall", now - 44, 500.0, seq=3))
+        observer.wait_for(lambda _: any(s["power"] == 500.0 for s in states()))
+        live = [s for s in states() if s["power"] == 500.0][-1]
+        assert count_rows(database_url) == 2
+    assert live == {**committed, "ts": now - 44, "power": 500.0, "rate": committed["rate"]}

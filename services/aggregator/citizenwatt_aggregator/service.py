@@ -28,13 +28,14 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from citizenwatt_common.backoff import Backoff
-from citizenwatt_common.contract import STATUS_OFFLINE, STATUS_ONLINE, Topics
+from citizenwatt_common.contract import STATUS_OFFLINE, STATUS_ONLINE, Reading, Topics, parse_reading
 from citizenwatt_common.mqtt import make_client
+from citizenwatt_common.store import Household
 from citizenwatt_common.tariff_store import tempo_topic_filter
 
 from .alerting import AlertWatcher
 from .batch import BatchOutcome, Incoming, seq_of_payload, seq_ranges
-from .discovery import Announcer, DiscoveryContext
+from .discovery import OPTIONAL_FIELDS, Announcer, DiscoveryContext
 from .journal import Journal
 from .settings import AggregatorSettings
 from .state import publish_states
@@ -98,6 +99,11 @@ class Aggregator:
         self._pending_since = 0.0  # time.monotonic() the oldest of them was journaled
         self._commit_backoff = Backoff(0.5, 30.0)
         self._next_commit_try = 0.0  # time.monotonic() of the next try while the database is down
+        # With a journal, each sensor's state topic follows its readings as they are journaled, not
+        # a minute late with the commits: the last payload published (energy figures from the last
+        # commit), and the household (for the night flag), read at start and after each commit.
+        self._states: dict[str, dict[str, Any]] = {}
+        self._household: Household | None = None
 
     # -- MQTT (paho's thread) -----------------------------------------------------------------
     def _connect_properties(self) -> Properties:
@@ -214,8 +220,10 @@ class Aggregator:
         alerts = AlertWatcher(self.settings, self._client, self.topics, lambda: self._generation)
         try:
             self._connection_or_wait()
-            if self._journal is not None and not self._store_journal_left():
-                return  # stopping while the database was down: the journal keeps it all
+            if self._journal is not None:
+                if not self._store_journal_left():
+                    return  # stopping while the database was down: the journal keeps it all
+                self._read_live_context(with_states=True)
             alerts.start()
             while not self.stop_event.is_set():
                 self._close_days_when_due()
@@ -256,8 +264,54 @@ class Aggregator:
         self._account(written.outcome)
         if self.settings.ha_discovery:
             self._announcer.learn(written.outcome.sensors.values())
-        if written.states is not None:
+        if written.states is None:
+            return
+        if self._journal is None:
             publish_states(self._client, self.topics, written.states)
+            return
+        for sensor, text in written.states:
+            stored = json.loads(text)
+            shown = self._states.get(sensor)
+            if shown is not None and shown["ts"] > stored["ts"]:
+                # The journal already showed a newer reading: only the energy figures are new.
+                stored = {**shown, **{k: v for k, v in stored.items() if k.startswith("energy")}}
+            self._states[sensor] = stored
+            self._client.publish(self.topics.state(sensor), json.dumps(stored), qos=1, retain=True)
+
+    def _read_live_context(self, with_states: bool) -> None:
+        reply = self._writer.live_context(with_states)
+        if reply.error is not None:
+            log.warning("state topics wait for the next commit: %s", reply.error)
+            return
+        self._household, states = reply.value
+        for sensor, text in states:
+            self._states.setdefault(sensor, json.loads(text))
+
+    def _publish_live_states(self, batch: list[Incoming]) -> None:
+        """Each sensor's state with the newest reading of a journaled batch (a sensor whose state
+        was never published waits for its first commit: the energy figures come from there)."""
+        newest: dict[str, Reading] = {}
+        for message in reversed(batch):
+            sensor = self.topics.sensor_of(message.topic)
+            if sensor is None or sensor in newest or sensor not in self._states:
+                continue
+            reading = parse_reading(sensor, message.payload)
+            if isinstance(reading, Reading) and reading.ts <= time.time() + self.settings.max_future_seconds:
+                newest[sensor] = reading
+        for sensor, reading in newest.items():
+            shown = self._states[sensor]
+            if reading.ts <= shown["ts"]:
+                continue
+            night = self._household is not None and self._household.night(reading.ts, self.settings.zone)
+            state = {**shown, "ts": reading.ts, "power": reading.power, "rate": "night" if night else "day"}
+            for name in OPTIONAL_FIELDS:
+                value = getattr(reading, name)
+                if value is None:
+                    state.pop(name, None)
+                else:
+                    state[name] = value
+            self._states[sensor] = state
+            self._client.publish(self.topics.state(sensor), json.dumps(state), qos=1, retain=True)
 
     # -- with a journal ------------------------------------------------------------------------
     def _journal_step(self) -> None:
@@ -271,6 +325,7 @@ class Aggregator:
                 self._journal.sync()
                 self._acknowledge(batch)
                 self._confirm_to_collectors(self._seqs_of(batch))
+                self._publish_live_states(batch)
                 if not self._pending:
                     self._pending_since = time.monotonic()
                 self._pending.extend(batch)
@@ -302,6 +357,7 @@ class Aggregator:
             del self._pending[: len(chunk)]
             self._after_commit(reply.value)
         self._journal.clear()
+        self._read_live_context(with_states=False)  # a tariff changed in the page since, perhaps
         return True
 
     def _store_journal_left(self) -> bool:

@@ -20,6 +20,7 @@ import contextlib
 import logging
 import multiprocessing
 import signal
+import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -28,7 +29,7 @@ import psycopg
 
 from citizenwatt_common.contract import Topics
 from citizenwatt_common.schema import StorageError, StorageMode, connect_migrated
-from citizenwatt_common.store import close_days
+from citizenwatt_common.store import Household, close_days, load_household
 
 from .batch import BatchOutcome, ClockGuard, Incoming, write_batch
 from .discovery import stored_facts
@@ -104,6 +105,12 @@ class Writer:
 
     def stored_facts(self) -> Reply:
         return self._ask("stored_facts")
+
+    def live_context(self, with_states: bool) -> Reply:
+        """What the journal's live states need (service.py): the household (its tariffs: each
+        reading's night flag) and, ``with_states``, every sensor's state payload (those heard of
+        in the last day)."""
+        return self._ask("live_context", with_states)
 
     def _ask(self, *request: Any) -> Reply:
         try:
@@ -186,6 +193,8 @@ class _Database:
                 value = close_days(self.connection(), *args)
             elif kind == "stored_facts":
                 value = stored_facts(self.connection())
+            elif kind == "live_context":
+                value = self._live_context(*args)
             else:
                 raise ValueError(f"unknown request {kind!r}")
         except StorageError as exc:
@@ -195,6 +204,14 @@ class _Database:
                 self.drop()
             return Reply(error=str(exc).strip(), outage=isinstance(exc, _OUTAGES), storage=self.storage)
         return Reply(value=value, storage=self.storage)
+
+    def _live_context(self, with_states: bool) -> tuple[Household, list[tuple[str, str]]]:
+        conn = self.connection()
+        household = load_household(conn, with_plan=True)
+        if not with_states:
+            return household, []
+        keys = [str(row[0]) for row in conn.execute("SELECT key FROM sensors ORDER BY key").fetchall()]
+        return household, sensor_states(conn, keys, time.time() - 86_400) if keys else []
 
     def _write(self, batch: list[Incoming]) -> Written:
         conn = self.connection()
