@@ -147,14 +147,18 @@ class LocalPostgres:
             # Timescale's hooks must be loaded before any session starts; telemetry would try to
             # reach the internet from a machine that must work offline.
             lines += ["shared_preload_libraries = 'timescaledb'", "timescaledb.telemetry_level = off"]
-        # SD card wear: a checkpoint every 30 min rather than 5 writes each page changed meanwhile
-        # once, and logs its first change after a checkpoint as a full-page image 6x less often;
-        # those images (kept: full_page_writes=off would let a power cut tear a page) are
-        # compressed. fsync and synchronous_commit stay on. Autovacuum visits each database every
-        # 5 min rather than every minute: each visit that finds work commits (a WAL flush) and
-        # rewrites pages, and our tables are a handful of small rows updated in place plus an
-        # append-only series. Also docker-compose.yml's timescaledb.
-        lines += ["checkpoint_timeout = 30min", "wal_compression = on", "autovacuum_naptime = 5min"]
+        # SD card wear: a checkpoint every hour rather than every 5 min writes each page changed
+        # meanwhile once, and logs its first change after a checkpoint as a full-page image 12x
+        # less often; those images (kept: full_page_writes=off would let a power cut tear a page)
+        # are compressed. fsync and synchronous_commit stay on. Recovery after a crash replays at
+        # most an hour of WAL: a few MB here, seconds. Autovacuum visits each database every hour
+        # rather than every minute: each visit that finds work commits (a WAL flush), rewrites
+        # pages and, after its own catalog updates, makes the next new backend rewrite the
+        # relation cache files (160 KB each); our tables are a handful of small rows updated in
+        # place plus an append-only series. Measured over whole cycles (bench/README.md, "SD
+        # card"): 7.6 KB per reading with 30 min and 5 min, 4.0 KB with an hour for both. Also
+        # docker-compose.yml's timescaledb.
+        lines += ["checkpoint_timeout = 1h", "wal_compression = on", "autovacuum_naptime = 1h"]
         # The WAL writer flushes what no commit waited for (page pruning by readers, hint records)
         # every wal_writer_delay, rewriting the 8 KB page the last commit ended in, plus a sync: a
         # third of PostgreSQL's syncs and a fifth of its bytes at 200 ms (bench/sdcard.py). At its
