@@ -35,10 +35,10 @@ from citizenwatt_common.tariff_store import tempo_topic_filter
 
 from .alerting import AlertWatcher
 from .batch import BatchOutcome, Incoming, seq_of_payload, seq_ranges
-from .discovery import OPTIONAL_FIELDS, Announcer, DiscoveryContext
+from .discovery import Announcer, DiscoveryContext
 from .journal import Journal
 from .settings import AggregatorSettings
-from .state import publish_states
+from .state import publish_states, with_energy, with_reading
 from .writer import Reply, Writer, WriterGone, Written
 
 log = logging.getLogger(__name__)
@@ -270,13 +270,10 @@ class Aggregator:
             publish_states(self._client, self.topics, written.states)
             return
         for sensor, text in written.states:
-            stored = json.loads(text)
+            committed = json.loads(text)
             shown = self._states.get(sensor)
-            if shown is not None and shown["ts"] > stored["ts"]:
-                # The journal already showed a newer reading: only the energy figures are new.
-                stored = {**shown, **{k: v for k, v in stored.items() if k.startswith("energy")}}
-            self._states[sensor] = stored
-            self._client.publish(self.topics.state(sensor), json.dumps(stored), qos=1, retain=True)
+            state = self._states[sensor] = committed if shown is None else with_energy(shown, committed)
+            self._client.publish(self.topics.state(sensor), json.dumps(state), qos=1, retain=True)
 
     def _read_live_context(self, with_states: bool) -> None:
         reply = self._writer.live_context(with_states)
@@ -303,14 +300,7 @@ class Aggregator:
             if reading.ts <= shown["ts"]:
                 continue
             night = self._household is not None and self._household.night(reading.ts, self.settings.zone)
-            state = {**shown, "ts": reading.ts, "power": reading.power, "rate": "night" if night else "day"}
-            for name in OPTIONAL_FIELDS:
-                value = getattr(reading, name)
-                if value is None:
-                    state.pop(name, None)
-                else:
-                    state[name] = value
-            self._states[sensor] = state
+            state = self._states[sensor] = with_reading(shown, reading, night)
             self._client.publish(self.topics.state(sensor), json.dumps(state), qos=1, retain=True)
 
     # -- with a journal ------------------------------------------------------------------------

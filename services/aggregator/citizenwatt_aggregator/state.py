@@ -9,7 +9,7 @@ from typing import Any
 import paho.mqtt.client as paho
 import psycopg
 
-from citizenwatt_common.contract import SCHEMA_VERSION, Topics
+from citizenwatt_common.contract import SCHEMA_VERSION, Reading, Topics
 
 from .discovery import OPTIONAL_FIELDS
 
@@ -59,3 +59,24 @@ def sensor_states(conn: psycopg.Connection[Any], sensors: Sequence[str], since: 
 def publish_states(client: paho.Client, topics: Topics, states: Sequence[tuple[str, str]]) -> None:
     for sensor, payload in states:
         client.publish(topics.state(sensor), payload, qos=1, retain=True)
+
+
+def with_reading(shown: dict[str, Any], reading: Reading, night: bool) -> dict[str, Any]:
+    """A state payload moved on to a newer reading not committed yet (the aggregator's journal):
+    its power, time, night flag and other figures; the energy figures stay the last commit's."""
+    state = {**shown, "ts": reading.ts, "power": reading.power, "rate": "night" if night else "day"}
+    for name in OPTIONAL_FIELDS:
+        value = getattr(reading, name)
+        if value is None:
+            state.pop(name, None)
+        else:
+            state[name] = value
+    return state
+
+
+def with_energy(shown: dict[str, Any], committed: dict[str, Any]) -> dict[str, Any]:
+    """The payload a commit read from the database, unless the journal already showed a newer
+    reading: then that one, with the commit's energy figures."""
+    if shown["ts"] <= committed["ts"]:
+        return committed
+    return {**shown, **{key: value for key, value in committed.items() if key.startswith("energy")}}
