@@ -162,7 +162,7 @@ class Stack:
         self.postgres.start()
         self.broker.start()
         self.env = {
-            **service_env(self.postgres.url, self.broker.url, str(self.api_port)),
+            **service_env(self.postgres.url, self.broker.url, str(self.api_port), self.root),
             "CW_HEALTH_PORT": str(self.health_port),
             "CW_ADMIN_LOGIN": _ADMIN[0],
             "CW_ADMIN_PASSWORD": _ADMIN[1],

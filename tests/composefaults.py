@@ -4,16 +4,23 @@ what the database holds, and how a power cut is played on the containers' volume
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
+import subprocess
 import time
 from pathlib import Path
 
 from citizenwatt_common.collector.outbox import segment_paths
 from tests.dockerstack import ComposeProject
 from tests.services import MqttObserver, wait_until
+from tests.test_faults import outbox_writes
 
 SENSOR = "simulator"  # docker-compose.yml's default CW_SIMULATOR_ID
 # docker-compose.yml's CW_OUTBOX_PATH, inside the simulator-outbox volume (mounted at /var/lib/citizenwatt).
 OUTBOX_IN_VOLUME = "outbox"
+# docker-compose.yml's CW_JOURNAL_PATH, inside the aggregator-journal volume (mounted there too).
+JOURNAL_IN_CONTAINER = Path("/var/lib/citizenwatt/journal")
 
 
 def sql(stack: ComposeProject, query: str) -> str:
@@ -99,11 +106,52 @@ def volume_folder(stack: ComposeProject, volume: str) -> Path:
     return Path(path)
 
 
+class JournalTrace:
+    """strace on the aggregator container's process, seen from this machine (the container's
+    processes are ours too), recording its writes and syncs: what its journal would keep at a power
+    cut is what it held at its last fdatasync (tests/test_faults.py's outbox_writes replays them)."""
+
+    def __init__(self, stack: ComposeProject, trace: Path) -> None:
+        strace = shutil.which("strace")
+        assert strace, "strace is needed (tools/install-system-deps.sh test)"
+        pid = int(stack.daemon.run("inspect", "-f", "{{.State.Pid}}", stack.container("aggregator")).stdout)
+        self.trace = trace
+        # -f with -p: every thread of the process; -y: paths as the process sees them (its mounts).
+        self.process = subprocess.Popen(
+            [
+                *(strace, "-f", "-y", "-ttt", "-qq", "-s", "0", "-e", "trace=write,fsync,fdatasync,ftruncate"),
+                *("-e", "signal=none", "-o", str(trace), "-p", str(pid)),
+            ]
+        )
+
+    def journal_emptied(self) -> bool:
+        """A commit emptied the journal since the trace began: from then on it accounts for every byte."""
+        text = self.trace.read_text(errors="replace") if self.trace.exists() else ""
+        emptied = rf"ftruncate\(\d+<{re.escape(str(JOURNAL_IN_CONTAINER))}>, 0\)"
+        return re.search(emptied, text) is not None
+
+    def cut_journal(self, stack: ComposeProject) -> int:
+        """Once the container is SIGKILLed: cut its journal (on the volume) back to its last sync;
+        returns the bytes cut off."""
+        self.process.wait(timeout=30)  # strace ends with its tracee, its last calls recorded
+        state = outbox_writes(self.trace, (JOURNAL_IN_CONTAINER,))[JOURNAL_IN_CONTAINER]
+        journal = volume_folder(stack, "aggregator-journal") / JOURNAL_IN_CONTAINER.name
+        assert journal.stat().st_size == state.size, "the trace does not account for every byte of the journal"
+        os.truncate(journal, state.synced)
+        return state.size - state.synced
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+
 def cut_unsynced_state(stack: ComposeProject) -> int:
     """After every container was SIGKILLed: take away what a power cut could, on the volumes.
 
     A SIGKILLed container leaves its files in the kernel's page cache, which a power cut would
-    not: the files keep only what was synced. Here the worst case is played, not measured:
+    not: the files keep only what was synced. The aggregator's journal is cut back to its last
+    fdatasync, as traced (JournalTrace.cut_journal). For the rest the worst case is played, not measured:
     - the simulator's outbox files are emptied (everything since its last fsync, which in steady
       state is never: tests/test_faults.py's power-cut test sees no sync while commits are
       confirmed; emptying them also drops what it had synced, which a real cut would keep);

@@ -9,12 +9,14 @@ here asserts a duration.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import socket
 import subprocess
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +26,7 @@ import httpx
 import pytest
 
 from tests.composefaults import (
+    JournalTrace,
     ReadingWatch,
     cut_unsynced_state,
     kill,
@@ -172,6 +175,16 @@ def test_the_pi_stack_builds_starts_stores_survives_a_restart_and_a_restore(
             assert [s["key"] for s in sensors] == ["simulator"]
             live = page.get("/api/v2/readings", params={"since": time.time() - 600}).json()
             assert len(live) >= 2 and all(r["power"] > 0 for r in live)
+            # As shipped: the live page takes readings from the broker (its account may read
+            # them), and the aggregator journals what it acknowledges, in its volume.
+            wait_until(
+                lambda: page.get("/healthz").json()["live_broker"] == "subscribed",
+                timeout=60,
+                interval=1,
+                message="the api's live feed subscribed to the broker",
+            )
+            journal = json.loads(urllib.request.urlopen("http://127.0.0.1:8081/healthz", timeout=10).read())["journal"]
+            assert journal["path"] == "/var/lib/citizenwatt/journal", journal
             assert b"<title>CitizenWatt</title>" in page.get("/").content
 
         newest = _legacy("/api/1/get/watts/by_id/-1")["data"]
@@ -233,7 +246,7 @@ def test_the_pi_stack_builds_starts_stores_survives_a_restart_and_a_restore(
 
 @pytest.mark.timeout(1800)
 def test_the_pi_stack_loses_nothing_to_killed_containers_and_at_most_the_window_to_a_power_cut(
-    daemon: DockerDaemon, built: list[str]
+    daemon: DockerDaemon, built: list[str], tmp_path: Path
 ) -> None:
     """The stack as the Pi runs it, the simulator measuring every 0.5 s (tests/compose/docker-compose.faults.yml).
 
@@ -251,13 +264,14 @@ def test_the_pi_stack_loses_nothing_to_killed_containers_and_at_most_the_window_
        run's first seq consecutive from the first reading the broker delivered to the test's
        subscriber (connected before the collector started); the others exactly the logged
        range; and every reading the subscriber saw among them.
-    2. A power cut, in steady state: once the newest stored reading is 3 s older than the newest
-       published one (so the aggregator holds an uncommitted batch), every container is SIGKILLed
+    2. A power cut, in steady state: with strace on the aggregator's process since a commit
+       emptied its journal, and once the newest stored reading is 3 s older than the newest
+       published one (so the journal holds readings not committed), every container is SIGKILLed
        by one `docker kill`, the volumes kept; then what a cut takes beyond that is taken on the
-       volumes (tests/composefaults.py: outbox files emptied, Mosquitto's snapshot deleted), and
-       the stack started again. Every reading the subscriber saw measured more than WINDOW_SECONDS
-       before the cut must be stored; the lost ones (there must be some: the uncommitted batch)
-       all from the last WINDOW_SECONDS.
+       volumes (tests/composefaults.py: the journal cut back to its last fdatasync, outbox files
+       emptied, Mosquitto's snapshot deleted), and the stack started again. Every reading the
+       subscriber saw measured more than WINDOW_SECONDS before the cut must be stored; the lost
+       ones (there must be some: the batch not journaled yet) all from the last WINDOW_SECONDS.
     """
     started = time.monotonic()
     name = f"cwfault{uuid.uuid4().hex[:8]}"
@@ -268,6 +282,7 @@ def test_the_pi_stack_loses_nothing_to_killed_containers_and_at_most_the_window_
         {"CW_TEST_PGPORT": str(free_port()), "COMPOSE_DOCKER_CLI_BUILD": "0"},
     )
     watch = None
+    tracer = None
     try:
         stack("up", "-d", "mosquitto")
         watch = ReadingWatch(stack)
@@ -307,33 +322,43 @@ def test_the_pi_stack_loses_nothing_to_killed_containers_and_at_most_the_window_
         # The power cut.
         stack("up", "-d")
         wait_stored_past(stack, last_run[1])
+        tracer = JournalTrace(stack, tmp_path / "aggregator.trace")
+        wait_until(tracer.journal_emptied, timeout=120, interval=0.5, message="a commit emptying the journal")
 
-        def batch_pending() -> bool:
+        def journal_ahead() -> bool:
+            """Readings older than the window that only the journal holds (it commits every 10 s)."""
             newest_seen = max(watch.readings().values())
-            return newest_seen - newest_stored(stack)[1] >= 3.0
+            return newest_seen - newest_stored(stack)[1] >= WINDOW_SECONDS + 2
 
-        wait_until(batch_pending, timeout=60, interval=0.5, message="readings published and not yet committed")
+        wait_until(journal_ahead, timeout=60, interval=0.5, message="readings journaled and not yet committed")
+        in_database = set(stored_seqs(stack))
         running = daemon.run("ps", "-q", "--filter", f"label=com.docker.compose.project={name}").stdout.split()
         daemon.run("kill", *running)
         cut_at = time.time()
-        cut_bytes = cut_unsynced_state(stack)
+        journal_bytes = tracer.cut_journal(stack)
+        cut_bytes = cut_unsynced_state(stack) + journal_bytes
         seen = watch.readings()
         stack("up", "-d")
         must_survive = {seq for seq, ts in seen.items() if ts < cut_at - WINDOW_SECONDS}
+        journal_only = must_survive - in_database
         wait_stored_past(stack, max(seen))  # healed: a reading after the cut stored
         stored = stored_seqs(stack)
         lost = {seq: cut_at - ts for seq, ts in seen.items() if seq not in set(stored)}
         print(
             f"\nPOWER CUT compose: {len(seen)} readings published, {len(must_survive)} older than"
-            f" {WINDOW_SECONDS:g} s; lost {len(lost)}, all measured in the last {max(lost.values(), default=0):.1f} s;"
-            f" {cut_bytes} outbox bytes cut off"
+            f" {WINDOW_SECONDS:g} s ({len(journal_only)} of them only in the journal at the cut);"
+            f" lost {len(lost)}, all measured in the last {max(lost.values(), default=0):.1f} s;"
+            f" {cut_bytes} unsynced bytes cut off ({journal_bytes} of the journal)"
         )
         assert must_survive <= set(stored), "readings older than the window lost"
         assert all(age <= WINDOW_SECONDS for age in lost.values())
         assert lost and cut_bytes > 0, "the power cut took nothing away"
+        assert journal_only, "the database had every reading older than the window: the journal proved nothing"
         assert len(stored) == len(set(stored)), "a reading was stored twice"
         built.append(f"compose faults and power cut, from up to healed: {time.monotonic() - started:.0f} s")
     finally:
+        if tracer is not None:
+            tracer.close()
         if watch is not None:
             watch.close()
         stack("down", "-v", "--remove-orphans", check=False)

@@ -52,6 +52,9 @@ class RunLocal:
             "CW_HEALTH_PORT": str(health),
             "CW_BACKFILL_DAYS": "0",
             "CW_PERIOD_SECONDS": "0.5",
+            # make run's aggregator journals readings and commits them a minute later; what is
+            # tested here is that everything comes back, so the journal is committed sooner.
+            "CW_COMMIT_SECONDS": "5",
         }
         self.postgres = LocalPostgres(data / "postgres", self.pg_port)
         self.log = data / "run.log"
@@ -119,6 +122,10 @@ def test_make_run_brings_back_whatever_is_killed(run_local: RunLocal) -> None:
     assert run_local.postgres.postmaster_pid() is None
     log = run_local.log.read_text()
     assert "PostgreSQL restarted" in log and "aggregator restarted" in log and "Mosquitto restarted" in log
+    # Its aggregator journaled what it acknowledged (README, Reliability), and emptied the journal
+    # into PostgreSQL when stopped.
+    journal = run_local.log.parent / "aggregator-journal"
+    assert journal.exists() and journal.stat().st_size == 0
 
 
 def _replaced(process: subprocess.Popen[bytes], module: str, old: int) -> bool:

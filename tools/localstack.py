@@ -165,6 +165,12 @@ class LocalPostgres:
         # 10 s maximum the aggregator's next commit (every 8 s) nearly always flushes it first.
         # Commits the aggregator waits for are not concerned: they flush themselves.
         lines += ["wal_writer_delay = 10s"]
+        # Nothing here replicates or archives WAL (backups are pg_dump's, tools/backup-database.sh),
+        # so WAL needs only what crash recovery needs. At "replica", its default, PostgreSQL also logs
+        # the running transactions every 15 s after any activity, for standbys: after each commit
+        # of the aggregator's journal (a minute apart) the WAL writer then rewrites and syncs the
+        # page it ends in, a fifth of the WAL's bytes and every sync of its own (bench/sdcard.py).
+        lines += ["wal_level = minimal", "max_wal_senders = 0"]
         lines += [f"{name} = {value}" for name, value in PI_MEMORY_SETTINGS]
         config = self.data / "citizenwatt.conf"
         config.write_text("\n".join(lines) + "\n")

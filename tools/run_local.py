@@ -49,7 +49,7 @@ def main() -> int:
     try:
         print(f"PostgreSQL  {postgres.start()}  (data in {postgres.data})", flush=True)
         print(f"Mosquitto   {broker.start()}", flush=True)
-        env = service_env(postgres.url, broker.url, api_port)
+        env = service_env(postgres.url, broker.url, api_port, data)
         # The api with glibc's allocator for Python's objects too, as in its image (Dockerfile).
         api_env = {"PYTHONMALLOC": "malloc", **env}
         launched = {
@@ -133,10 +133,15 @@ def _replace(
     children[index] = (name, spawn(module, env))
 
 
-def service_env(database_url: str, mqtt_url: str, api_port: str) -> dict[str, str]:
-    """The environment every service of ``make run`` gets (bench/memory.py starts them the same way)."""
+def service_env(database_url: str, mqtt_url: str, api_port: str, data: Path) -> dict[str, str]:
+    """The environment every service of ``make run`` gets (bench/memory.py starts them the same way).
+
+    As docker-compose.yml: the aggregator journals what it acknowledges in ``data`` and commits
+    it a minute later, and the live page reads the broker (README, Reliability)."""
     return {
         **MALLOC_ENV,
+        "CW_JOURNAL_PATH": str(data / "aggregator-journal"),
+        "CW_API_LIVE_FROM_BROKER": "true",
         **os.environ,
         "PYTHONUNBUFFERED": "1",
         "CW_DATABASE_URL": database_url,
