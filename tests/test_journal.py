@@ -153,6 +153,28 @@ def test_journaled_messages_are_confirmed_before_any_commit_and_stored_by_the_ne
 
 
 @pytest.mark.backends("plain")
+def test_a_full_batch_is_committed_at_once_and_not_journaled(
+    mosquitto: LocalMosquitto, database_url: str, tmp_path: Path, observer: MqttObserver
+) -> None:
+    """A backlog comes in full batches (CW_BATCH_SIZE, 10 here): each is committed before it is
+    acknowledged, as without a journal, and never written to the journal; smaller ones are
+    journaled and wait for the commit an hour later. 23 readings in one burst: at least two full
+    batches, so at least 20 readings in the database, the rest in the journal alone, each once."""
+    journal = tmp_path / "state" / "journal"
+    env = journal_env(mosquitto, database_url, journal, CW_COMMIT_SECONDS="3600", CW_BATCH_SIZE="10")
+    with service("citizenwatt_aggregator", env, tmp_path / "agg.log"):
+        wait_for_aggregator(observer)
+        now = time.time()
+        for seq in range(1, 24):
+            observer.publish("citizenwatt/attic/reading", reading("attic", now - 60 + seq, 10.0 * seq, seq=seq))
+        observer.wait_for(lambda _: confirmed(observer, "attic") == set(range(1, 24)))
+        in_database = stored(database_url)
+        in_journal = [json.loads(payload)["seq"] for _, payload in Journal(journal).read()]
+        assert len(in_database) >= 20
+        assert sorted(in_database + in_journal) == list(range(1, 24))
+
+
+@pytest.mark.backends("plain")
 def test_a_stopped_database_leaves_the_messages_in_the_journal_until_it_is_back(
     mosquitto: LocalMosquitto, own_postgres: LocalPostgres, tmp_path: Path, observer: MqttObserver
 ) -> None:
