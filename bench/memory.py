@@ -382,7 +382,8 @@ def run() -> None:
     sample_every = _env_float("CW_BENCH_MEMORY_SAMPLE_SECONDS", 5)
     settle = _env_float("CW_BENCH_MEMORY_SETTLE_SECONDS", 150)
     with running_stack() as stack:
-        _wait(lambda: stack.stored() > 0, 60, "no reading of the simulator was stored")
+        # The aggregator's journal is committed a minute after its first reading (CW_COMMIT_SECONDS).
+        _wait(lambda: stack.stored() > 0, 150, "no reading of the simulator was stored")
         time.sleep(settle)
         stack.check_alive()
         idle = f"memory, stack idle with the simulator ({settle:.0f} s after its first stored reading)"
