@@ -154,7 +154,14 @@ def test_the_pi_stack_builds_starts_stores_survives_a_restart_and_a_restore(
         daemon,
         name,
         [REPO / "docker-compose.yml", OVERRIDE],
-        {"CW_TEST_PGPORT": str(free_port()), "COMPOSE_DOCKER_CLI_BUILD": "0"},
+        {
+            "CW_TEST_PGPORT": str(free_port()),
+            "COMPOSE_DOCKER_CLI_BUILD": "0",
+            # The journal committed with each 8 s batch, not a minute later: this test waits for
+            # stored readings three times (the fault test below is the one that keeps journaled
+            # readings uncommitted, across its power cut).
+            "CW_COMMIT_SECONDS": "5",
+        },
     )
     try:
         started = time.monotonic()
@@ -279,7 +286,9 @@ def test_the_pi_stack_loses_nothing_to_killed_containers_and_at_most_the_window_
         daemon,
         name,
         [REPO / "docker-compose.yml", OVERRIDE, FAULTS_OVERRIDE],
-        {"CW_TEST_PGPORT": str(free_port()), "COMPOSE_DOCKER_CLI_BUILD": "0"},
+        # The journal committed with each 8 s batch while faults come and go, so that each one's
+        # "stored again" comes soon; 10 s apart for the power cut (below).
+        {"CW_TEST_PGPORT": str(free_port()), "COMPOSE_DOCKER_CLI_BUILD": "0", "CW_COMMIT_SECONDS": "5"},
     )
     watch = None
     tracer = None
@@ -319,7 +328,9 @@ def test_the_pi_stack_loses_nothing_to_killed_containers_and_at_most_the_window_
         assert seq_runs(first_run) == [(min(seen), max(first_run))], "a gap in the collector's first run"
         assert [seq for seq in seqs if seq >= last_run[0]] == list(range(last_run[0], last_run[1] + 1))
 
-        # The power cut.
+        # The power cut. The aggregator made anew with commits 10 s apart: a batch (8 s) then waits
+        # for the next one's before its commit, so the journal holds readings most of the time.
+        stack.env["CW_COMMIT_SECONDS"] = "10"
         stack("up", "-d")
         wait_stored_past(stack, last_run[1])
         tracer = JournalTrace(stack, tmp_path / "aggregator.trace")
