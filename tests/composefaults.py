@@ -13,8 +13,8 @@ from pathlib import Path
 
 from citizenwatt_common.collector.outbox import segment_paths
 from tests.dockerstack import ComposeProject
+from tests.powercut import TRACE_WRITES_AND_SYNCS, outbox_writes
 from tests.services import MqttObserver, wait_until
-from tests.test_faults import outbox_writes
 
 SENSOR = "simulator"  # docker-compose.yml's default CW_SIMULATOR_ID
 # docker-compose.yml's CW_OUTBOX_PATH, inside the simulator-outbox volume (mounted at /var/lib/citizenwatt).
@@ -109,7 +109,7 @@ def volume_folder(stack: ComposeProject, volume: str) -> Path:
 class JournalTrace:
     """strace on the aggregator container's process, seen from this machine (the container's
     processes are ours too), recording its writes and syncs: what its journal would keep at a power
-    cut is what it held at its last fdatasync (tests/test_faults.py's outbox_writes replays them)."""
+    cut is what it held at its last fdatasync (tests/powercut.py replays them)."""
 
     def __init__(self, stack: ComposeProject, trace: Path) -> None:
         strace = shutil.which("strace")
@@ -117,12 +117,7 @@ class JournalTrace:
         pid = int(stack.daemon.run("inspect", "-f", "{{.State.Pid}}", stack.container("aggregator")).stdout)
         self.trace = trace
         # -f with -p: every thread of the process; -y: paths as the process sees them (its mounts).
-        self.process = subprocess.Popen(
-            [
-                *(strace, "-f", "-y", "-ttt", "-qq", "-s", "0", "-e", "trace=write,fsync,fdatasync,ftruncate"),
-                *("-e", "signal=none", "-o", str(trace), "-p", str(pid)),
-            ]
-        )
+        self.process = subprocess.Popen([strace, *TRACE_WRITES_AND_SYNCS, "-o", str(trace), "-p", str(pid)])
 
     def journal_emptied(self) -> bool:
         """A commit emptied the journal since the trace began: from then on it accounts for every byte."""

@@ -44,8 +44,8 @@ from tests.dockerstack import (
     build_base_images,
     wait_healthy,
 )
+from tests.powercut import WINDOW_SECONDS
 from tests.services import wait_until
-from tests.test_faults import WINDOW_SECONDS
 from tools.localstack import free_port
 
 pytestmark = pytest.mark.slow

@@ -24,16 +24,14 @@ import pytest
 from citizenwatt_aggregator.journal import Journal, decode_records, encode_record
 from citizenwatt_aggregator.settings import AggregatorSettings
 from citizenwatt_common.collector.outbox import segment_paths
+from tests.powercut import TRACE_WRITES_AND_SYNCS, WINDOW_SECONDS, outbox_writes, what_a_power_cut_leaves
 from tests.services import REPO, MqttObserver, ServiceProcess, count_rows, service, wait_for_exit, wait_until
 from tests.test_aggregator import reading, wait_for_aggregator
 from tests.test_faults import (
-    WINDOW_SECONDS,
     _descendants,
     health,
     kill_postgres,
-    outbox_writes,
     stored_seqs,
-    what_a_power_cut_leaves,
 )
 from tools.localstack import LocalMosquitto, LocalPostgres, free_port
 
@@ -212,8 +210,7 @@ def traced(strace: str, trace: Path, env: dict[str, str], log: Path, module: str
     with log.open("ab") as out:
         return subprocess.Popen(
             [
-                *(strace, "-f", "-y", "-ttt", "-qq", "-s", "0", "-e", "trace=write,fsync,fdatasync,ftruncate"),
-                *("-e", "signal=none", "-o", str(trace), sys.executable, "-m", module),
+                *(strace, *TRACE_WRITES_AND_SYNCS, "-o", str(trace), sys.executable, "-m", module),
             ],
             env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
             cwd=REPO,
