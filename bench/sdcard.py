@@ -36,6 +36,7 @@ from pathlib import Path
 import psycopg
 
 from tools.localstack import REPO, LocalMosquitto, LocalPostgres, free_port, wait_for_port
+from tools.run_local import service_env
 
 SENSORS = 4
 PERIOD_SECONDS = 8.0
@@ -326,7 +327,7 @@ def _kind_of(path: str) -> str:
         return "Mosquitto snapshot"
     if name.startswith("outbox"):
         return "collectors' outboxes"
-    if name == "journal":
+    if name in ("journal", "aggregator-journal"):  # docker-compose.yml's, make run's
         return "aggregator's journal"
     return path
 
@@ -346,19 +347,15 @@ def run() -> None:
         postgres.start()
         broker.start()
         health_port, api_port = free_port(), free_port()
+        # make run's environment (tools/run_local.py), so the bench measures what ships.
         env = {
-            **os.environ,
-            "PYTHONUNBUFFERED": "1",
-            "CW_DATABASE_URL": postgres.url,
-            "CW_MQTT_URL": broker.url,
+            **service_env(postgres.url, broker.url, str(api_port), root),
             "CW_HEALTH_PORT": str(health_port),
-            "CW_API_PORT": str(api_port),
             "CW_API_HOST": "127.0.0.1",
             "CW_PERIOD_SECONDS": str(PERIOD_SECONDS),
         }
-        if journal:
-            env["CW_JOURNAL_PATH"] = str(root / "aggregator" / "journal")
-            env["CW_API_LIVE_FROM_BROKER"] = "true"
+        if not journal:
+            env["CW_JOURNAL_PATH"] = ""  # empty: no journal
         services: dict[str, subprocess.Popen[bytes]] = {}
 
         def spawn(label: str, module: str, extra: dict[str, str] | None = None) -> None:
