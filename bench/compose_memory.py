@@ -9,9 +9,16 @@ container's cgroup usage without its reclaimable page cache; a page shared by se
 one container (PostgreSQL's shared buffers, the Python interpreter's libraries) counts once, which
 is why it is lower than the same processes' summed RSS, printed beside it.
 
+Then the four hardware collectors are started beside the stack by their compose profiles, each in
+its own container with its device missing (bench/compose-collectors.yml: /dev/null where the device
+node would be, an AWOX address nobody answers), logged in to the broker with their own accounts:
+each retries with backoff, which is how one idles on a Pi whose sensor is unplugged. Their memory is
+printed apart (the issue's bound: <= 30 MB each), as cgroup usage and as the process's RSS.
+
 Settings (environment): CW_BENCH_COMPOSE_SETTLE_SECONDS (idle time after the first stored
 readings, default 150: the api's pool shrinks back after 60 s unused), CW_BENCH_COMPOSE_SAMPLES
-(default 3, 10 s apart; the last is printed, with the highest). Needs host ports 1883, 8080 and
+(default 3, 10 s apart; the last is printed, with the highest), CW_BENCH_COMPOSE_COLLECTOR_SECONDS
+(how long the collectors run before being measured, default 30). Needs host ports 1883, 8080 and
 8081 free. ``python -m bench.compose_memory`` runs it alone.
 """
 
@@ -29,6 +36,15 @@ from tests.dockerstack import OVERRIDE, REPO, ComposeProject, DockerDaemon, buil
 from tools.localstack import free_port
 
 SERVICES = ("mosquitto", "timescaledb", "aggregator", "api", "simulator")
+COLLECTORS = {
+    "nrf24": "collector-nrf24",
+    "ina219": "collector-ina219",
+    "acs712": "collector-acs712",
+    "awox": "collector-awox",
+}
+COLLECTOR_TARGET_MB = 30.0
+# Where each hardware collector's device would be: nothing answers there (bench/compose-collectors.yml).
+COLLECTORS_OVERRIDE = Path(__file__).resolve().parent / "compose-collectors.yml"
 _UNITS = {"B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "kB": 1000, "MB": 1000**2, "GB": 1000**3}
 _AMOUNT = re.compile(r"^\s*([\d.]+)\s*([A-Za-z]+)")
 
@@ -80,6 +96,7 @@ def _stored(stack: ComposeProject) -> int:
 
 def run() -> None:
     settle = float(os.environ.get("CW_BENCH_COMPOSE_SETTLE_SECONDS", "150"))
+    collector_seconds = float(os.environ.get("CW_BENCH_COMPOSE_COLLECTOR_SECONDS", "30"))
     samples = int(os.environ.get("CW_BENCH_COMPOSE_SAMPLES", "3"))
     busy = [port for port in (1883, 8080, 8081) if _port_in_use(port)]
     if busy:
@@ -90,13 +107,14 @@ def run() -> None:
     stack = ComposeProject(
         daemon,
         f"cwbench{uuid.uuid4().hex[:8]}",
-        [REPO / "docker-compose.yml", OVERRIDE],
-        {"CW_TEST_PGPORT": str(free_port()), "COMPOSE_DOCKER_CLI_BUILD": "0"},
+        [REPO / "docker-compose.yml", OVERRIDE, COLLECTORS_OVERRIDE],
+        {"CW_TEST_PGPORT": str(free_port()), "COMPOSE_DOCKER_CLI_BUILD": "0", "CW_ACS712_DEVICE": "/dev/null"},
     )
+    profiles = [arg for profile in COLLECTORS for arg in ("--profile", profile)]
     try:
         with tempfile.TemporaryDirectory(prefix="cw-bench-compose-") as folder:
             build_base_images(daemon, Path(folder) / "timescaledb-context")
-        stack("build", "--parallel", *SERVICES)
+        stack(*profiles, "build", "--parallel", *SERVICES, *COLLECTORS.values())
         stack("up", "-d", *SERVICES)
         wait_healthy(stack, "timescaledb", "aggregator", "api")
         deadline = time.monotonic() + 120
@@ -112,6 +130,11 @@ def run() -> None:
                 time.sleep(10)
             rounds.append(_cgroup_bytes(daemon, containers))
         rss = {name: _rss_bytes(daemon, cid) for name, cid in containers.items()}
+        stack(*profiles, "up", "-d", "--no-recreate", *COLLECTORS.values())
+        time.sleep(collector_seconds)
+        collectors = {name: stack.container(name) for name in COLLECTORS.values()}
+        collector_cgroup = _cgroup_bytes(daemon, collectors)
+        collector_rss = {name: _rss_bytes(daemon, cid) for name, cid in collectors.items()}
     finally:
         stack("down", "-v", "--remove-orphans", check=False)
         daemon.stop()
@@ -126,6 +149,14 @@ def run() -> None:
         print(f"  {name:<14} {last.get(name, 0) / 2**20:>11.1f} {highest / 2**20:>9.1f} {rss[name] / 1e6:>8.1f}")
     total = sum(last.values())
     print(f"  {'TOTAL':<14} {total / 2**20:>11.1f} {'':>9} {sum(rss.values()) / 1e6:>8.1f}")
+    print(
+        f"compose memory: the hardware collectors, each in its container with its device missing, after"
+        f" {collector_seconds:.0f} s (bound: {COLLECTOR_TARGET_MB:.0f} MB each)"
+    )
+    print(f"  {'container':<18} {'cgroup MiB':>11} {'RSS MB':>8}")
+    for name in COLLECTORS.values():
+        flag = "" if collector_rss[name] / 1e6 <= COLLECTOR_TARGET_MB else "  OVER"
+        print(f"  {name:<18} {collector_cgroup.get(name, 0) / 2**20:>11.1f} {collector_rss[name] / 1e6:>8.1f}{flag}")
 
 
 if __name__ == "__main__":
