@@ -59,6 +59,17 @@ def _views() -> list[tuple[str, str, str]]:
         ("day at 5 min (288, W)", "GET", f"{legacy}/watts/by_time/{day0}/{day0 + DAY}/300"),
         ("day at 1 min (1440, W)", "GET", f"{legacy}/watts/by_time/{day0}/{day0 + DAY}/60"),
         ("week at 5 min (2016, W)", "GET", f"{legacy}/watts/by_time/{END - 7 * DAY}/{END}/300"),
+        # As a script asks it, from time.time(): every edge off the minute.
+        (
+            "week at 5 min, off the minute (2016, W)",
+            "GET",
+            f"{legacy}/watts/by_time/{END - 7 * DAY - 0.37}/{END - 0.37}/300",
+        ),
+        (
+            "year at the cap, off the minute (10000, kWh)",
+            "GET",
+            f"{legacy}/kwatthours/by_time/{END - 365 * DAY - 0.37}/{END - 0.37}/3153.6",
+        ),
         ("22.2 h at 8 s (10000, W)", "GET", f"{legacy}/watts/by_time/{END - 80_000}/{END}/8"),
         ("6.9 days at 1 min (10000, W)", "GET", f"{legacy}/watts/by_time/{END - 600_000}/{END}/60"),
         ("35 days at 5 min (10000, W)", "GET", f"{legacy}/watts/by_time/{END - 35 * DAY}/{END}/302.4"),

@@ -149,19 +149,21 @@ def test_long_raw_windows_are_read_in_pieces_that_count_each_segment_once(
     house, meter = _samples(db, ids["house"]), _samples(db, ids["meter"])
     for piece in (1000.0, 137.0):
         monkeypatch.setattr(queries, "_WINDOW_SECONDS", piece)
-        for lo, step, count in ((START + 1234.5, 302.4, 500), (START + 86_000.3, 45.0, 300)):
+        # Steps under queries._SNAP_FROM: their edges stay where they are (longer ones are moved
+        # to the minute, and only short windows around them are read).
+        for lo, step, count in ((START + 1234.5, 90.7, 1500), (START + 86_000.3, 45.0, 300)):
             intervals = [(lo + k * step, lo + (k + 1) * step) for k in range(count)]
             got = energy_in_intervals(db, ids["house"], intervals, MAX_GAP)
             for (a, b), energy in zip(intervals, got, strict=True):
                 _assert_same_energy(energy, _by_python(house, a, b), piece, a)
-    # 300-s steps from START + 4 (off the minute: every cell raw) make one window of 3 000 s; in
+    # 100-s steps from START + 4 (off the minute: every cell raw) make one window of 3 000 s; in
     # pieces of 1 500 s, the cut is at START + 1 504, where a reading is.
     monkeypatch.setattr(queries, "_WINDOW_SECONDS", 1500.0)
     assert queries._cut_windows([[START + 4, START + 3004]]) == [
         [START + 4, START + 1504, START + 1504],
         [START + 1504, START + 3004, math.inf],
     ]
-    intervals = [(START + 4 + k * 300.0, START + 4 + (k + 1) * 300.0) for k in range(10)]
+    intervals = [(START + 4 + k * 100.0, START + 4 + (k + 1) * 100.0) for k in range(30)]
     got = energy_in_intervals(db, ids["meter"], intervals, MAX_GAP)
     for (a, b), energy in zip(intervals, got, strict=True):
         _assert_same_energy(energy, _by_python(meter, a, b), a)
@@ -261,3 +263,68 @@ def test_closed_days_give_the_same_energy_as_the_readings(
     zone = db.execute("SELECT day_zone FROM household").fetchone()
     assert zone == ("UTC",)
     check("in UTC")
+
+
+def test_edges_off_the_minute_are_moved_to_it_and_corrected_from_the_readings_around_them(
+    db: psycopg.Connection[tuple[object, ...]],
+    database_url: str,
+    compress: Callable[[str], int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 10-minute buckets from an instant off the minute, as a script asks for "the last day" from
+    # time.time(): each edge is moved to its nearest minute and the energy between the two comes
+    # from a short window of readings (queries._edge_parts; from 2 minutes on plain tables, from
+    # 10 on hypertables). Readings every 8 s, with power that changes sign, except a pause of
+    # 100 s (within the gap limit) across one edge and a gap of 400 s (beyond it) starting just
+    # after another: those two windows lack a reading within their pad (2.5 periods, 20 s) on one
+    # side, so they are worked out again the long way, and only they.
+    lo, step, count = START + 3600 + 17.25, 600.0, 40
+    paused_edge, gapped_edge = lo + 10 * step, lo + 25 * step
+    readings, ts, k = [], START + 3.5, 0
+    while ts < lo + (count + 1) * step:
+        power = 900.0 * math.sin(k / 9.0) + 150.0  # both signs: import and export
+        readings.append(Reading(sensor="house", kind="simulator", ts=ts, power=round(power, 2)))
+        k += 1
+        if paused_edge - 130 < ts < paused_edge - 30 and ts + 8 > paused_edge - 30:
+            ts += 100.0  # from 38 s before the edge to 62 s after
+        elif gapped_edge < ts < gapped_edge + 8:
+            ts += 400.0
+        else:
+            ts += 8.0
+    db.execute("UPDATE household SET night_start_minute = 1320, night_end_minute = 360")
+    with db.transaction():
+        store_readings(db, readings, load_household(db), PARIS)
+        store_readings(
+            db,
+            [Reading(sensor="meter", kind="simulator", ts=START + 5 + 8 * n, power=400.0) for n in range(3600)],
+            load_household(db),
+            PARIS,
+        )
+    compress(database_url)
+    ids = {str(key): int(str(i)) for key, i in db.execute("SELECT key, id FROM sensors").fetchall()}
+    worked_again: list[tuple[float, float]] = []
+    long_way = queries._energy_in_cells
+
+    def spy(
+        conn: psycopg.Connection[tuple[object, ...]],
+        sensor_ids: list[int],
+        intervals: list[tuple[float, float]],
+        *rest: object,
+    ) -> list[Energy]:
+        if all(hi - lo < 60 for lo, hi in intervals):  # the edges' windows (the buckets are 600 s)
+            worked_again.extend(intervals)
+        return long_way(conn, sensor_ids, intervals, *rest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(queries, "_energy_in_cells", spy)
+    intervals = [(lo + n * step, lo + (n + 1) * step) for n in range(count)]
+    house, meter = _samples(db, ids["house"]), _samples(db, ids["meter"])
+    got = energy_in_intervals(db, [ids["house"], ids["meter"]], intervals, MAX_GAP)
+    for (a, b), energy in zip(intervals, got, strict=True):
+        expected = _by_python(house, a, b)
+        expected += _by_python(meter, a, b)
+        _assert_same_energy(energy, expected, a)
+    assert any(e.export_wh > 0 for e in got), "the readings were meant to export in some buckets"
+    # Each edge's window lies between it and its nearest minute, 22.75 s later (START is 20 s
+    # past a minute, so the edges are 37.25 s past one).
+    assert START % 60 == 20
+    assert sorted(worked_again) == [(edge, edge + 22.75) for edge in (paused_edge, gapped_edge)]
