@@ -271,14 +271,14 @@ def test_edges_off_the_minute_are_moved_to_it_and_corrected_from_the_readings_ar
     compress: Callable[[str], int],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # 10-minute buckets from an instant off the minute, as a script asks for "the last day" from
+    # 20-minute buckets from an instant off the minute, as a script asks for "the last days" from
     # time.time(): each edge is moved to its nearest minute and the energy between the two comes
-    # from a short window of readings (queries._edge_parts; from 2 minutes on plain tables, from
-    # 10 on hypertables). Readings every 8 s, with power that changes sign, except a pause of
+    # from a short window of readings (queries._edge_parts; from 2-minute buckets on plain tables,
+    # from 20-minute ones on hypertables). Readings every 8 s, with power that changes sign, except a pause of
     # 100 s (within the gap limit) across one edge and a gap of 400 s (beyond it) starting just
     # after another: those two windows lack a reading within their pad (2.5 periods, 20 s) on one
     # side, so they are worked out again the long way, and only they.
-    lo, step, count = START + 3600 + 17.25, 600.0, 40
+    lo, step, count = START + 3600 + 17.25, 1200.0, 40
     paused_edge, gapped_edge = lo + 10 * step, lo + 25 * step
     readings, ts, k = [], START + 3.5, 0
     while ts < lo + (count + 1) * step:
@@ -296,7 +296,7 @@ def test_edges_off_the_minute_are_moved_to_it_and_corrected_from_the_readings_ar
         store_readings(db, readings, load_household(db), PARIS)
         store_readings(
             db,
-            [Reading(sensor="meter", kind="simulator", ts=START + 5 + 8 * n, power=400.0) for n in range(3600)],
+            [Reading(sensor="meter", kind="simulator", ts=START + 5 + 8 * n, power=400.0) for n in range(6700)],
             load_household(db),
             PARIS,
         )
@@ -311,7 +311,7 @@ def test_edges_off_the_minute_are_moved_to_it_and_corrected_from_the_readings_ar
         intervals: list[tuple[float, float]],
         *rest: object,
     ) -> list[Energy]:
-        if all(hi - lo < 60 for lo, hi in intervals):  # the edges' windows (the buckets are 600 s)
+        if all(hi - lo < 60 for lo, hi in intervals):  # the edges' windows (the buckets are 1200 s)
             worked_again.extend(intervals)
         return long_way(conn, sensor_ids, intervals, *rest)  # type: ignore[arg-type]
 
