@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from typing import Protocol
 
 import paho.mqtt.client as paho
@@ -43,8 +44,6 @@ def make_client(settings: MqttOptions, client_id: str, *, manual_ack: bool = Fal
     if settings.mqtt_username:
         client.username_pw_set(settings.mqtt_username, settings.mqtt_secret())
     if settings.mqtt_tls:
-        import ssl  # here: a collector on plain MQTT leaves it out (plain_mqtt.py)
-
         client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
     # paho retries the connection itself, doubling the wait from 1 s up to 60 s.
     client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-from citizenwatt_common.plain_mqtt import leave_out_ssl_unless_mqtts
-
-if __name__ == "__main__":  # the start command (not a test importing this module)
-    leave_out_ssl_unless_mqtts()  # before paho-mqtt and asyncio are imported
-
 from citizenwatt_common.collector.runtime import main_for
 
 from .service import receive_packets
