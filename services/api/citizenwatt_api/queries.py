@@ -207,7 +207,9 @@ def _energy_on_edges(
 # 15-minute steps lose (an edge costs about 185 us there), half hours and hours gain 1.5 to 1.9x.
 _SNAP_FROM = 120.0
 _SNAP_FROM_CHUNKED = 1200.0
-_HAS_CHUNKS = "SELECT EXISTS (SELECT 1 FROM pg_inherits WHERE inhparent = 'readings'::regclass)"
+# Whether readings has chunks (a TimescaleDB hypertable's inherit from it).
+_READINGS_CHUNKED = "EXISTS (SELECT 1 FROM pg_inherits WHERE inhparent = 'readings'::regclass)"
+_HAS_CHUNKS = f"SELECT {_READINGS_CHUNKED}"
 
 
 def _has_chunks(conn: Conn) -> bool:
@@ -650,11 +652,8 @@ _RAW_CELLS = {
     for exports in (False, True)
 }
 _EXPORTS = "SELECT exports FROM sensors WHERE id = %s"
-# Whether readings has chunks (a TimescaleDB hypertable's inherit from it): see _window_groups.
-_EXPORTS_AND_CHUNKS = (
-    "SELECT exports, EXISTS (SELECT 1 FROM pg_inherits WHERE inhparent = 'readings'::regclass)"
-    " FROM sensors WHERE id = %s"
-)
+# The sensor's export flag, and whether readings has chunks: see _window_groups.
+_EXPORTS_AND_CHUNKS = f"SELECT exports, {_READINGS_CHUNKED} FROM sensors WHERE id = %s"
 
 _CROSSING_SEGMENTS = {
     chunked: f"SELECT cut.t0, cut.t1, cut.p0, cut.p1, cut.n FROM {_WINDOWS}"
