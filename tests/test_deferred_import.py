@@ -1,4 +1,4 @@
-"""paho-mqtt's urllib.request, imported only when read (citizenwatt_common/deferred_import.py).
+"""paho-mqtt's urllib.request and hashlib, imported only when read (citizenwatt_common/deferred_import.py).
 
 Each case runs in a fresh interpreter: the tests' own process has long imported urllib.request.
 """
@@ -23,17 +23,17 @@ def run_fresh(code: str, **env: str) -> str:
     return result.stdout.strip()
 
 
-def test_a_collector_loads_paho_without_urllib_request_and_what_it_drags_in() -> None:
+def test_a_collector_loads_paho_without_urllib_request_hashlib_and_what_they_drag_in() -> None:
     out = run_fresh(
         """
         import sys
         import citizenwatt_common.collector.runtime  # paho-mqtt, the publisher, the outbox
         import paho.mqtt.client
-        print(sorted(m for m in ("http.client", "email.parser", "tempfile", "lzma") if m in sys.modules))
-        print(type(sys.modules["urllib.request"]).__name__)
+        print(sorted(m for m in ("http.client", "email.parser", "tempfile", "lzma", "_hashlib") if m in sys.modules))
+        print(type(sys.modules["urllib.request"]).__name__, type(sys.modules["hashlib"]).__name__)
         """
     )
-    assert out.splitlines() == ["[]", "_Deferred"]
+    assert out.splitlines() == ["[]", "_Deferred _Deferred"]
 
 
 def test_the_first_read_imports_the_real_module_whichever_way_it_is_read() -> None:
@@ -48,10 +48,18 @@ def test_the_first_read_imports_the_real_module_whichever_way_it_is_read() -> No
         print(type(real) is types.ModuleType, urllib.request is real, "http.client" in sys.modules)
         from urllib.request import Request
         print(Request("http://example.org/x").host)
+        import hashlib
+        print(hashlib.sha256(b"abc").hexdigest(), type(sys.modules["hashlib"]) is types.ModuleType)
         """,
         http_proxy="http://proxy.example:3128",
     )
-    assert out.splitlines() == ["http://proxy.example:3128", "True True True", "example.org"]
+    # SHA-256("abc"): FIPS 180-2's first example.
+    assert out.splitlines() == [
+        "http://proxy.example:3128",
+        "True True True",
+        "example.org",
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad True",
+    ]
 
 
 def test_a_from_import_before_any_read_gets_the_real_names() -> None:
@@ -86,18 +94,13 @@ def test_threads_reading_it_first_at_once_share_one_real_module() -> None:
     assert out == "16 1 True"
 
 
-def test_an_imported_module_is_left_alone_and_a_top_level_name_is_refused() -> None:
+def test_an_imported_module_is_left_alone() -> None:
     out = run_fresh(
         """
-        import urllib.request, sys
-        before = sys.modules["urllib.request"]
-        from citizenwatt_common.deferred_import import defer_import
-        defer_import("urllib.request")
-        print(sys.modules["urllib.request"] is before)
-        try:
-            defer_import("zipfile")
-        except ValueError as error:
-            print("refused", "zipfile" in sys.modules)
+        import urllib.request, hashlib, sys
+        before = sys.modules["urllib.request"], sys.modules["hashlib"]
+        import citizenwatt_common
+        print(sys.modules["urllib.request"] is before[0], sys.modules["hashlib"] is before[1])
         """
     )
-    assert out.splitlines() == ["True", "refused False"]
+    assert out == "True True"

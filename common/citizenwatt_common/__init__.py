@@ -2,6 +2,8 @@
 
 from .deferred_import import defer_import
 
-# Every service imports this package before paho-mqtt, which imports urllib.request for proxies it
-# never reads here: 2.0 MB per process, imported only if something reads it (deferred_import.py).
+# Every service imports this package before paho-mqtt, which imports these two at load for paths
+# never taken here (proxies through PySocks, WebSocket handshakes): 2.9 MB per process, imported
+# only when something reads them (deferred_import.py).
 defer_import("urllib.request")
+defer_import("hashlib")

@@ -1,16 +1,19 @@
 """Modules a library imports at load but uses only on a path we never take: imported on first use.
 
-paho-mqtt imports ``urllib.request`` when it loads, for one purpose: reading proxy settings from the
-environment, and only when PySocks is installed (it is not, in any image or in ``make run``). That
-import brings ``http.client``, ``email`` (parser, headers, ``calendar``, ``locale``), ``tempfile``,
-``shutil``, ``bz2`` and ``lzma``: 2.0 MB of RSS in every process that uses MQTT, measured on the
-AWOX collector as `make run` starts it (30.8 -> 28.6 MB; issue 11 bounds a collector at 30).
+paho-mqtt imports two modules when it loads for paths no service of ours takes:
+- ``urllib.request``, to read proxy settings from the environment, and only when PySocks is
+  installed (it is not, in any image or in ``make run``). That import brings ``http.client``,
+  ``email`` (parser, headers, ``calendar``, ``locale``), ``tempfile``, ``shutil``, ``bz2`` and
+  ``lzma``: 2.0 MB of RSS, measured on the AWOX collector as ``make run`` starts it (30.8 -> 28.6 MB);
+- ``hashlib``, for the WebSocket handshake only (we speak MQTT over TCP). Its OpenSSL binding lists
+  every digest the library has when it loads, which maps in 0.7 MB more of libcrypto (28.6 -> 27.9).
+Issue 11 bounds a collector at 30 MB; the AWOX one, with asyncio, bleak and dbus-fast, was over.
 
 ``defer_import`` puts a stand-in under the module's name. The first read of any attribute of it
 imports the real module and answers from it, so whoever uses the module gets exactly what it would
-have had: ``hasattr(urllib.request, "proxy_bypass")``, ``from urllib.request import urlopen`` and
-``urllib.request.getproxies()`` all load it then. Nothing is stubbed: this only changes *when* the
-import happens. (importlib's LazyLoader cannot do this on 3.11: the import statement itself reads the
+have had: ``hasattr(urllib.request, "proxy_bypass")``, ``from urllib.request import urlopen``,
+``hashlib.sha256(...)`` all load it then. Nothing is stubbed: this only changes *when* the import
+happens. (importlib's LazyLoader cannot do this on 3.11: the import statement itself reads the
 module's ``__spec__``, which makes a lazy module load at once.)
 """
 
@@ -39,19 +42,18 @@ class _Deferred(types.ModuleType):
 
 
 def defer_import(name: str) -> None:
-    """Import the submodule ``name`` only when one of its attributes is first read.
+    """Import the module ``name`` only when one of its attributes is first read.
 
     Does nothing if it is already imported (in a process that has used it, or in the tests'
     process), so calling it is always safe; it must come before the importing library to help
-    (the package's ``__init__`` defers paho-mqtt's ``urllib.request``, before any service imports paho).
+    (the package's ``__init__`` defers paho-mqtt's two, before any service imports paho).
     """
     if name in sys.modules:
         return
     parent_name, _, child = name.rpartition(".")
-    if not parent_name:
-        raise ValueError(f"{name!r}: only a submodule can be deferred (its package is imported now)")
-    parent = importlib.import_module(parent_name)
     stand_in = _Deferred(name)
+    if parent_name:
+        parent = importlib.import_module(parent_name)
+        # `import urllib.request` binds `urllib` and reads `request` from it: the package must hold it.
+        setattr(parent, child, stand_in)
     sys.modules[name] = stand_in
-    # `import urllib.request` binds `urllib` and reads `request` from it: the package must hold it.
-    setattr(parent, child, stand_in)
