@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 
-from citizenwatt_api import queries
+from citizenwatt_api import queries, raw_energy
 from citizenwatt_api.queries import energy_in_intervals
 from citizenwatt_common.contract import Reading
 from citizenwatt_common.energy import Energy, Sample, segments_of
@@ -101,7 +101,7 @@ def test_intervals_spread_over_weeks_read_their_raw_windows_a_week_at_a_time(
     db: psycopg.Connection[tuple[object, ...]], database_url: str, compress: Callable[[str], int]
 ) -> None:
     # On TimescaleDB, raw windows more than a week apart are read by separate statements, each sent
-    # only the edges its segments can reach (queries._window_groups); on plain tables, by one
+    # only the edges its segments can reach (raw_energy._window_groups); on plain tables, by one
     # statement for all: 17 days of readings about a minute apart,
     # buckets of 1.37 days with ragged ends, a quarter-hour step straddling a group's end.
     rng = random.Random(3)
@@ -134,7 +134,7 @@ def test_long_raw_windows_are_read_in_pieces_that_count_each_segment_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Fine steps off the minute are one raw window over their whole span, read in pieces of at
-    # most queries._WINDOW_SECONDS (a day; shortened here so that two days hold many cuts). The
+    # most raw_energy._WINDOW_SECONDS (a day; shortened here so that two days hold many cuts). The
     # pieces touch: a segment crossing a cut, a pause shorter than the gap limit across one, a gap
     # longer than it, and a reading exactly on a cut must each be counted once.
     rng = random.Random(4)
@@ -148,7 +148,7 @@ def test_long_raw_windows_are_read_in_pieces_that_count_each_segment_once(
     ids = {str(k): int(str(i)) for k, i in db.execute("SELECT key, id FROM sensors").fetchall()}
     house, meter = _samples(db, ids["house"]), _samples(db, ids["meter"])
     for piece in (1000.0, 137.0):
-        monkeypatch.setattr(queries, "_WINDOW_SECONDS", piece)
+        monkeypatch.setattr(raw_energy, "_WINDOW_SECONDS", piece)
         # Steps under queries._SNAP_FROM: their edges stay where they are (longer ones are moved
         # to the minute, and only short windows around them are read).
         for lo, step, count in ((START + 1234.5, 90.7, 500), (START + 86_000.3, 45.0, 300)):
@@ -158,8 +158,8 @@ def test_long_raw_windows_are_read_in_pieces_that_count_each_segment_once(
                 _assert_same_energy(energy, _by_python(house, a, b), piece, a)
     # 100-s steps from START + 4 (off the minute: every cell raw) make one window of 3 000 s; in
     # pieces of 1 500 s, the cut is at START + 1 504, where a reading is.
-    monkeypatch.setattr(queries, "_WINDOW_SECONDS", 1500.0)
-    assert queries._cut_windows([[START + 4, START + 3004]]) == [
+    monkeypatch.setattr(raw_energy, "_WINDOW_SECONDS", 1500.0)
+    assert raw_energy._cut_windows([[START + 4, START + 3004]]) == [
         [START + 4, START + 1504, START + 1504],
         [START + 1504, START + 3004, math.inf],
     ]

@@ -461,13 +461,18 @@ def test_the_exporting_day_through_the_api(database_url: str, compress: Compress
 
 @pytest.mark.backends("plain")
 def test_a_sensor_found_exporting_during_the_raw_pass_is_summed_again(db: Db, monkeypatch: pytest.MonkeyPatch) -> None:
-    from citizenwatt_api import queries
+    from citizenwatt_api import queries, raw_energy
 
     store(db, day_points())
     # As if the first negative reading was committed between the flag's first reading (unset) and
     # the statement: the flag read after it is set, so the cells come from the export sums.
-    answers = iter([False, True])
-    monkeypatch.setattr(queries, "_exports", lambda conn, sensor_id: next(answers))
-    # [T-50, T): 0 -> -100 W, 2500 J exported (without the export sums: none, and an import of 0).
-    (cell,) = queries.energy_in_intervals(db, 1, [(T - 50.0, float(T))], 300.0)
-    assert (cell.import_wh, cell.export_wh, cell.total_wh) == pytest.approx((0, 2_500 * J, -2_500 * J), abs=1e-12)
+    first_read = raw_energy._EXPORTS_AND_CHUNKS.replace("SELECT exports,", "SELECT false,")
+    assert first_read != raw_energy._EXPORTS_AND_CHUNKS
+    monkeypatch.setattr(raw_energy, "_EXPORTS_AND_CHUNKS", first_read)
+    # [T+90, T+210), every part negative, so none of it is export without the export sums. Worked
+    # out by hand from TRACE (linear between readings): T+90..T+100 on the segment 100 -> -300 W
+    # over T-100..T+100 (-280 to -300 W): 2 900 J; T+100..T+200, -300 -> -100 W: 20 000 J;
+    # T+200..T+210 on -100 -> 100 W (-100 to -80 W): 900 J. Each part lies within the interval
+    # or crosses one of its edges, so it is summed in SQL, not cut in Python.
+    (cell,) = queries.energy_in_intervals(db, 1, [(T + 90.0, T + 210.0)], 300.0)
+    assert (cell.import_wh, cell.export_wh, cell.total_wh) == pytest.approx((0, 23_800 * J, -23_800 * J), abs=1e-12)

@@ -1,14 +1,14 @@
 """Reading measures and energy out of the database for the legacy (and modern) API.
 
-Energy over long periods comes from the 15-minute rollups the writers keep exact; only the parts
-of a period that do not fall on rollup edges are integrated from raw readings. The arithmetic
-itself lives in citizenwatt_common.energy, shared with the writers.
+Energy over long periods comes from the rollups the writers keep exact (days, hours, quarter hours,
+minutes); only the parts of a period that do not fall on their edges are integrated from raw
+readings, by raw_energy.py. The arithmetic itself lives in citizenwatt_common.energy, shared with
+the writers.
 """
 
 from __future__ import annotations
 
 import bisect
-import itertools
 import math
 import threading
 from collections.abc import Sequence, Set
@@ -19,7 +19,9 @@ from typing import Any, NamedTuple
 import psycopg
 from psycopg import sql
 
-from citizenwatt_common.energy import HOUR_SECONDS, MINUTE_SECONDS, ROLLUP_SECONDS, Energy, Sample, Segment, segments_of
+from citizenwatt_common.energy import HOUR_SECONDS, MINUTE_SECONDS, ROLLUP_SECONDS, Energy, Sample, segments_of
+
+from .raw_energy import READINGS_CHUNKED, add_raw_cells, float_array, window_energies
 
 Conn = psycopg.Connection[Any]
 
@@ -208,8 +210,7 @@ def _energy_on_edges(
 _SNAP_FROM = 120.0
 _SNAP_FROM_CHUNKED = 1200.0
 # Whether readings has chunks (a TimescaleDB hypertable's inherit from it).
-_READINGS_CHUNKED = "EXISTS (SELECT 1 FROM pg_inherits WHERE inhparent = 'readings'::regclass)"
-_HAS_CHUNKS = f"SELECT {_READINGS_CHUNKED}"
+_HAS_CHUNKS = f"SELECT {READINGS_CHUNKED}"
 
 
 def _has_chunks(conn: Conn) -> bool:
@@ -339,7 +340,7 @@ def _energy_in_cells(
             zone = days.zone if source == "daily" else None
             _add_rollup_cells(conn, table, width, sensor_ids, edges, runs[source], cells, zone)
     for one in sensor_ids if runs["raw"] else ():
-        _add_raw_cells(conn, one, edges, runs["raw"], cells, max_gap)
+        add_raw_cells(conn, one, edges, runs["raw"], cells, max_gap)
     if split:
         _derive_split_quarters(conn, sensor_ids, edges, split, cells)
     if len(cells) == len(intervals) and all(
@@ -424,13 +425,6 @@ def _without_dust(energy: Energy) -> Energy:
         energy.import_wh if day or night else 0.0,
         energy.export_wh if day or night else 0.0,
     )
-
-
-def float_array(values: Sequence[float]) -> str:
-    """A float8[] literal, for ``%s::float8[]``: 10 000 edges cost psycopg's list dumper 0.2 s
-    (a regular-expression check per float); this, 5 ms. Exact: repr is the shortest text that
-    float8 reads back bit for bit."""
-    return "{" + ",".join(map(repr, values)) + "}"
 
 
 def _cell_edges(intervals: Sequence[tuple[float, float]], days: _Days = _NO_DAYS) -> list[float]:
@@ -547,362 +541,18 @@ def _add_rollup_cells(
 _ROWS_PER_SCAN = 10
 
 
-# Raw readings to energy per cell, in one pass. Each segment (two consecutive readings of one
-# window, at most max_gap apart) is charged to the cell holding its end; when it crosses one cell
-# edge e, its part before e is summed apart ("carry") and charged to the previous cell. Parts use
-# the same formulas as citizenwatt_common.energy.Segment.part_in. Segments crossing more than one
-# edge (a step shorter than the readings' period, or a gap) only show in max(k1 - k0), and are then
-# fetched by _CROSSING_SEGMENTS for Python to cut. Plain sums, no FILTER: per-row work is what
-# a 10 000-bucket answer costs. Each window's segments are summed in its own LATERAL subquery: a
-# cell split between two pieces of a window (_cut_windows) comes back as two rows, added up in
-# Python. Summed once over all windows, the 282 000 segments of a year at the bucket cap were
-# sorted for the grouping (neither enable_sort off nor 256 MB of work_mem made the planner hash
-# them), in 14 MB of temporary files: writes to the SD card, for a read. enable_sort stays off for
-# this transaction: the planner's estimates for the LATERAL are poor, and hashing each window's
-# groups made 35 days at 302.4 s 2 % faster than letting it sort them.
-#
-# Export (negative power) is summed apart, for the same two parts, with energy.linear_flows's
-# formulas: a part whose two end powers have opposite signs holds a triangle each way. A cell's
-# import is then its net plus its export. Only for a sensor that ever reported negative power
-# (sensors.exports): for the others export is 0 and import the net, and their statement has no
-# export sums at all (they cost fine steps 4 to 12 % more in `make bench`, for nothing).
-_WINDOWS = "unnest(%(lo)s::float8[], %(hi)s::float8[], %(next)s::float8[]) AS w(lo, hi, next_lo)"
-# A window's readings: its own, and the nearest one on each side within max_gap (the segment
-# crossing each of its ends), by three index (or compressed-batch) range scans.
-_NEAR_POINTS = """
-    FROM ((SELECT ts, power, night_rate FROM readings
-           WHERE sensor_id = %(s)s AND ts < to_timestamp(w.lo) AND ts >= to_timestamp(w.lo - %(gap)s)
-             AND ts >= to_timestamp(%(first)s) AND ts <= to_timestamp(%(last)s)
-           ORDER BY ts DESC LIMIT 1)
-          UNION ALL
-          (SELECT ts, power, night_rate FROM readings
-           WHERE sensor_id = %(s)s AND ts >= to_timestamp(w.lo) AND ts <= to_timestamp(w.hi)
-             AND ts >= to_timestamp(%(first)s) AND ts <= to_timestamp(%(last)s))
-          UNION ALL
-          (SELECT ts, power, night_rate FROM readings
-           WHERE sensor_id = %(s)s AND ts > to_timestamp(w.hi) AND ts <= to_timestamp(w.hi + %(gap)s)
-             AND ts >= to_timestamp(%(first)s) AND ts <= to_timestamp(%(last)s)
-           ORDER BY ts LIMIT 1)) AS near (ts, power, night_rate)
-"""
-# The same from a hypertable: every reading within max_gap of the window, by one scan, the
-# segments outside it then dropped. On compressed chunks each scan decompresses the batch it
-# starts in (up to 1 000 readings), so one scan instead of three made a year at the bucket cap
-# 18 % faster (2.7 to 2.2 s) and a week by hour off the minute 20 %; on plain tables, whose scans
-# start by an index descent, reading the extra readings made the year at the cap 50 % slower.
-_NEAR_RANGE = """
-    FROM (SELECT ts, power, night_rate FROM readings
-          WHERE sensor_id = %(s)s AND ts >= to_timestamp(w.lo - %(gap)s) AND ts <= to_timestamp(w.hi + %(gap)s)
-            AND ts >= to_timestamp(%(first)s) AND ts <= to_timestamp(%(last)s)) AS near (ts, power, night_rate)
-"""
-
-
-def _window_segments(near: str, keep: str) -> str:
-    """One window's segments (w: its bounds), with the cells their ends fall in."""
-    return f"""
-SELECT t0, t1, p0, p1, n, k0, k1, (%(edges)s::float8[])[k1] AS e
-FROM (
-    SELECT lag(t) OVER o AS t0, t AS t1, lag(p) OVER o AS p0, p AS p1, n
-{near.strip(chr(10))}
-    CROSS JOIN LATERAL (SELECT date_part('epoch', near.ts) AS t, near.power AS p, near.night_rate AS n) AS r
-    WINDOW o AS (ORDER BY ts)
-) AS seg
-CROSS JOIN LATERAL (SELECT width_bucket(seg.t0, %(edges)s::float8[]) AS k0,
-                           width_bucket(seg.t1, %(edges)s::float8[]) AS k1) AS cell
-WHERE t1 - t0 > 0 AND t1 - t0 <= %(gap)s AND t1 < next_lo{keep}
-"""
-
-
-# By whether readings has chunks.
-_WINDOW_SEGMENTS = {
-    False: _window_segments(_NEAR_POINTS, ""),
-    True: _window_segments(_NEAR_RANGE, " AND t1 >= w.lo AND t0 <= w.hi"),
-}
-
-
-def _export_sql(pa: str, pb: str, seconds: str) -> str:
-    """SQL for the export joules of a part linear from ``pa`` to ``pb`` W (energy.linear_flows)."""
-    return (
-        f"CASE WHEN {pa} <= 0 AND {pb} <= 0 THEN -({pa} + {pb}) / 2 * ({seconds})"
-        f" WHEN {pa} >= 0 AND {pb} >= 0 THEN 0"
-        f" ELSE least({pa}, {pb}) * least({pa}, {pb}) * ({seconds}) / (2 * abs({pa} - {pb})) END"
-    )
-
-
-_AT_EDGE = "(p0 + (p1 - p0) * (e - t0) / (t1 - t0))"  # the power where the segment crosses edge e
-_NET_SUMS = """
-       sum(CASE WHEN k0 = k1 THEN (p0 + p1) / 2 * (t1 - t0)
-                WHEN k0 = k1 - 1 THEN (p0 + (p1 - p0) * (e - t0) / (t1 - t0) + p1) / 2 * (t1 - e) END),
-       sum(CASE WHEN k0 = k1 THEN t1 - t0 WHEN k0 = k1 - 1 THEN t1 - e END),
-       sum(CASE WHEN k0 = k1 - 1 THEN (p0 + p0 + (p1 - p0) * (e - t0) / (t1 - t0)) / 2 * (e - t0) END),
-       sum(CASE WHEN k0 = k1 - 1 THEN e - t0 END),
-       max(k1 - k0)"""
-# For each, the export in the cell of the segment's end and in its carry. The first test (both
-# ends >= 0: no export) answers for most rows of a solar sensor too (its days and nights).
-_EXPORT_SUMS = f"""
-       sum(CASE WHEN p0 >= 0 AND p1 >= 0 THEN NULL
-                WHEN k0 = k1 THEN {_export_sql("p0", "p1", "t1 - t0")}
-                WHEN k0 = k1 - 1 THEN {_export_sql(_AT_EDGE, "p1", "t1 - e")} END),
-       sum(CASE WHEN p0 >= 0 AND p1 >= 0 THEN NULL
-                WHEN k0 = k1 - 1 THEN {_export_sql("p0", _AT_EDGE, "e - t0")} END)"""
-# By (whether readings has chunks, whether the sensor ever exported).
-_RAW_CELLS = {
-    (chunked, exports): f"SELECT cells.* FROM {_WINDOWS} CROSS JOIN LATERAL (SELECT k1, n, {_NET_SUMS},"
-    f" {_EXPORT_SUMS if exports else 'NULL, NULL'} FROM ({_WINDOW_SEGMENTS[chunked]}) AS cut GROUP BY k1, n) AS cells"
-    for chunked in (False, True)
-    for exports in (False, True)
-}
-_EXPORTS = "SELECT exports FROM sensors WHERE id = %s"
-# The sensor's export flag, and whether readings has chunks: see _window_groups.
-_EXPORTS_AND_CHUNKS = f"SELECT exports, {_READINGS_CHUNKED} FROM sensors WHERE id = %s"
-
-_CROSSING_SEGMENTS = {
-    chunked: f"SELECT cut.t0, cut.t1, cut.p0, cut.p1, cut.n FROM {_WINDOWS}"
-    f" CROSS JOIN LATERAL ({_WINDOW_SEGMENTS[chunked]}) AS cut WHERE cut.k0 < cut.k1 - 1"
-    for chunked in (False, True)
-}
-
-
-def _add_raw_cells(
-    conn: Conn,
-    sensor_id: int,
-    edges: list[float],
-    runs: list[tuple[int, int]],
-    cells: list[Energy],
-    max_gap: float,
-) -> None:
-    # A run needs its own readings plus, on each side, the nearest reading within max_gap (the
-    # segment crossing its edge): not every reading within max_gap, which for runs a few minutes
-    # long was most of what was read. Runs less than max_gap apart are read as one window, so that
-    # no segment can belong to two windows. Each window is read by its own index (or
-    # compressed-batch) range scans: the LATERAL subquery with its window function is not
-    # flattened into a join, so the bounds reach the scans. The outer bounds of each statement (a
-    # week of windows, _window_groups) are constants, so TimescaleDB leaves chunks outside them out
-    # of the plan altogether.
-    windows: list[list[float]] = []
-    for first, end in runs:
-        lo, hi = edges[first], edges[end]
-        if windows and lo <= windows[-1][1] + max_gap:
-            windows[-1][1] = max(windows[-1][1], hi)
-        else:
-            windows.append([lo, hi])
-    windows = _cut_windows(windows)
-    is_raw = [False] * len(cells)
-    for first, end in runs:
-        is_raw[first:end] = [True] * (end - first)
-    rows: list[tuple[int, tuple[Any, ...]]] = []  # (offset of its edges, row)
-    crossing: list[tuple[Any, ...]] = []
-    with conn.transaction():
-        conn.execute("SELECT set_config('enable_sort', 'off', true)")
-        exports, chunked = conn.execute(_EXPORTS_AND_CHUNKS, (sensor_id,)).fetchone() or (False, False)
-        groups = [_group_params(group, edges, sensor_id, max_gap) for group in _window_groups(windows, chunked)]
-        found = [conn.execute(_RAW_CELLS[chunked, exports], p).fetchall() for p in groups]
-        # The writer that stores a sensor's first negative reading sets its flag in the same
-        # transaction, and the flag never goes back. So if it is still unset after the statements,
-        # none of them had a negative reading to see, whatever the isolation level; if it was set
-        # meanwhile, they are run again with the export sums.
-        if not exports and _exports(conn, sensor_id):
-            found = [conn.execute(_RAW_CELLS[chunked, True], p).fetchall() for p in groups]
-        for params, group_rows in zip(groups, found, strict=True):
-            rows += [(params["offset"], row) for row in group_rows]
-            if any(row[6] > 1 for row in group_rows):
-                crossing += conn.execute(_CROSSING_SEGMENTS[chunked], params).fetchall()
-    last = len(cells)
-    for offset, (k1, night, joules, seconds, carried_joules, carried_seconds, _, exported, carried_exported) in rows:
-        # width_bucket's 1-based k is cell k - 1 of the edges sent; 0 and their number lie outside
-        # every cell (and no segment reaches past the edges sent).
-        for index, net, covered, out in (
-            (int(k1) - 1 + offset, joules, seconds, exported),
-            (int(k1) - 2 + offset, carried_joules, carried_seconds, carried_exported),
-        ):
-            if covered and offset <= index < last and is_raw[index]:
-                wh, out_wh = net / 3600, (out or 0.0) / 3600
-                # Import is net plus export; max(): a part all export has an import of 0, which the
-                # two sums (net and export, each rounded) may miss by a last bit or so.
-                in_wh = max(wh + out_wh, 0.0)
-                if night:
-                    cells[index] += Energy(0.0, wh, 0.0, covered, in_wh, out_wh)
-                else:
-                    cells[index] += Energy(wh, 0.0, covered, 0.0, in_wh, out_wh)
-    for t0, t1, p0, p1, night in crossing:
-        segment = Segment(t0, t1, p0, p1, bool(night))
-        for index in range(max(bisect.bisect_right(edges, t0) - 1, 0), min(bisect.bisect_left(edges, t1), last)):
-            if is_raw[index]:
-                cells[index].add_segment_part(segment, edges[index], edges[index + 1])
-
-
-# The longest window read by one scan. Each window's readings are sorted for its window function:
-# fine steps off the minute over 35 days are one window of 377 000 readings, whose sort took 10 MB
-# of temporary files (written to the SD card, for a read) with the Pi's 2 MB work_mem. A day of
-# 8-s readings sorts in 1 MB.
-_WINDOW_SECONDS = 86_400.0
-
-
-def _cut_windows(windows: list[list[float]]) -> list[list[float]]:
-    """[lo, hi, next_lo] pieces of at most _WINDOW_SECONDS, next_lo being where the next piece starts.
-
-    Pieces touch, and a reading at a piece's end is read by both: each segment is then kept by
-    the piece it ends in, and by no earlier one ("t1 < next_lo" in _window_segments), so a segment
-    crossing from one piece into the next is counted once."""
-    pieces: list[list[float]] = []
-    for lo, hi in windows:
-        count = max(math.ceil((hi - lo) / _WINDOW_SECONDS), 1)
-        cuts = [lo + k * (hi - lo) / count for k in range(count)] + [hi]
-        pieces += [[a, b] for a, b in itertools.pairwise(cuts)]
-    for piece, following in itertools.pairwise(pieces):
-        piece.append(following[0])
-    if pieces:
-        pieces[-1].append(math.inf)
-    return pieces
-
-
-def _group_params(group: list[list[float]], edges: list[float], sensor_id: int, max_gap: float) -> dict[str, Any]:
-    # Only the edges this group's segments can reach go with it (width_bucket's numbers are then
-    # counted from ``offset``): 27 statements each parsing 20 000 edges cost a year at the cap 10 %
-    # more on plain PostgreSQL.
-    offset = max(bisect.bisect_left(edges, group[0][0] - max_gap) - 1, 0)
-    stop = bisect.bisect_right(edges, group[-1][1] + max_gap) + 1
-    return {
-        "lo": float_array([w[0] for w in group]),
-        "hi": float_array([w[1] for w in group]),
-        "next": float_array([w[2] for w in group]),
-        "edges": float_array(edges[offset:stop]),
-        "offset": offset,
-        "s": sensor_id,
-        "first": group[0][0] - max_gap,
-        "last": group[-1][1] + max_gap,
-        "gap": max_gap,
-    }
-
-
-# In a TimescaleDB hypertable, raw windows are read a week at a time (a statement each). The
-# statement's constant bounds then plan one or two chunks instead of every chunk the request spans,
-# and each of the window's index scans no longer walks them all: a year at the bucket cap (10 000
-# windows) on compressed chunks took 8.3 s as one statement, 2.6 s a week at a time
-# (bench/README.md). A plain table has nothing to gain from it and pays a statement per week: a
-# year by day from an instant off the minute (366 windows) took 53 statements and 100 ms, 55 ms
-# in one.
-_GROUP_SECONDS = 7 * 86_400
-
-
-def _window_groups(windows: list[list[float]], chunked: bool) -> list[list[list[float]]]:
-    if not chunked:
-        return [windows] if windows else []
-    groups: list[list[list[float]]] = []
-    for window in windows:
-        if groups and window[1] - groups[-1][0][0] <= _GROUP_SECONDS:
-            groups[-1].append(window)
-        else:
-            groups.append([window])
-    return groups
-
-
-def _exports(conn: Conn, sensor_id: int) -> bool:
-    row = conn.execute(_EXPORTS, (sensor_id,)).fetchone()
-    return bool(row and row[0])
-
-
-# The energy between each moved edge and its minute (energy_in_intervals), for all of a request's
-# edges at once: each window's readings within ``pad`` of it by one index (or compressed-batch)
-# range scan, paired by lag() and clipped to the window. A window whose scan has no reading at or
-# before its start, or none at or after its end, may miss the segment crossing that end (a pause
-# longer than the pad, or a gap): it is worked out again the long way (_energy_in_cells), exactly.
-_CLIPPED = "(least(t1, w.hi) - greatest(t0, w.lo))"
-_AT_LO = "(p0 + (p1 - p0) * (greatest(t0, w.lo) - t0) / (t1 - t0))"
-_AT_HI = "(p0 + (p1 - p0) * (least(t1, w.hi) - t0) / (t1 - t0))"
-_INSIDE = "t0 IS NOT NULL AND t1 - t0 > 0 AND t1 - t0 <= %(gap)s AND t1 > w.lo AND t0 < w.hi"
-_EDGE_WINDOWS = {
-    exports: f"""
-SELECT w.i, n,
-       sum(CASE WHEN {_INSIDE} THEN ({_AT_LO} + {_AT_HI}) / 2 * {_CLIPPED} END),
-       sum(CASE WHEN {_INSIDE} THEN {_CLIPPED} END),
-       {
-        f"sum(CASE WHEN {_INSIDE} AND NOT (p0 >= 0 AND p1 >= 0) THEN {_export_sql(_AT_LO, _AT_HI, _CLIPPED)} END)"
-        if exports
-        else "NULL"
-    },
-       min(t1), max(t1)
-FROM unnest(%(lo)s::float8[], %(hi)s::float8[]) WITH ORDINALITY AS w(lo, hi, i)
-CROSS JOIN LATERAL (
-    SELECT date_part('epoch', lag(ts) OVER o) AS t0, date_part('epoch', ts) AS t1,
-           lag(power) OVER o AS p0, power AS p1, night_rate AS n
-    FROM readings
-    WHERE sensor_id = %(s)s AND ts >= to_timestamp(w.lo - %(pad)s) AND ts <= to_timestamp(w.hi + %(pad)s)
-      AND ts >= to_timestamp(%(first)s) AND ts <= to_timestamp(%(last)s)
-    WINDOW o AS (ORDER BY ts)
-) AS seg
-GROUP BY w.i, n
-"""
-    for exports in (False, True)
-}
-# A sensor's period, from a few readings where the windows start: the pad is 2.5 periods.
-_PERIOD = (
-    "SELECT date_part('epoch', ts) FROM readings WHERE sensor_id = %s"
-    " AND ts >= to_timestamp(%s) AND ts < to_timestamp(%s) ORDER BY ts LIMIT 9"
-)
-_PAD_BOUNDS = (10.0, 60.0)
-
-
 def _edge_parts(conn: Conn, sensor_ids: list[int], edges: list[float], max_gap: float) -> dict[float, Energy]:
     """For each edge e off the minute: the energy from its nearest minute M to e, negated if e < M."""
     windows = [(min(e, _nearest_minute(e)), max(e, _nearest_minute(e))) for e in edges]
     totals = [Energy() for _ in windows]
     for one in sensor_ids:
-        for total, energy in zip(totals, _window_energies(conn, one, windows, max_gap), strict=True):
+
+        def exact(again: list[tuple[float, float]], one: int = one) -> list[Energy]:
+            return _energy_in_cells(conn, [one], again, max_gap, _NO_DAYS)
+
+        for total, energy in zip(totals, window_energies(conn, one, windows, max_gap, exact), strict=True):
             total += energy
     return {e: total if e > _nearest_minute(e) else total.scaled(-1.0) for e, total in zip(edges, totals, strict=True)}
-
-
-def _window_energies(conn: Conn, sensor_id: int, windows: list[tuple[float, float]], max_gap: float) -> list[Energy]:
-    energies = [Energy() for _ in windows]
-    seen: list[list[float]] = [[math.inf, -math.inf] for _ in windows]  # first and last reading scanned
-    with conn.transaction():
-        exports, chunked = conn.execute(_EXPORTS_AND_CHUNKS, (sensor_id,)).fetchone() or (False, False)
-        pad = _pad(conn, sensor_id, windows[0][0])
-        # On a hypertable a week of windows per statement, with constant bounds (see _window_groups).
-        groups = _window_groups([[lo, hi, float(index)] for index, (lo, hi) in enumerate(windows)], chunked)
-        params = [
-            {
-                "lo": float_array([w[0] for w in group]),
-                "hi": float_array([w[1] for w in group]),
-                "s": sensor_id,
-                "pad": pad,
-                "gap": max_gap,
-                "first": group[0][0] - pad,
-                "last": group[-1][1] + pad,
-            }
-            for group in groups
-        ]
-        offsets = [int(group[0][2]) for group in groups]  # the index of each group's first window
-        found = [conn.execute(_EDGE_WINDOWS[exports], p).fetchall() for p in params]
-        if not exports and _exports(conn, sensor_id):  # as in _add_raw_cells
-            found = [conn.execute(_EDGE_WINDOWS[True], p).fetchall() for p in params]
-    for offset, rows in zip(offsets, found, strict=True):
-        for i, night, joules, seconds, exported, first, last in rows:
-            index = offset + int(i) - 1
-            seen[index][0] = min(seen[index][0], first)
-            seen[index][1] = max(seen[index][1], last)
-            if seconds:
-                wh, out_wh = joules / 3600, (exported or 0.0) / 3600
-                in_wh = max(wh + out_wh, 0.0)  # as in _add_raw_cells
-                if night:
-                    energies[index] += Energy(0.0, wh, 0.0, seconds, in_wh, out_wh)
-                else:
-                    energies[index] += Energy(wh, 0.0, seconds, 0.0, in_wh, out_wh)
-    again = [k for k, (lo, hi) in enumerate(windows) if not (seen[k][0] <= lo and seen[k][1] >= hi)]
-    if again:
-        exact = _energy_in_cells(conn, [sensor_id], [windows[k] for k in again], max_gap, _NO_DAYS)
-        for k, energy in zip(again, exact, strict=True):
-            energies[k] = energy
-    return energies
-
-
-def _pad(conn: Conn, sensor_id: int, start: float) -> float:
-    stamps = [float(t) for (t,) in conn.execute(_PERIOD, (sensor_id, start, start + 86_400)).fetchall()]
-    steps = sorted(b - a for a, b in itertools.pairwise(stamps))
-    if not steps:
-        return 20.0
-    low, high = _PAD_BOUNDS
-    return min(max(2.5 * steps[len(steps) // 2], low), high)
 
 
 @dataclass(frozen=True)
