@@ -72,6 +72,11 @@ def _views() -> list[tuple[str, str, str]]:
         ),
         ("22.2 h at 8 s (10000, W)", "GET", f"{legacy}/watts/by_time/{END - 80_000}/{END}/8"),
         ("6.9 days at 1 min (10000, W)", "GET", f"{legacy}/watts/by_time/{END - 600_000}/{END}/60"),
+        (
+            "6.9 days at 1 min, off the minute (10000, W)",
+            "GET",
+            f"{legacy}/watts/by_time/{END - 600_000 - 0.37}/{END - 0.37}/60",
+        ),
         ("35 days at 5 min (10000, W)", "GET", f"{legacy}/watts/by_time/{END - 35 * DAY}/{END}/302.4"),
         ("newest 100 measures by id", "GET", f"{legacy}/watts/by_id/-100/0"),
         ("  the same, form-field POST", "FORM", f"{legacy}/watts/by_id/-100/0"),
