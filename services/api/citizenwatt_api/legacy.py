@@ -100,20 +100,20 @@ def energy_json(energy: Energy | None) -> dict[str, float] | None:
     return {"value": energy.total_wh / 1000, "day_rate": energy.day_wh / 1000, "night_rate": energy.night_wh / 1000}
 
 
-def power_json(energy: Energy | None) -> dict[str, float | None] | None:
+def power_json(energy: Energy | None) -> dict[str, float] | None:
     """A group's mean power, and each tariff's share of it: that tariff's energy over the same time
     as ``value``, so that ``day_rate + night_rate == value`` (0 for a tariff absent from the group).
     This is what the original answered and what legacy scripts that add the parts rely on; the mean
     power during each tariff's own hours is another figure, left to the v2 API."""
     if energy is None or energy.is_empty:
         return None
-    total = energy.mean_power()[0]
-    if total is None:
-        return {"value": None, "day_rate": None, "night_rate": None}
+    # Not empty: it covers time, so each figure is a division by it (Energy.mean_power's first,
+    # written out: 10 000 buckets spent 60 ms in the three means it computes and the properties).
+    seconds = energy.seconds
     return {
-        "value": total,
-        "day_rate": energy.day_wh * 3600 / energy.seconds,
-        "night_rate": energy.night_wh * 3600 / energy.seconds,
+        "value": energy.total_wh * 3600 / seconds,
+        "day_rate": energy.day_wh * 3600 / seconds,
+        "night_rate": energy.night_wh * 3600 / seconds,
     }
 
 
