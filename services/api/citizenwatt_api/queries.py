@@ -154,22 +154,32 @@ def energy_in_intervals(
         ragged = _ragged_edges(intervals, _SNAP_FROM_CHUNKED)
     if not ragged:
         return _energy_on_edges(conn, sensor_ids, intervals, max_gap)
-    snapped = [(_nearest_minute(lo), _nearest_minute(hi)) if hi > lo else (lo, hi) for lo, hi in intervals]
-    parts = _edge_parts(conn, sensor_ids, ragged, max_gap)
+    # Each edge's minute worked out once (back-to-back intervals share their edges).
+    minute_of = {t: _nearest_minute(t) for t in ragged}
+    snapped = [(minute_of.get(lo, lo), minute_of.get(hi, hi)) if hi > lo else (lo, hi) for lo, hi in intervals]
+    parts = _edge_parts(conn, sensor_ids, ragged, minute_of, max_gap)
+    no_part = Energy()
     results = []
     for (lo, hi), on_minutes in zip(intervals, _energy_on_edges(conn, sensor_ids, snapped, max_gap), strict=True):
         if hi <= lo or (lo not in parts and hi not in parts):
             results.append(on_minutes)
             continue
         # [lo, hi) = [M(lo), M(hi)) - [M(lo), lo) + [M(hi), hi), each part signed (see _edge_parts).
-        total = Energy()
-        total += on_minutes
-        if lo in parts:
-            total += parts[lo].scaled(-1.0)
-        if hi in parts:
-            total += parts[hi]
-        results.append(_without_dust(total))
+        results.append(_without_dust(_corrected(on_minutes, parts.get(lo, no_part), parts.get(hi, no_part))))
     return results
+
+
+def _corrected(on_minutes: Energy, before: Energy, after: Energy) -> Energy:
+    """on_minutes - before + after, field by field (one object, not one per term: 10 000 buckets
+    off the minute made 40 000 of them)."""
+    return Energy(
+        on_minutes.day_wh - before.day_wh + after.day_wh,
+        on_minutes.night_wh - before.night_wh + after.night_wh,
+        on_minutes.day_seconds - before.day_seconds + after.day_seconds,
+        on_minutes.night_seconds - before.night_seconds + after.night_seconds,
+        on_minutes.import_wh - before.import_wh + after.import_wh,
+        on_minutes.export_wh - before.export_wh + after.export_wh,
+    )
 
 
 def _energy_on_edges(
@@ -541,18 +551,24 @@ def _add_rollup_cells(
 _ROWS_PER_SCAN = 10
 
 
-def _edge_parts(conn: Conn, sensor_ids: list[int], edges: list[float], max_gap: float) -> dict[float, Energy]:
+def _edge_parts(
+    conn: Conn, sensor_ids: list[int], edges: list[float], minute_of: dict[float, float], max_gap: float
+) -> dict[float, Energy]:
     """For each edge e off the minute: the energy from its nearest minute M to e, negated if e < M."""
-    windows = [(min(e, _nearest_minute(e)), max(e, _nearest_minute(e))) for e in edges]
-    totals = [Energy() for _ in windows]
+    windows = [(e, minute_of[e]) if e < minute_of[e] else (minute_of[e], e) for e in edges]
+    totals: list[Energy] = []
     for one in sensor_ids:
 
         def exact(again: list[tuple[float, float]], one: int = one) -> list[Energy]:
             return _energy_in_cells(conn, [one], again, max_gap, _NO_DAYS)
 
-        for total, energy in zip(totals, window_energies(conn, one, windows, max_gap, exact), strict=True):
-            total += energy
-    return {e: total if e > _nearest_minute(e) else total.scaled(-1.0) for e, total in zip(edges, totals, strict=True)}
+        energies = window_energies(conn, one, windows, max_gap, exact)
+        if not totals:
+            totals = energies
+        else:
+            for total, energy in zip(totals, energies, strict=True):
+                total += energy
+    return {e: total if e > minute_of[e] else total.scaled(-1.0) for e, total in zip(edges, totals, strict=True)}
 
 
 @dataclass(frozen=True)
