@@ -92,7 +92,16 @@ SERIAL_MODULES = frozenset(
         "test_ui_offline_reload",
     }
 )
-PAIRED_MODULES = frozenset({"test_compose_stack", "test_faults"})
+# Module -> the worker (xdist group) it runs on in that phase. The Docker stack's suite takes about
+# 10 minutes, the local fault suite 5: the local side also takes the journal's power-cut tests (a
+# fault suite too) and the images' wheel checks (waiting on PyPI), which the first phase spent 80 s
+# of its wall time on.
+PAIRED_MODULES = {
+    "test_compose_stack": "docker_stack",
+    "test_faults": "local_stack",
+    "test_journal": "local_stack",
+    "test_images_installable": "local_stack",
+}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -109,7 +118,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.serial)
         elif item.path.stem in PAIRED_MODULES:
             item.add_marker(pytest.mark.paired)
-            item.add_marker(pytest.mark.xdist_group(item.path.stem))  # one worker per suite
+            item.add_marker(pytest.mark.xdist_group(PAIRED_MODULES[item.path.stem]))  # one worker per side
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
