@@ -556,18 +556,20 @@ def _edge_parts(
 ) -> dict[float, Energy]:
     """For each edge e off the minute: the energy from its nearest minute M to e, negated if e < M."""
     windows = [(e, minute_of[e]) if e < minute_of[e] else (minute_of[e], e) for e in edges]
-    totals: list[Energy] = []
+    totals: list[Energy] | None = None  # the first sensor's energies, the others added to them
     for one in sensor_ids:
 
         def exact(again: list[tuple[float, float]], one: int = one) -> list[Energy]:
             return _energy_in_cells(conn, [one], again, max_gap, _NO_DAYS)
 
         energies = window_energies(conn, one, windows, max_gap, exact)
-        if not totals:
+        if totals is None:
             totals = energies
         else:
             for total, energy in zip(totals, energies, strict=True):
                 total += energy
+    if totals is None:  # no sensor: nothing measured
+        totals = [Energy() for _ in windows]
     return {e: total if e > minute_of[e] else total.scaled(-1.0) for e, total in zip(edges, totals, strict=True)}
 
 
