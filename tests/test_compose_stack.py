@@ -63,6 +63,8 @@ BUILT_IMAGES = (
 )
 # With host networking the stack listens where the Pi's would: these must be free.
 FAULTS_OVERRIDE = REPO / "tests" / "compose" / "docker-compose.faults.yml"
+# Health probes every 2 s, so that each `up` waits less for them (the file says why that is fair).
+PROBES_OVERRIDE = REPO / "tests" / "compose" / "docker-compose.probes.yml"
 HOST_PORTS = {1883: "mosquitto", 8080: "api", 8081: "aggregator health"}
 OWNER = {"login": "household", "password": "a long kitchen password"}
 
@@ -153,7 +155,7 @@ def test_the_pi_stack_builds_starts_stores_survives_a_restart_and_a_restore(
     stack = ComposeProject(
         daemon,
         name,
-        [REPO / "docker-compose.yml", OVERRIDE],
+        [REPO / "docker-compose.yml", OVERRIDE, PROBES_OVERRIDE],
         {
             "CW_TEST_PGPORT": str(free_port()),
             "COMPOSE_DOCKER_CLI_BUILD": "0",
@@ -212,9 +214,7 @@ def test_the_pi_stack_builds_starts_stores_survives_a_restart_and_a_restore(
         assert _legacy("/api/1/get/watts/by_id/-1")["data"]["id"] > last_before
 
         # The README's backup, an SD card lost (every volume gone), a fresh start and the restore.
-        compose_command = " ".join(
-            [*stack.command, "-p", name, "-f", str(REPO / "docker-compose.yml"), "-f", str(OVERRIDE)]
-        )
+        compose_command = " ".join([*stack.command, "-p", name, *(arg for f in stack.files for arg in ("-f", str(f)))])
         scripts_env = {**stack.env, "CW_COMPOSE": compose_command}
         backed_up_last = _newest_id(stack)
         backed_up = int(_sql(stack, f"SELECT count(*) FROM readings WHERE id <= {backed_up_last}"))
@@ -285,7 +285,7 @@ def test_the_pi_stack_loses_nothing_to_killed_containers_and_at_most_the_window_
     stack = ComposeProject(
         daemon,
         name,
-        [REPO / "docker-compose.yml", OVERRIDE, FAULTS_OVERRIDE],
+        [REPO / "docker-compose.yml", OVERRIDE, PROBES_OVERRIDE, FAULTS_OVERRIDE],
         # The journal committed with each 8 s batch while faults come and go, so that each one's
         # "stored again" comes soon; 10 s apart for the power cut (below).
         {"CW_TEST_PGPORT": str(free_port()), "COMPOSE_DOCKER_CLI_BUILD": "0", "CW_COMMIT_SECONDS": "5"},

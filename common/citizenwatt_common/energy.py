@@ -103,6 +103,11 @@ def segments_of(samples: Iterable[Sample], max_gap: float) -> Iterator[Segment]:
         previous = sample
 
 
+# Less covered time than this is none: rollups are kept by adding and subtracting deltas, which
+# leaves float dust.
+EMPTY_SECONDS = 1e-6
+
+
 @dataclass(slots=True)
 class Energy:
     """Energy and covered time, split by tariff. Also used for signed deltas of rollups.
@@ -180,14 +185,13 @@ class Energy:
 
     @property
     def is_empty(self) -> bool:
-        # Rollups are kept by adding and subtracting deltas, so allow for float dust.
-        return self.seconds < 1e-6
+        return self.seconds < EMPTY_SECONDS
 
     def mean_power(self) -> tuple[float | None, float | None, float | None]:
         """(all, day, night) mean power in W over the time each part covers; None where none."""
 
         def mean(wh: float, seconds: float) -> float | None:
-            return wh * 3600 / seconds if seconds >= 1e-6 else None
+            return wh * 3600 / seconds if seconds >= EMPTY_SECONDS else None
 
         return (
             mean(self.total_wh, self.seconds),

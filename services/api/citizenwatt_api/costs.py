@@ -28,7 +28,7 @@ import psycopg
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
-from citizenwatt_common.energy import Energy
+from citizenwatt_common.energy import EMPTY_SECONDS, Energy
 from citizenwatt_common.store import load_household
 from citizenwatt_common.tariff_store import load_colours, load_plan
 from citizenwatt_common.tariffs import Piece, Plan, local_midnight, month_subscriptions, shown, shown_decimals
@@ -98,7 +98,6 @@ class BucketCost:
 
 
 _NANO_WH = Decimal("1e-9")
-_EMPTY_SECONDS = 1e-6  # Energy.is_empty's threshold
 _NO_CREDIT = Decimal(0)
 
 
@@ -147,7 +146,7 @@ def bucket_costs(
             bucket.energy, filled = energy, index
         else:
             bucket.energy += energy
-        if energy.day_seconds + energy.night_seconds < _EMPTY_SECONDS:  # Energy.is_empty, inlined
+        if energy.day_seconds + energy.night_seconds < EMPTY_SECONDS:  # Energy.is_empty, inlined
             continue
         which = (id(piece.tariff), id(piece.version), piece.period, piece.colour, piece.colour_assumed)
         price = prices.get(which)

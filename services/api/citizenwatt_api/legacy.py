@@ -15,7 +15,7 @@ import psycopg
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import TypeAdapter
 
-from citizenwatt_common.energy import Energy
+from citizenwatt_common.energy import EMPTY_SECONDS, Energy
 from citizenwatt_common.night import format_hhmm
 from citizenwatt_common.store import Household, delete_readings, insert_reading, load_household
 
@@ -105,11 +105,13 @@ def power_json(energy: Energy | None) -> dict[str, float] | None:
     as ``value``, so that ``day_rate + night_rate == value`` (0 for a tariff absent from the group).
     This is what the original answered and what legacy scripts that add the parts rely on; the mean
     power during each tariff's own hours is another figure, left to the v2 API."""
-    if energy is None or energy.is_empty:
+    if energy is None:
         return None
-    # Not empty: it covers time, so each figure is a division by it (Energy.mean_power's first,
-    # written out: 10 000 buckets spent 60 ms in the three means it computes and the properties).
-    seconds = energy.seconds
+    # Energy.is_empty and then Energy.mean_power's first figure, written out: 10 000 buckets
+    # spent 60 ms in the three means it computes and the properties.
+    seconds = energy.day_seconds + energy.night_seconds
+    if seconds < EMPTY_SECONDS:
+        return None
     return {
         "value": energy.total_wh * 3600 / seconds,
         "day_rate": energy.day_wh * 3600 / seconds,

@@ -183,13 +183,13 @@ def add_raw_cells(
         conn.execute("SELECT set_config('enable_sort', 'off', true)")
         exports, chunked = conn.execute(_EXPORTS_AND_CHUNKS, (sensor_id,)).fetchone() or (False, False)
         groups = [_group_params(group, edges, sensor_id, max_gap) for group in _window_groups(windows, chunked)]
-        found = [conn.execute(_RAW_CELLS[chunked, exports], p).fetchall() for p in groups]
+        found = [conn.execute(_RAW_CELLS[chunked, exports], p, binary=True).fetchall() for p in groups]
         # The writer that stores a sensor's first negative reading sets its flag in the same
         # transaction, and the flag never goes back. So if it is still unset after the statements,
         # none of them had a negative reading to see, whatever the isolation level; if it was set
         # meanwhile, they are run again with the export sums.
         if not exports and _exports(conn, sensor_id):
-            found = [conn.execute(_RAW_CELLS[chunked, True], p).fetchall() for p in groups]
+            found = [conn.execute(_RAW_CELLS[chunked, True], p, binary=True).fetchall() for p in groups]
         for params, group_rows in zip(groups, found, strict=True):
             rows += [(params["offset"], row) for row in group_rows]
             if any(row[6] > 1 for row in group_rows):
@@ -197,13 +197,13 @@ def add_raw_cells(
     last = len(cells)
     for offset, (k1, night, joules, seconds, carried_joules, carried_seconds, _, exported, carried_exported) in rows:
         # width_bucket's 1-based k is cell k - 1 of the edges sent; 0 and their number lie outside
-        # every cell (and no segment reaches past the edges sent).
-        for index, net, covered, out in (
-            (k1 - 1 + offset, joules, seconds, exported),
-            (k1 - 2 + offset, carried_joules, carried_seconds, carried_exported),
-        ):
-            if covered and offset <= index < last and is_raw[index]:
-                _add_part(cells[index], night, net, covered, out)
+        # every cell (and no segment reaches past the edges sent). The carry goes to the cell before.
+        index = k1 - 1 + offset
+        if seconds and offset <= index < last and is_raw[index]:
+            _add_part(cells[index], night, joules, seconds, exported)
+        index -= 1
+        if carried_seconds and offset <= index < last and is_raw[index]:
+            _add_part(cells[index], night, carried_joules, carried_seconds, carried_exported)
     for t0, t1, p0, p1, night in crossing:
         segment = Segment(t0, t1, p0, p1, bool(night))
         for index in range(max(bisect.bisect_right(edges, t0) - 1, 0), min(bisect.bisect_left(edges, t1), last)):
@@ -369,9 +369,9 @@ def window_energies(
             for group in groups
         ]
         offsets = [int(group[0][2]) for group in groups]  # the index of each group's first window
-        found = [conn.execute(_EDGE_WINDOWS[exports], p).fetchall() for p in params]
+        found = [conn.execute(_EDGE_WINDOWS[exports], p, binary=True).fetchall() for p in params]
         if not exports and _exports(conn, sensor_id):  # as in add_raw_cells
-            found = [conn.execute(_EDGE_WINDOWS[True], p).fetchall() for p in params]
+            found = [conn.execute(_EDGE_WINDOWS[True], p, binary=True).fetchall() for p in params]
     for offset, rows in zip(offsets, found, strict=True):
         for i, night, joules, seconds, exported, first, last in rows:
             index = offset + int(i) - 1
