@@ -265,6 +265,24 @@ def test_closed_days_give_the_same_energy_as_the_readings(
     check("in UTC")
 
 
+def _paused_and_gapped(end: float, paused_edge: float, gapped_edge: float) -> list[Reading]:
+    """Readings of "house" every 8 s from START + 3.5 to ``end``, with power of both signs (import
+    and export), but for a pause of 100 s from 38 s before ``paused_edge`` (within the gap limit)
+    and a gap of 400 s (beyond it) starting just after ``gapped_edge``."""
+    readings, ts, k = [], START + 3.5, 0
+    while ts < end:
+        power = 900.0 * math.sin(k / 9.0) + 150.0
+        readings.append(Reading(sensor="house", kind="simulator", ts=ts, power=round(power, 2)))
+        k += 1
+        if paused_edge - 130 < ts < paused_edge - 30 and ts + 8 > paused_edge - 30:
+            ts += 100.0
+        elif gapped_edge < ts < gapped_edge + 8:
+            ts += 400.0
+        else:
+            ts += 8.0
+    return readings
+
+
 def test_edges_off_the_minute_are_moved_to_it_and_corrected_from_the_readings_around_them(
     db: psycopg.Connection[tuple[object, ...]],
     database_url: str,
@@ -273,24 +291,14 @@ def test_edges_off_the_minute_are_moved_to_it_and_corrected_from_the_readings_ar
 ) -> None:
     # 20-minute buckets from an instant off the minute, as a script asks for "the last days" from
     # time.time(): each edge is moved to its nearest minute and the energy between the two comes
-    # from a short window of readings (queries._edge_parts; from 2-minute buckets on plain tables,
-    # from 20-minute ones on hypertables). Readings every 8 s, with power that changes sign, except a pause of
+    # from a short window of readings (queries._edge_parts; for buckets of 2 minutes or more).
+    # Readings every 8 s, with power that changes sign, except a pause of
     # 100 s (within the gap limit) across one edge and a gap of 400 s (beyond it) starting just
     # after another: those two windows lack a reading within their pad (2.5 periods, 20 s) on one
     # side, so they are worked out again the long way, and only they.
     lo, step, count = START + 3600 + 17.25, 1200.0, 40
     paused_edge, gapped_edge = lo + 10 * step, lo + 25 * step
-    readings, ts, k = [], START + 3.5, 0
-    while ts < lo + (count + 1) * step:
-        power = 900.0 * math.sin(k / 9.0) + 150.0  # both signs: import and export
-        readings.append(Reading(sensor="house", kind="simulator", ts=ts, power=round(power, 2)))
-        k += 1
-        if paused_edge - 130 < ts < paused_edge - 30 and ts + 8 > paused_edge - 30:
-            ts += 100.0  # from 38 s before the edge to 62 s after
-        elif gapped_edge < ts < gapped_edge + 8:
-            ts += 400.0
-        else:
-            ts += 8.0
+    readings = _paused_and_gapped(lo + (count + 1) * step, paused_edge, gapped_edge)
     db.execute("UPDATE household SET night_start_minute = 1320, night_end_minute = 360")
     with db.transaction():
         store_readings(db, readings, load_household(db), PARIS)
@@ -328,3 +336,54 @@ def test_edges_off_the_minute_are_moved_to_it_and_corrected_from_the_readings_ar
     # past a minute, so the edges are 37.25 s past one).
     assert START % 60 == 20
     assert sorted(worked_again) == [(edge, edge + 22.75) for edge in (paused_edge, gapped_edge)]
+
+
+@pytest.mark.parametrize("way", ["probe", "scan"])
+def test_moved_edges_give_the_readings_integral_whichever_way_their_windows_are_read(
+    db: psycopg.Connection[tuple[object, ...]],
+    database_url: str,
+    compress: Callable[[str], int],
+    monkeypatch: pytest.MonkeyPatch,
+    way: str,
+) -> None:
+    # The readings around moved edges (raw_energy.window_energies) are read by a range scan per
+    # window ("probe") or cut from one scan of the span ("scan", chosen on hypertables when the
+    # windows are dense); each way is forced here on every backend. Readings every 8 s with both
+    # signs, a pause of 100 s across one edge and a gap of 400 s after another. Besides 5-minute
+    # buckets from an instant off the minute: two edges 10 s on either side of one minute (their
+    # windows touch there), and two edges 20 and 10 s before one minute (their windows overlap:
+    # the scan cannot give a reading to both, so that request is read by probes).
+    lo = START + 3600 + 17.25  # 37.25 s past a minute (START is 20 s past one)
+    paused_edge, gapped_edge = lo + 10 * 300, lo + 20 * 300
+    readings = _paused_and_gapped(lo + 40 * 300, paused_edge, gapped_edge)
+    db.execute("UPDATE household SET night_start_minute = 1320, night_end_minute = 360")
+    with db.transaction():
+        store_readings(db, readings, load_household(db), PARIS)
+    compress(database_url)
+    (sensor_id,) = [int(str(i)) for (i,) in db.execute("SELECT id FROM sensors").fetchall()]
+    house = _samples(db, sensor_id)
+    minute = lo + 30 * 300 - 37.25  # a whole minute inside the readings
+    assert minute % 60 == 0
+    requests = {
+        "5-minute buckets": ([(lo + n * 300, lo + (n + 1) * 300) for n in range(30)], True),
+        "windows touching": ([(lo, minute - 10), (minute - 10, minute + 10), (minute + 10, lo + 35 * 300)], True),
+        "windows overlapping": ([(lo, minute - 20), (minute - 20, minute - 10), (minute - 10, lo + 35 * 300)], False),
+    }
+    bounds_found: list[bool] = []
+    scan_bounds = raw_energy._scan_bounds
+
+    def spy(windows: list[tuple[float, float]], pad: float) -> list[float] | None:
+        found = scan_bounds(windows, pad)
+        bounds_found.append(found is not None)
+        return found
+
+    monkeypatch.setattr(raw_energy, "_scan_bounds", spy)
+    monkeypatch.setattr(raw_energy, "_scan_is_cheaper", lambda *_: way == "scan")
+    for name, (intervals, scanned) in requests.items():
+        bounds_found.clear()
+        got = energy_in_intervals(db, sensor_id, intervals, MAX_GAP)
+        for (a, b), energy in zip(intervals, got, strict=True):
+            _assert_same_energy(energy, _by_python(house, a, b), name, a)
+        assert bounds_found == ([scanned] if way == "scan" else []), name
+    exported = energy_in_intervals(db, sensor_id, requests["5-minute buckets"][0], MAX_GAP)
+    assert any(e.export_wh > 0 for e in exported), "the readings were meant to export in some buckets"

@@ -17,14 +17,11 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, NamedTuple
 
-import psycopg
 from psycopg import sql
 
 from citizenwatt_common.energy import HOUR_SECONDS, MINUTE_SECONDS, ROLLUP_SECONDS, Energy, Sample, segments_of
 
-from .raw_energy import READINGS_CHUNKED, add_raw_cells, float_array, window_energies
-
-Conn = psycopg.Connection[Any]
+from .raw_energy import Conn, add_raw_cells, float_array, window_energies
 
 _MEASURE_COLUMNS = "id, sensor_id, power, extract(epoch FROM ts)::float8, night_rate"
 
@@ -151,8 +148,6 @@ def energy_in_intervals(
     if not intervals:
         return []
     ragged = _ragged_edges(intervals, _SNAP_FROM)
-    if ragged and _has_chunks(conn):
-        ragged = _ragged_edges(intervals, _SNAP_FROM_CHUNKED)
     if not ragged:
         return _energy_on_edges(conn, sensor_ids, intervals, max_gap)
     # Each edge's minute worked out once (back-to-back intervals share their edges).
@@ -213,20 +208,12 @@ def _energy_on_edges(
 
 
 # Intervals shorter than this keep their edges (every cell of a fine step read from raw readings
-# in one pass, about 1.6 us per reading): an edge moved to its minute costs a window of readings of
-# its own, 15 to 20 us on plain tables, and on compressed chunks the batch of up to 1 000 readings
-# it falls in, decompressed for it. Measured (bench/README.md): on plain tables 90-s steps gain
-# nothing, 5-minute steps 1.2 to 2x and longer ones up to 4.5x; on compressed chunks 5- and
-# 15-minute steps lose (an edge costs about 185 us there), half hours and hours gain 1.5 to 1.9x.
+# in one pass, about 1.6 us per reading): moving an edge costs the readings around it
+# (raw_energy.window_energies), and with an edge every minute or less those are most of the
+# readings anyway. Measured (bench/README.md): 90-s steps gain nothing on plain tables, 5-minute
+# steps 1.2 to 2x and longer ones up to 4.5x; on compressed chunks, where each edge's window is
+# cut from one scan of the span, 5-minute steps 1.4x, 15-minute ones 3.4x.
 _SNAP_FROM = 120.0
-_SNAP_FROM_CHUNKED = 1200.0
-# Whether readings has chunks (a TimescaleDB hypertable's inherit from it).
-_HAS_CHUNKS = f"SELECT {READINGS_CHUNKED}"
-
-
-def _has_chunks(conn: Conn) -> bool:
-    row = conn.execute(_HAS_CHUNKS).fetchone()
-    return bool(row and row[0])
 
 
 def _nearest_minute(t: float) -> float:
