@@ -9,11 +9,22 @@
 # archive or a PostgreSQL point release rebuilds it; a finished tree carries a stamp file, so a build cut
 # short is never mistaken for a good one.
 #
-# Environment: CW_TIMESCALEDB_SOURCE (the .tar.gz; default ../shared/vendor/timescaledb-2.28.3.tar.gz),
+# Environment: CW_TIMESCALEDB_SOURCE (the .tar.gz; default ../shared/vendor/timescaledb-2.28.3.tar.gz, or
+# the same beside the local repository this checkout was cloned from),
 # CW_CACHE_DIR (default ${XDG_CACHE_HOME:-~/.cache}/citizenwatt).
 set -euo pipefail
 project_root="$(cd "$(dirname "$0")/.." && pwd)"
-source_archive="${CW_TIMESCALEDB_SOURCE:-$project_root/../shared/vendor/timescaledb-2.28.3.tar.gz}"
+archive_name=timescaledb-2.28.3.tar.gz
+source_archive="${CW_TIMESCALEDB_SOURCE:-$project_root/../shared/vendor/$archive_name}"
+if [ -z "${CW_TIMESCALEDB_SOURCE:-}" ] && [ ! -f "$source_archive" ]; then
+  # A checkout cloned elsewhere (the README's test command clones into a temporary folder): the
+  # archive beside the local repository it was cloned from, if it was cloned from one.
+  origin="$(git -C "$project_root" config --get remote.origin.url 2>/dev/null || true)"
+  origin="${origin#file://}"
+  if [ -n "$origin" ] && [ -d "$origin" ] && [ -f "$origin/../shared/vendor/$archive_name" ]; then
+    source_archive="$(cd "$origin/.." && pwd)/shared/vendor/$archive_name"
+  fi
+fi
 cache_dir="${CW_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/citizenwatt}"
 pg_bindir_system=/usr/lib/postgresql/15/bin
 
