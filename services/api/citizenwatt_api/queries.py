@@ -364,6 +364,7 @@ _ROLLUPS = {
 }
 
 
+# The most raw cells of a quarter hour whose longest is derived from its rollup (_split_quarters).
 _SPLIT_CELLS = 5
 
 
