@@ -132,6 +132,10 @@ class ComposeProject:
     def container(self, service: str) -> str:
         return self("ps", "-q", service).stdout.strip()
 
+    def recent_logs(self, lines: int = 80) -> str:
+        """Every container's last ``lines`` lines of log: what a failing test prints."""
+        return self("logs", "--no-color", "--timestamps", "--tail", str(lines), check=False).stdout[-12000:]
+
     def health(self, service: str) -> str:
         container = self.container(service)
         if not container:
@@ -192,10 +196,9 @@ def wait_healthy(stack: ComposeProject, *services: str, timeout: float = 300) ->
         states = {name: stack.health(name) for name in services}
         broken = {name: state for name, state in states.items() if state.startswith(("exited", "dead"))}
         if broken:
-            raise AssertionError(f"{broken}\n{stack('logs', '--tail', '80', check=False).stdout[-8000:]}")
+            raise AssertionError(f"{broken}\n{stack.recent_logs()}")
         if all(state == "running healthy" for state in states.values()):
             return
         if time.monotonic() > deadline:
-            logs = stack("logs", "--tail", "80", check=False).stdout[-8000:]
-            raise AssertionError(f"not healthy within {timeout:.0f} s: {states}\n{logs}")
+            raise AssertionError(f"not healthy within {timeout:.0f} s: {states}\n{stack.recent_logs()}")
         time.sleep(1)

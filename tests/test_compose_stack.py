@@ -242,6 +242,9 @@ def test_the_pi_stack_builds_starts_stores_survives_a_restart_and_a_restore(
             lambda: _newest_id(stack) > backed_up_last, timeout=120, interval=1, message="readings after the restore"
         )
         assert "storage: TimescaleDB" in stack("logs", "aggregator").stdout, "the aggregator did not log its storage"
+    except BaseException:
+        print(f"\nthe containers' last lines of log:\n{stack.recent_logs()}")
+        raise
     finally:
         stack("down", "-v", "--remove-orphans", check=False)
 
@@ -367,6 +370,9 @@ def test_the_pi_stack_loses_nothing_to_killed_containers_and_at_most_the_window_
         assert journal_only, "the database had every reading older than the window: the journal proved nothing"
         assert len(stored) == len(set(stored)), "a reading was stored twice"
         built.append(f"compose faults and power cut, from up to healed: {time.monotonic() - started:.0f} s")
+    except BaseException:
+        print(f"\nthe containers' last lines of log:\n{stack.recent_logs()}")
+        raise
     finally:
         if tracer is not None:
             tracer.close()
