@@ -39,7 +39,7 @@ test: setup-test
 	-bash tools/build-timescaledb.sh >/dev/null
 	status=0; \
 	$(PY) -m pytest -q -n 2 --dist loadfile -m "not serial and not paired" || status=$$?; \
-	$(PY) -m pytest -q -n 2 --dist loadgroup -m paired || status=$$?; \
+	$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder -m paired || status=$$?; \
 	$(PY) -m pytest -q -m serial || status=$$?; \
 	exit $$status
 

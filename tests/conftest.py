@@ -78,8 +78,8 @@ def compress_all_chunks(conn: psycopg.Connection[Any]) -> int:
 # Modules whose tests must have the machine to themselves: they kill and freeze processes while
 # measuring what a browser or a client sees within seconds, or compare timings and memory.
 # `make test` runs every other test two at a time (pytest-xdist), then the two long fault suites
-# side by side (PAIRED_MODULES: each on its own worker; one drives Docker on fixed host ports, the
-# other local processes on free ports, and both mostly wait on the faults they cause), then these
+# side by side (PAIRED_MODULES: one drives Docker on fixed host ports, the other local processes
+# on free ports, and both mostly wait on the faults they cause), then these
 # one at a time. Run alone, pytest runs everything in order as before.
 SERIAL_MODULES = frozenset(
     {
@@ -92,16 +92,12 @@ SERIAL_MODULES = frozenset(
         "test_ui_offline_reload",
     }
 )
-# Module -> the worker (xdist group) it runs on in that phase. The Docker stack's suite takes about
-# 10 minutes, the local fault suite 5: the local side also takes the journal's power-cut tests (a
-# fault suite too) and the images' wheel checks (waiting on PyPI), which the first phase spent 80 s
-# of its wall time on.
-PAIRED_MODULES = {
-    "test_compose_stack": "docker_stack",
-    "test_faults": "local_stack",
-    "test_journal": "local_stack",
-    "test_images_installable": "local_stack",
-}
+# The second phase, two at a time, each module on one worker (--dist loadfile) and in file order:
+# the Docker stack's two tests on fixed host ports must never overlap. The local ones use free
+# ports. In collection order (--no-loadscope-reorder) each worker starts with two modules: one the
+# Docker stack's (about 6 minutes) and the images' wheel checks (waiting on PyPI), the other the
+# local fault suite and the journal's power cuts, about as long.
+PAIRED_MODULES = frozenset({"test_compose_stack", "test_faults", "test_images_installable", "test_journal"})
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -118,7 +114,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.serial)
         elif item.path.stem in PAIRED_MODULES:
             item.add_marker(pytest.mark.paired)
-            item.add_marker(pytest.mark.xdist_group(PAIRED_MODULES[item.path.stem]))  # one worker per side
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -87,6 +87,13 @@ def daemon() -> Iterator[DockerDaemon]:
     docker.stop()
 
 
+def _assert_host_ports_free() -> None:
+    """Before each stack starts: another stack (or anything else) on the host ports this one needs
+    would take its readings and its health probes, and fail it later for no clear reason."""
+    busy = {port: what for port, what in HOST_PORTS.items() if _port_in_use(port)}
+    assert not busy, f"ports the stack needs are taken on this machine (another stack running?): {busy}"
+
+
 def _port_in_use(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
@@ -113,8 +120,7 @@ def _newest_id(stack: ComposeProject) -> int:
 def built(daemon: DockerDaemon, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
     """Every image built once for the module's tests; yields the figures list they add to, printed
     and written to test-artifacts/compose-stack.txt at the end."""
-    busy = {port: what for port, what in HOST_PORTS.items() if _port_in_use(port)}
-    assert not busy, f"ports the stack needs are taken on this machine: {busy}"
+    _assert_host_ports_free()
     figures: list[str] = []
     started = time.monotonic()
     try:
@@ -165,6 +171,7 @@ def test_the_pi_stack_builds_starts_stores_survives_a_restart_and_a_restore(
             "CW_COMMIT_SECONDS": "5",
         },
     )
+    _assert_host_ports_free()
     try:
         started = time.monotonic()
         stack("up", "-d")
@@ -295,6 +302,7 @@ def test_the_pi_stack_loses_nothing_to_killed_containers_and_at_most_the_window_
     )
     watch = None
     tracer = None
+    _assert_host_ports_free()
     try:
         stack("up", "-d", "mosquitto")
         watch = ReadingWatch(stack)
