@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -80,6 +81,26 @@ class DockerDaemon:
             if time.monotonic() > deadline:
                 raise DockerUnavailable("dockerd did not answer within 60 s")
             time.sleep(0.2)
+
+    def remove_left_projects(self, pattern: str) -> list[str]:
+        """Remove the compose projects whose name matches ``pattern`` (a regular expression), with
+        their volumes and networks; returns their names. A run killed mid-test (a CI timeout, a
+        session's end) leaves its stack behind, and containers under a restart policy start again
+        with the daemon: on host networking they hold the ports the next run's stack needs."""
+        labels = self.run("ps", "-a", "--format", '{{.Label "com.docker.compose.project"}}').stdout.split()
+        left = sorted({name for name in labels if re.fullmatch(pattern, name)})
+        for name in left:
+            selector = f"label=com.docker.compose.project={name}"
+            containers = self.run("ps", "-aq", "--filter", selector).stdout.split()
+            if containers:
+                self.run("rm", "-f", "-v", *containers)
+            volumes = self.run("volume", "ls", "-q", "--filter", selector).stdout.split()
+            if volumes:
+                self.run("volume", "rm", "-f", *volumes)
+            networks = self.run("network", "ls", "-q", "--filter", selector).stdout.split()
+            if networks:
+                self.run("network", "rm", *networks, check=False)
+        return left
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

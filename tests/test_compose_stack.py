@@ -83,6 +83,9 @@ def daemon() -> Iterator[DockerDaemon]:
         docker.start()
     except DockerUnavailable as exc:
         _required(f"no Docker daemon: {exc}")
+    left = docker.remove_left_projects(r"cw(build|test|fault)[0-9a-f]{8}")
+    if left:
+        print(f"removed the stacks a killed run left behind: {', '.join(left)}")
     yield docker
     docker.stop()
 
