@@ -96,7 +96,9 @@ SERIAL_MODULES = frozenset(
 # the Docker stack's two tests on fixed host ports must never overlap. The local ones use free
 # ports. In collection order (--no-loadscope-reorder) each worker starts with two modules: one the
 # Docker stack's (about 6 minutes) and the images' wheel checks (waiting on PyPI), the other the
-# local fault suite and the journal's power cuts, about as long.
+# local fault suite and the journal's power cuts, about as long. Not xdist groups (--dist
+# loadgroup): with pytest 9.2 they silently stopped grouping (pytest-xdist issue #1386), which ran
+# the two compose tests at once.
 PAIRED_MODULES = frozenset({"test_compose_stack", "test_faults", "test_images_installable", "test_journal"})
 
 
