@@ -387,3 +387,47 @@ def test_moved_edges_give_the_readings_integral_whichever_way_their_windows_are_
         assert bounds_found == ([scanned] if way == "scan" else []), name
     exported = energy_in_intervals(db, sensor_id, requests["5-minute buckets"][0], MAX_GAP)
     assert any(e.export_wh > 0 for e in exported), "the readings were meant to export in some buckets"
+
+
+@pytest.mark.parametrize("way", ["statement", "fetched"])
+def test_fine_cells_give_the_readings_integral_whichever_way_they_are_cut(
+    db: psycopg.Connection[tuple[object, ...]],
+    database_url: str,
+    compress: Callable[[str], int],
+    monkeypatch: pytest.MonkeyPatch,
+    way: str,
+) -> None:
+    # Cells finer than the minute off the readings' times (raw_energy.add_raw_cells) are summed by
+    # one statement, or, when they are dense, from the window's readings fetched and cut in Python;
+    # each way is forced here on every backend. One sensor that never exported (power > 0) and one
+    # that did: export parts stay the statement's, so its cells are never fetched. Readings every
+    # 8 s, a pause of 100 s across one edge, a gap of 400 s after another, night from 22:00: cells
+    # of 8 s, of 20 s, and of 3 s (segments crossing two edges or more).
+    lo = START + 3600 + 0.25
+    paused_edge, gapped_edge = lo + 800, lo + 1600
+    both_signs = _paused_and_gapped(lo + 3000, paused_edge, gapped_edge)
+    positive = [Reading(sensor="fridge", kind="simulator", ts=r.ts, power=abs(r.power) + 1) for r in both_signs]
+    db.execute("UPDATE household SET night_start_minute = 1320, night_end_minute = 360")
+    with db.transaction():
+        store_readings(db, positive + both_signs, load_household(db), PARIS)
+    compress(database_url)
+    ids = {str(key): int(str(i)) for key, i in db.execute("SELECT key, id FROM sensors").fetchall()}
+    cut = raw_energy._cut_readings
+    fetched: list[int] = []
+
+    def spy(readings: list[tuple[object, ...]], edges: list[float], max_gap: float) -> object:
+        fetched.append(len(readings))
+        return cut(readings, edges, max_gap)
+
+    monkeypatch.setattr(raw_energy, "_cut_readings", spy)
+    monkeypatch.setattr(raw_energy, "_FETCHED_CELL_SECONDS", math.inf if way == "fetched" else 0.0)
+    for sensor, exports in (("fridge", False), ("house", True)):
+        samples = _samples(db, ids[sensor])
+        for step, count in ((8.0, 300), (20.0, 140), (3.0, 400)):
+            fetched.clear()
+            intervals = [(lo + n * step, lo + (n + 1) * step) for n in range(count)]
+            got = energy_in_intervals(db, ids[sensor], intervals, MAX_GAP)
+            for (a, b), energy in zip(intervals, got, strict=True):
+                _assert_same_energy(energy, _by_python(samples, a, b), sensor, step, a)
+            assert bool(fetched) == (way == "fetched" and not exports), (sensor, step)
+            assert sum(e.seconds for e in got) > 0
