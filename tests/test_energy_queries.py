@@ -391,11 +391,11 @@ def test_moved_edges_give_the_readings_integral_whichever_way_their_windows_are_
 
 @pytest.mark.parametrize("way", ["statement", "fetched"])
 def test_fine_cells_give_the_readings_integral_whichever_way_they_are_cut(
+    way: str,
+    monkeypatch: pytest.MonkeyPatch,
     db: psycopg.Connection[tuple[object, ...]],
     database_url: str,
     compress: Callable[[str], int],
-    monkeypatch: pytest.MonkeyPatch,
-    way: str,
 ) -> None:
     # Cells finer than the minute off the readings' times (raw_energy.add_raw_cells) are summed by
     # one statement, or, when they are dense, from the window's readings fetched and cut in Python;
