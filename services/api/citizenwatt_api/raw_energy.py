@@ -195,17 +195,17 @@ def add_raw_cells(
     with conn.transaction():
         conn.execute("SELECT set_config('enable_sort', 'off', true)")
         exports, chunked = conn.execute(_EXPORTS_AND_CHUNKS, (sensor_id,)).fetchone() or (False, False)
+        found = None
         if fetch and not exports:
             lo, hi = windows[0][0] - max_gap, windows[0][1] + max_gap
             readings = conn.execute(_WINDOW_READINGS, (sensor_id, lo, hi), binary=True).fetchall()
             # As below: a flag still unset after the read means none of these readings is negative.
             exports = _exports(conn, sensor_id)
             if not exports:
-                rows, crossing = _cut_readings(readings, edges, max_gap)
-                _apply_cells(rows, crossing, edges, is_raw, cells)
-                return
-        rows, crossing = _read_cells(conn, sensor_id, edges, _cut_windows(windows), chunked, exports, max_gap)
-    _apply_cells(rows, crossing, edges, is_raw, cells)
+                found = _cut_readings(readings, edges, max_gap)
+        if found is None:
+            found = _read_cells(conn, sensor_id, edges, _cut_windows(windows), chunked, exports, max_gap)
+    _apply_cells(*found, edges, is_raw, cells)
 
 
 # A cell's sums, as _RAW_CELLS gives them: (k1, night, joules, seconds, carried joules, carried
@@ -244,7 +244,7 @@ def _cut_readings(
     readings: list[tuple[Any, ...]], edges: list[float], max_gap: float
 ) -> tuple[Rows, list[tuple[Any, ...]]]:
     """_RAW_CELLS's sums (net only) worked out from a window's readings (t, power, night) in time
-    order: the same formulas, summed per cell and tariff in the same order, so the same figures."""
+    order: the same formulas, summed per cell and tariff in the same order, so the same sums."""
     sums: dict[tuple[int, bool], list[float]] = {}
     crossing: list[tuple[Any, ...]] = []  # as _CROSSING_SEGMENTS gives them
     find = bisect.bisect_right
@@ -292,9 +292,7 @@ def _apply_cells(
             _add_part(cells[index], night, carried_joules, carried_seconds, carried_exported)
     for t0, t1, p0, p1, night in crossing:
         segment = Segment(t0, t1, p0, p1, bool(night))
-        for index in range(
-            max(bisect.bisect_right(edges, segment.t0) - 1, 0), min(bisect.bisect_left(edges, segment.t1), last)
-        ):
+        for index in range(max(bisect.bisect_right(edges, t0) - 1, 0), min(bisect.bisect_left(edges, t1), last)):
             if is_raw[index]:
                 cells[index].add_segment_part(segment, edges[index], edges[index + 1])
 
