@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import psycopg
 
-from bench import history
+from bench import floors, history
 from tools.localstack import REPO, LocalPostgres, free_port, wait_for_port
 from tools.run_local import MALLOC_ENV
 
@@ -183,6 +183,7 @@ def run() -> None:
     else:
         print(f"queries: TimescaleDB unavailable ({why}): plain PostgreSQL only")
     columns: dict[str, list[float]] = {}
+    floor_columns: dict[str, dict[str, tuple[float, str]]] = {}
     sizes: dict[str, tuple[int, int]] = {}
     for sensors, days_list in plan:
         for name, make in backends:
@@ -220,16 +221,22 @@ def run() -> None:
                         if api is None:
                             api = ApiServer(server.url)
                         columns[label] = _time_views(api, runs)
+                        floor_columns[label] = floors.measure(server.url, ids[0], END, runs)
                 finally:
                     if api is not None:
                         api.close()
                     server.stop("immediate")
     labels = list(columns)
     print(f"queries: p50 of {runs} requests over HTTP, ms (one sensor every {history.PERIOD:g} s; x4: four sensors)")
-    print(f"  {'view':<34}" + "".join(f"{label:>20}" for label in labels))
+    width = max(len(view) for view, _, _ in _views()) + 2
+    print(f"  {'view':<{width}}" + "".join(f"{label:>20}" for label in labels))
     for index, (view, _, _) in enumerate(_views()):
-        print(f"  {view:<34}" + "".join(f"{columns[label][index]:20.1f}" for label in labels))
-    print(f"  {'database size, MB':<34}" + "".join(f"{sizes[label][1] / 1e6:20.0f}" for label in labels))
+        print(f"  {view:<{width}}" + "".join(f"{columns[label][index]:20.1f}" for label in labels))
+    print(f"  {'database size, MB':<{width}}" + "".join(f"{sizes[label][1] / 1e6:20.0f}" for label in labels))
+    print(f"queries: floors under a request at the bucket cap, best of {runs}, ms (bench/floors.py)")
+    for name in floor_columns[labels[0]] if labels else ():
+        cells = (floor_columns[label][name] for label in labels)
+        print(f"  {name:<{width}}" + "".join(f"{f'{best:.1f} ({per_unit})':>28}" for best, per_unit in cells))
 
 
 if __name__ == "__main__":
