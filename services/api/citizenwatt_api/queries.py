@@ -531,9 +531,9 @@ def _add_rollup_cells(
         # Rows of the span outside the runs come back grouped by their cell (at most a row per
         # cell) and are dropped here: testing a mask array in SQL for each row cost a year by day
         # (8 760 hourly rows) 2.5 of its 8 ms. The span is grouped in pieces of _PIECE_ROWS rows
-        # (a LATERAL range scan each): grouped at once, 50 400 minute rows (35 days at 5 min) or
-        # 35 040 quarter hours (a year at the cap) were too many groups for the Pi's work_mem, and
-        # PostgreSQL sorted them in temporary files, 2 to 7 MB of writes to the SD card for a read.
+        # (a LATERAL range scan each): grouped at once, 50 400 minute rows (35 days at 5 min, on
+        # the minute or off it) were too many groups for the api's 4 MB of work_mem (db.py), and
+        # PostgreSQL sorted them in temporary files, 3 to 7 MB of writes to the SD card for a read.
         # Pieces end on cell edges, so that each cell is still summed by one group.
         cuts, last = [runs[0][0]], runs[-1][1]
         while cuts[-1] < last:
