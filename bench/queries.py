@@ -234,9 +234,17 @@ def run() -> None:
         print(f"  {view:<{width}}" + "".join(f"{columns[label][index]:20.1f}" for label in labels))
     print(f"  {'database size, MB':<{width}}" + "".join(f"{sizes[label][1] / 1e6:20.0f}" for label in labels))
     print(f"queries: floors under a request at the bucket cap, best of {runs}, ms (bench/floors.py)")
-    for name in floor_columns[labels[0]] if labels else ():
-        cells = (floor_columns[label][name] for label in labels)
-        print(f"  {name:<{width}}" + "".join(f"{f'{best:.1f} ({per_unit})':>28}" for best, per_unit in cells))
+    names = list(floor_columns[labels[0]]) if labels else []
+    cells = {
+        (name, label): f"{floor_columns[label][name][0]:.1f} ({floor_columns[label][name][1]})"
+        for name in names
+        for label in labels
+    }
+    # Columns as wide as the widest figure: the notes differ in length ("3.20 us a key").
+    name_width = max((len(name) for name in names), default=0) + 2
+    cell_width = max((len(cell) for cell in cells.values()), default=0) + 2
+    for name in names:
+        print(f"  {name:<{name_width}}" + "".join(f"{cells[name, label]:>{cell_width}}" for label in labels))
 
 
 if __name__ == "__main__":
