@@ -19,7 +19,7 @@ import psycopg
 import pytest
 
 from citizenwatt_api import queries, raw_energy
-from citizenwatt_api.db import _configure as configure_api_connection
+from citizenwatt_api.db import configure_connection as configure_api_connection
 from citizenwatt_api.queries import energy_in_intervals
 from citizenwatt_common.contract import Reading
 from citizenwatt_common.energy import Energy, Sample, segments_of

@@ -23,13 +23,14 @@ def open_pool(url: str, size: int) -> ConnectionPool[psycopg.Connection[Any]]:
         max_size=size,
         max_idle=POOL_MAX_IDLE_SECONDS,
         kwargs={"autocommit": True},
-        configure=_configure,
+        configure=configure_connection,
         open=True,
         timeout=10,
     )
 
 
-def _configure(conn: psycopg.Connection[Any]) -> None:
+def configure_connection(conn: psycopg.Connection[Any]) -> None:
+    """What each of the pool's connections sets once, when it is opened."""
     # The Pi's PostgreSQL sorts and hashes in 2 MB (tools/localstack.py, docker-compose.yml). A
     # 10 000-bucket answer groups its hourly rows by cell in a hash table of about 4 MB, which then
     # spilled to temporary files: writes to the SD card, for a read. Only the api's connections

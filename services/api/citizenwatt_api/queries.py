@@ -557,8 +557,8 @@ def _add_rollup_cells(
             lo=float_array([edges[index] for index in wanted]), hi=float_array([edges[index + 1] for index in wanted])
         )
         query = sql.SQL(
-            "SELECT c.k, r.dw, r.nw, r.ds, r.ns, r.iw, r.ew, " + day_zone + ""
-            " FROM unnest(%(lo)s::float8[], %(hi)s::float8[]) WITH ORDINALITY AS c(lo, hi, k)"
+            "SELECT c.place, r.dw, r.nw, r.ds, r.ns, r.iw, r.ew, " + day_zone + ""
+            " FROM unnest(%(lo)s::float8[], %(hi)s::float8[]) WITH ORDINALITY AS c(lo, hi, place)"
             " CROSS JOIN LATERAL ("
             "   SELECT " + sums + " FROM {} WHERE sensor_id = ANY(%(s)s::int[])"
             "     AND bucket >= to_timestamp(c.lo) AND bucket < to_timestamp(c.hi)) AS r"
@@ -570,7 +570,7 @@ def _add_rollup_cells(
     ):
         raise _DaysChanged  # close_days dropped them, to write them again for another zone
     if wanted:
-        # c.k is the 1-based place of the cell in ``wanted``; a cell with no rollup row has no sums.
+        # c.place is the 1-based place of the cell in ``wanted``; a cell with no rollup row has no sums.
         found = [(wanted[row[0] - 1], row) for row in rows if row[1] is not None]
     else:
         in_run = [False] * (len(edges) + 1)  # by width_bucket's k: cell k - 1

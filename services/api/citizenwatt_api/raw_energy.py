@@ -274,6 +274,7 @@ def _cut_readings(
             else:
                 crossing.append((t0, t1, p0, p1, night))
         t0, p0, k0 = t1, p1, k1
+    # The Rows shape; its max(k1 - k0) slot is 1: the segments crossing more are in ``crossing``.
     rows: Rows = [(0, (k1, night, j, s, cj, cs, 1, None, None)) for (k1, night), (j, s, cj, cs) in sums.items()]
     return rows, crossing
 
